@@ -1,0 +1,80 @@
+"""Alembic environment for chatdb's own tables.
+
+Used both by `chatdb migrate` (which passes its connection in
+``config.attributes["connection"]``) and by `alembic` run from a checkout.
+"""
+
+from __future__ import annotations
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import text
+
+from chatdb.migrations import (
+    MIGRATION_LOCK_KEY,
+    VERSION_TABLE,
+    include_name,
+    include_object,
+    lock_timeout,
+)
+from chatdb.models import Base
+
+config = context.config
+if config.config_file_name is not None and "connection" not in config.attributes:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+OPTIONS = {
+    "target_metadata": Base.metadata,
+    "version_table": VERSION_TABLE,
+    "include_name": include_name,
+    "include_object": include_object,
+    "compare_type": True,
+    "compare_server_default": True,
+}
+
+
+def run_offline() -> None:
+    context.configure(
+        url="postgresql+psycopg://",
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        **OPTIONS,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_with(connection) -> None:
+    context.configure(connection=connection, **OPTIONS)
+    with context.begin_transaction():
+        # One migration at a time per database, and never queue behind the
+        # application's locks for long: fail fast and let the deploy retry.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout()}'"))
+        context.run_migrations()
+
+
+def run_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run_with(connection)
+        return
+
+    from chatdb.config import load_settings
+    from chatdb.db import create_engine
+
+    url = context.get_x_argument(as_dictionary=True).get("database_url")
+    engine = create_engine(load_settings(url))
+    try:
+        with engine.connect() as conn:
+            run_with(conn)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()

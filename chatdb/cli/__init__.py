@@ -1,0 +1,16 @@
+"""chatdb's command line: one module per command, all sharing ``_app`` and ``_output``."""
+
+from __future__ import annotations
+
+from chatdb.cli import embedded, migrate, status
+from chatdb.cli._app import app
+
+__all__ = ["app", "main"]
+
+migrate.register(app)
+status.register(app)
+embedded.register(app)
+
+
+def main() -> None:
+    app()

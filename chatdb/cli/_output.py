@@ -1,0 +1,144 @@
+"""The one place that draws output: Rich tables for people, JSON/CSV for scripts.
+
+Data goes to stdout, messages and errors to stderr. Rich turns colour off
+by itself when stdout is not a terminal or ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import re
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+
+
+def stdout() -> Console:
+    return Console(file=sys.stdout, soft_wrap=False)
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def redact(text: str) -> str:
+    """Hide any password embedded in a URL inside ``text`` (a last line of defence)."""
+    return _URL_PASSWORD.sub(r"\g<head>***@", text)
+
+
+def one_line(text: str) -> str:
+    return " ".join(redact(str(text)).split())
+
+
+def error(message: str) -> None:
+    """Print one error line on stderr."""
+    stderr().print(f"[bold red]Error:[/] {_escape(one_line(message))}")
+
+
+def warn(message: str) -> None:
+    stderr().print(f"[yellow]Warning:[/] {_escape(one_line(message))}")
+
+
+def info(message: str) -> None:
+    """A message for the person at the terminal, on stderr so stdout stays data."""
+    stderr().print(_escape(redact(message)))
+
+
+def success(message: str) -> None:
+    stderr().print(f"[green]{_escape(redact(message))}[/]")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert values to JSON: ids as strings, timestamps as ISO 8601 with offset."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if hasattr(value, "as_dict"):
+        return to_jsonable(value.as_dict())
+    return value
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def emit_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else _csv_cell(v) for v in row])
+
+
+def _csv_cell(value: Any) -> Any:
+    plain = to_jsonable(value)
+    if isinstance(plain, (dict, list)):
+        return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+    return plain
+
+
+def cell(value: Any) -> str:
+    """How a value looks in a table cell."""
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    plain = to_jsonable(value)
+    if isinstance(plain, (dict, list)):
+        return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+    return str(plain)
+
+
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    justify: Mapping[str, str] | None = None,
+) -> None:
+    """Draw rows as a Rich table on stdout."""
+    justify = justify or {}
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column, justify=justify.get(column, "left"), overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        grid.add_row(*(_escape(cell(v)) for v in row))
+    stdout().print(grid)
+
+
+def key_values(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:
+    grid = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for key, value in pairs:
+        grid.add_row(key, _escape(cell(value)))
+    stdout().print(grid)

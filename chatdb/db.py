@@ -1,0 +1,157 @@
+"""Engines, sessions and the translation of connection failures.
+
+:class:`Database` is what every command and job holds: it builds the sync
+engine (and, for the async web app, an async engine) from :class:`Settings`
+with the plan's pool settings, and turns driver errors into chatdb's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from chatdb.config import Settings, load_settings
+from chatdb.errors import DatabaseError, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+    from sqlalchemy.orm import Session, sessionmaker
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``create_engine``/``create_async_engine``."""
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.connect_timeout,
+        "application_name": settings.application_name,
+    }
+    if not settings.use_prepared_statements:
+        # psycopg 3 prepares a statement after it ran this many times; None never does.
+        connect_args["prepare_threshold"] = None
+    return {
+        "pool_size": settings.pool.size,
+        "max_overflow": settings.pool.max_overflow,
+        "pool_timeout": settings.pool.timeout,
+        "pool_recycle": settings.pool.recycle,
+        "pool_pre_ping": settings.pool.pre_ping,
+        "connect_args": connect_args,
+    }
+
+
+def create_engine(settings: Settings) -> Engine:
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(settings.url, **engine_options(settings))
+
+
+def create_async_engine(settings: Settings) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine as _create
+
+    return _create(settings.url, **engine_options(settings))
+
+
+def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def translate_errors(settings: Settings | None = None) -> Iterator[None]:
+    """Re-raise driver and SQLAlchemy errors as :class:`ChatdbError` subclasses."""
+    from sqlalchemy import exc as sa_exc
+
+    try:
+        yield
+    except sa_exc.OperationalError as exc:
+        if exc.connection_invalidated or _is_connect_failure(exc):
+            where = f" to {settings.display_url}" if settings else ""
+            raise DatabaseUnavailable(
+                f"cannot connect{where}: {_describe(exc)}"
+            ) from exc
+        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+    except sa_exc.TimeoutError as exc:
+        raise DatabaseUnavailable(
+            "no connection available from the pool in time (raise CHATDB_POOL_SIZE "
+            "or CHATDB_POOL_TIMEOUT)"
+        ) from exc
+    except sa_exc.DBAPIError as exc:
+        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+
+
+def _is_connect_failure(exc: Any) -> bool:
+    orig = getattr(exc, "orig", None)
+    # psycopg raises OperationalError with no SQLSTATE when it never got a session.
+    return orig is not None and getattr(orig, "sqlstate", None) in (None, "28P01", "28000", "3D000", "57P03")
+
+
+def _describe(exc: Any) -> str:
+    from chatdb.errors import describe_connection_failure
+
+    return describe_connection_failure(exc)
+
+
+def _first_line(exc: Any) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Database:
+    """One configured database: engine, sessions, and error translation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+        self._sessionmaker: sessionmaker[Session] | None = None
+
+    @classmethod
+    def from_options(cls, url: str | None = None) -> Database:
+        return cls(load_settings(url))
+
+    @property
+    def display_url(self) -> str:
+        return self.settings.display_url
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_engine(self.settings)
+        return self._engine
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection inside a transaction that commits on success."""
+        with self.translate(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session; the caller commits (``session.commit()``) what it wants kept."""
+        from sqlalchemy.orm import sessionmaker
+
+        if self._sessionmaker is None:
+            self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        with self.translate(), self._sessionmaker() as session:
+            yield session
+
+    def translate(self):
+        return translate_errors(self.settings)
+
+    def server_version(self) -> str:
+        from sqlalchemy import text
+
+        with self.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar_one())
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            self._sessionmaker = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()

@@ -1,0 +1,257 @@
+"""chatdb's Alembic migrations, run in-process.
+
+chatdb keeps its revision history in its own version table,
+``chatdb_alembic_version``, so a database whose ``alembic_version`` belongs
+to the existing application migrates without either history seeing the
+other. Each function here takes a :class:`~chatdb.db.Database` and hands its
+connection to ``env.py`` through ``config.attributes["connection"]``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatdb.errors import ChatdbError, MigrationError, UsageError
+from chatdb.models import CHATDB_TABLES
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+    from chatdb.db import Database
+
+VERSION_TABLE = "chatdb_alembic_version"
+# Serializes concurrent `chatdb migrate` runs (two deploys at once).
+MIGRATION_LOCK_KEY = 0x63686174_0001  # "chat" + 1
+DEFAULT_LOCK_TIMEOUT = "10s"
+_TIMEOUT_RE = re.compile(r"^\d+\s*(ms|s|min)?$")
+
+
+def script_location() -> Path:
+    """The migration scripts: shipped in the package, or the checkout's ``alembic/``."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_alembic"
+    if (packaged / "env.py").exists():
+        return packaged
+    checkout = here.parent / "alembic"
+    if (checkout / "env.py").exists():
+        return checkout
+    raise ChatdbError(f"chatdb's migration scripts are missing (looked in {packaged} and {checkout})")
+
+
+def lock_timeout() -> str:
+    """How long a migration waits for a table lock before failing (``CHATDB_MIGRATION_LOCK_TIMEOUT``)."""
+    value = os.environ.get("CHATDB_MIGRATION_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT).strip()
+    if not _TIMEOUT_RE.match(value):
+        raise UsageError(
+            f"CHATDB_MIGRATION_LOCK_TIMEOUT must look like 500ms, 10s or 1min, got {value!r}"
+        )
+    return value
+
+
+def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """Limit Alembic's comparisons to chatdb's own tables."""
+    if type_ == "table":
+        return name in CHATDB_TABLES
+    return True
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Keep ``users`` (declared in the models only so foreign keys resolve) out of comparisons."""
+    if type_ == "table":
+        return name in CHATDB_TABLES
+    return True
+
+
+def alembic_config(connection: Connection | None = None, *, buffer: io.StringIO | None = None) -> Config:
+    from alembic.config import Config
+
+    cfg = Config(output_buffer=buffer) if buffer is not None else Config()
+    cfg.set_main_option("script_location", str(script_location()))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: str
+    down_revision: str | None
+    description: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "down_revision": self.down_revision, "description": self.description}
+
+
+def revisions() -> list[Revision]:
+    """chatdb's revisions, oldest first."""
+    script = _script()
+    heads = script.get_heads()
+    if len(heads) != 1:
+        raise MigrationError(f"chatdb's migrations must have one head, found {len(heads)}")
+    ordered = [
+        Revision(rev.revision, rev.down_revision, rev.doc or "")  # type: ignore[arg-type]
+        for rev in script.walk_revisions("base", "heads")
+    ]
+    return list(reversed(ordered))
+
+
+def head() -> str:
+    return revisions()[-1].id
+
+
+def resolve_target(target: str | None) -> str | None:
+    """A revision id for ``target`` (None for base); accepts head, base, ids and unique prefixes."""
+    known = [rev.id for rev in revisions()]
+    if target is None or target in ("head", "heads"):
+        return known[-1]
+    if target == "base":
+        return None
+    if target in known:
+        return target
+    matches = [rev for rev in known if rev.startswith(target)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"revision {target!r} is ambiguous: {', '.join(matches)}")
+    raise UsageError(
+        f"unknown revision {target!r}; known revisions: base, {', '.join(known)}, head"
+    )
+
+
+def current_revision(conn: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    current = context.get_current_revision()
+    return current
+
+
+def current(db: Database) -> str | None:
+    with db.connect() as conn:
+        return current_revision(conn)
+
+
+def _position(rev: str | None, known: list[str]) -> int:
+    if rev is None:
+        return -1
+    if rev not in known:
+        raise MigrationError(
+            f"the database is at revision {rev!r}, which this version of chatdb does not know "
+            "(is a newer chatdb managing it?)"
+        )
+    return known.index(rev)
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    current: str | None
+    target: str | None
+    direction: str  # "upgrade", "downgrade" or "none"
+    steps: list[Revision] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "current": self.current,
+            "target": self.target,
+            "direction": self.direction,
+            "steps": [step.as_dict() for step in self.steps],
+        }
+
+
+def plan(current_rev: str | None, target: str | None) -> MigrationPlan:
+    """The revisions between ``current_rev`` and ``target``, in the order they would run."""
+    revs = revisions()
+    known = [rev.id for rev in revs]
+    here, there = _position(current_rev, known), _position(target, known)
+    if there > here:
+        return MigrationPlan(current_rev, target, "upgrade", revs[here + 1 : there + 1])
+    if there < here:
+        return MigrationPlan(current_rev, target, "downgrade", list(reversed(revs[there + 1 : here + 1])))
+    return MigrationPlan(current_rev, target, "none")
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    plan: MigrationPlan
+    revision: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.plan.as_dict(), "revision": self.revision}
+
+
+def migrate(db: Database, target: str | None = "head") -> MigrationResult:
+    """Move chatdb's schema to ``target`` (head when None); a no-op when already there."""
+    from alembic import command
+    from alembic.util import CommandError
+
+    wanted = resolve_target(target)
+    from sqlalchemy import text
+
+    with db.translate():
+        with db.engine.begin() as conn:
+            # Wait for any other migration first, so the plan reflects its outcome.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            steps = plan(current_revision(conn), wanted)
+            if steps.direction != "none":
+                cfg = alembic_config(conn)
+                destination = wanted or "base"
+                try:
+                    if steps.direction == "upgrade":
+                        command.upgrade(cfg, destination)
+                    else:
+                        command.downgrade(cfg, destination)
+                except CommandError as exc:
+                    raise MigrationError(f"migration failed: {exc}") from exc
+            reached = current_revision(conn)
+    return MigrationResult(plan=steps, revision=reached)
+
+
+def migration_sql(target: str | None, from_revision: str | None) -> str:
+    """The SQL that moves the schema from ``from_revision`` to ``target``, without running it."""
+    from alembic import command
+
+    wanted = resolve_target(target)
+    steps = plan(from_revision, wanted)
+    if steps.direction == "none":
+        return ""
+    buffer = io.StringIO()
+    cfg = alembic_config(buffer=buffer)
+    start, end = from_revision or "base", wanted or "base"
+    if steps.direction == "upgrade":
+        command.upgrade(cfg, f"{start}:{end}", sql=True)
+    else:
+        command.downgrade(cfg, f"{start}:{end}", sql=True)
+    return buffer.getvalue()
+
+
+def schema_drift(conn: Connection) -> list[Any]:
+    """Differences between chatdb's models and the live tables (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from chatdb.models import Base
+
+    context = MigrationContext.configure(
+        conn,
+        opts={
+            "version_table": VERSION_TABLE,
+            "include_name": include_name,
+            "include_object": include_object,
+            "compare_type": True,
+            "compare_server_default": True,
+        },
+    )
+    return list(compare_metadata(context, Base.metadata))
