@@ -12,3 +12,68 @@ JsonOption = Annotated[
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
 ]
+
+
+def _as_param(parse):
+    """Wrap a chatdb parser so its UsageError reads as Typer's 'Invalid value for …'."""
+
+    def convert(value):
+        from chatdb.errors import UsageError
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse(value)
+        except UsageError as exc:
+            raise typer.BadParameter(exc.message) from None
+
+    return convert
+
+
+def _duration(value: str):
+    from chatdb.timeparse import parse_duration
+
+    return parse_duration(value)
+
+
+def _instant(value: str):
+    from chatdb.timeparse import parse_instant
+
+    return parse_instant(value)
+
+
+duration_param = _as_param(_duration)
+instant_param = _as_param(_instant)
+
+# Durations (90d, 12w, 6mo, 1y, 36h, P90D) become chatdb.timeparse.Duration.
+OlderThanOption = Annotated[
+    object | None,
+    typer.Option(
+        "--older-than",
+        metavar="DURATION",
+        parser=duration_param,
+        help="Only rows whose last activity is older than this: 90d, 12w, 6mo, 1y, 36h, P90D.",
+        show_default=False,
+    ),
+]
+# Dates, timestamps, or a duration ago, become aware datetimes.
+BeforeOption = Annotated[
+    object | None,
+    typer.Option(
+        "--before",
+        metavar="DATE",
+        parser=instant_param,
+        help="Only rows whose last activity is before this date/timestamp (or duration ago).",
+        show_default=False,
+    ),
+]
+SinceOption = Annotated[
+    object | None,
+    typer.Option(
+        "--since",
+        metavar="DATE",
+        parser=instant_param,
+        help="Only rows whose last activity is at or after this date/timestamp (or duration ago).",
+        show_default=False,
+    ),
+]
