@@ -72,6 +72,12 @@ class JobLockedError(ChatdbError):
     exit_code = EXIT_LOCKED
 
 
+class JobInterrupted(ChatdbError):
+    """A batched job stopped on Ctrl-C; the message says what it had committed."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 def describe_connection_failure(exc: BaseException) -> str:
     """Turn a driver's connection error into one short, password-free line."""
     text = str(getattr(exc, "orig", None) or exc).strip()

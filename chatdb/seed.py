@@ -1,0 +1,636 @@
+"""Realistic demo data, generated inside PostgreSQL, and its removal.
+
+:func:`seed` fills a database with users, conversations and messages that
+look like a chatbot's: conversations of very different lengths (a few very
+long ones), roles alternating user/assistant, user messages within the
+1,000-character limit, assistant messages with the metadata a model call
+leaves (model, token counts, latency), activity spread over two years, some
+conversations archived.
+
+Every row is generated server-side with ``INSERT … SELECT … generate_series``
+from a plan kept in a temporary table, one transaction per batch of whole
+conversations: an interrupted run leaves only complete conversations behind.
+
+What seed creates is labelled by its users: their ids start with
+:data:`SEED_USER_PREFIX`, and every seeded conversation (and message) belongs
+to one of them. :func:`remove_seed` deletes exactly those users, their
+conversations and their messages, in batches.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chatdb.errors import (
+    ConflictError,
+    DatabaseError,
+    JobInterrupted,
+    MigrationError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from chatdb.db import Database
+
+SEED_USER_PREFIX = "chatdb-seed-"
+MESSAGES_PER_CONVERSATION = 20  # the default average when only --messages is given
+CONVERSATIONS_PER_USER = 10
+LONG_CONVERSATION_SHARE = 0.10  # of all messages, held by a few very long conversations
+CONVERSATIONS_PER_LONG_ONE = 2000
+ARCHIVED_SHARE = 0.15
+ACTIVITY_DAYS = 730
+DEFAULT_BATCH_MESSAGES = 50_000
+DEFAULT_JOBS = 2  # connections writing batches at once
+REMOVE_BATCH_CONVERSATIONS = 2_000
+REMOVE_BATCH_USERS = 1_000
+TEXT_VARIANTS = 400  # distinct texts per role
+
+Progress = Callable[[int, int], None]
+
+_USER_LINES = (
+    "Can you help me plan a three-day trip to Lisbon on a budget?",
+    "Why does my Python script say 'list index out of range' on the last line?",
+    "Rewrite this paragraph so it sounds friendlier but still professional.",
+    "What is the difference between a Roth IRA and a traditional one?",
+    "My sourdough starter smells like nail polish remover, is it dead?",
+    "Summarize the main arguments of the article I pasted above in five bullet points.",
+    "How do I center a div vertically and horizontally with flexbox?",
+    "Give me a beginner workout I can do at home without equipment.",
+    "Translate 'we will arrive a little late, please start without us' into Spanish.",
+    "Explain recursion like I am twelve.",
+    "What should I ask in a job interview for a senior backend role?",
+    "Can you check this SQL query? It returns duplicates when I join orders and payments.",
+    "Write a short poem about autumn rain for my daughter's birthday card.",
+    "Is it safe to give my dog grapes?",
+    "Compare PostgreSQL and MySQL for a small web shop with a few thousand orders a day.",
+    "That did not work, the error is still there after I restarted the server.",
+    "Thanks! Could you make it shorter and add an example?",
+    "How many calories are in a bowl of oatmeal with banana and peanut butter?",
+    "I have a meeting with my manager tomorrow about a raise, how should I prepare?",
+    "What are good names for a bakery that also sells coffee?",
+)
+
+_ASSISTANT_LINES = (
+    "Sure, here is a plan that keeps costs low while still covering the main sights.",
+    "The error means the loop reads one element past the end of the list; range(len(items)) already stops before the last index, so the extra + 1 is the culprit.",
+    "Here is a friendlier version that keeps the same facts and the same level of formality.",
+    "Both accounts are tax-advantaged, but they differ in when you pay the tax: contributions to a traditional IRA may be deductible now, while qualified Roth withdrawals are tax-free later.",
+    "A sharp acetone smell usually means the starter is hungry rather than dead. Feed it twice a day at a 1:1:1 ratio for a few days and the smell should fade.",
+    "1. The author argues that remote work raises productivity for focused tasks. 2. Collaboration suffers without deliberate rituals. 3. Hybrid schedules are the most common compromise.",
+    "Set the parent to display: flex, then use justify-content: center and align-items: center; give the parent a height, for example min-height: 100vh, so there is room to center in.",
+    "Here is a 20-minute routine: three rounds of squats, push-ups against a table, glute bridges, a plank and jumping jacks, with 45 seconds of work and 15 seconds of rest.",
+    "Llegaremos un poco tarde, por favor empiecen sin nosotros.",
+    "Imagine a set of nesting dolls: to find the smallest one you open a doll, and if there is another doll inside you do the same thing again, until there is nothing left to open.",
+    "Good questions show that you think about the team's work: how do you handle on-call, how are technical decisions made, and what would success look like in my first six months?",
+    "The duplicates come from joining two one-to-many relations at once; aggregate the payments per order in a subquery first and join that instead.",
+    "Soft rain on amber leaves, a quiet drum on the window, and you, a year older, laughing at puddles.",
+    "No. Grapes and raisins can cause kidney failure in dogs even in small amounts; if your dog ate some, call your vet or an animal poison line right away.",
+    "For that load either works well. PostgreSQL gives you stricter defaults, richer types such as JSONB and better support for complex queries; MySQL is familiar to many hosting providers.",
+    "Let's narrow it down. Could you paste the full error message and the last twenty lines of the log? The stack trace will show which module raises it.",
+    "Here is a shorter version with an example at the end, as you asked.",
+    "Roughly 450 kcal: about 150 for the oats, 105 for a medium banana and 190 for two tablespoons of peanut butter.",
+    "Write down three concrete results you delivered this year, look up the market range for your role, and decide in advance the number you will ask for and the lowest you would accept.",
+    "A few ideas: Crumb & Bean, The Morning Loaf, Flour Hour, Second Breakfast, Knead & Brew.",
+)
+
+_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3.1-70b")
+
+
+def _texts(lines: tuple[str, ...], lengths: Callable[[random.Random], int], count: int,
+           rng: random.Random) -> list[str]:
+    """``count`` messages of sentences in random order, cut at a word near the drawn length.
+
+    The database picks from these for every row: choosing from an array is much
+    cheaper per row than cutting text server-side.
+    """
+    found = []
+    for _ in range(count):
+        wanted = lengths(rng)
+        words: list[str] = []
+        size = 0
+        while size < wanted:
+            for word in rng.choice(lines).split():
+                if size + len(word) + 1 > wanted and words:
+                    break
+                words.append(word)
+                size += len(word) + 1
+            else:
+                continue
+            break
+        found.append(" ".join(words)[:wanted])
+    return found
+
+
+def _user_length(rng: random.Random) -> int:
+    # Mostly a sentence or two, sometimes a pasted paragraph; never over the limit.
+    return 20 + int(980 * rng.random() ** 3)
+
+
+def _assistant_length(rng: random.Random) -> int:
+    return 40 + int(1800 * rng.random() ** 2)
+
+
+@dataclass(frozen=True)
+class SeedScale:
+    """How much to create: users, conversations and messages (exactly these counts)."""
+
+    users: int
+    conversations: int
+    messages: int
+
+    @classmethod
+    def build(
+        cls, *, messages: int | None = None, conversations: int | None = None, users: int | None = None
+    ) -> SeedScale:
+        """Fill in what was not given: 20 messages per conversation, 10 conversations per user."""
+        for value, name in ((messages, "messages"), (conversations, "conversations"), (users, "users")):
+            if value is not None and value < 1:
+                raise UsageError(f"--{name} must be at least 1, got {value}")
+        if messages is None:
+            messages = (conversations or 5_000) * MESSAGES_PER_CONVERSATION
+        if conversations is None:
+            conversations = max(1, messages // MESSAGES_PER_CONVERSATION)
+        if users is None:
+            users = max(1, conversations // CONVERSATIONS_PER_USER)
+        if messages < conversations:
+            raise UsageError(
+                f"--messages ({messages}) must be at least --conversations ({conversations}): "
+                "every conversation gets at least one message"
+            )
+        return cls(users=users, conversations=conversations, messages=messages)
+
+    @property
+    def long_conversations(self) -> int:
+        return self.conversations // CONVERSATIONS_PER_LONG_ONE if self.conversations >= 2 * CONVERSATIONS_PER_LONG_ONE else (1 if self.conversations >= 10 else 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"users": self.users, "conversations": self.conversations, "messages": self.messages}
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    database: str
+    user_prefix: str
+    users: int  # created by this run (users left by an earlier run are reused)
+    conversations: int
+    messages: int
+    long_conversations: int
+    seconds: float
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "user_prefix": self.user_prefix,
+            "users": self.users,
+            "conversations": self.conversations,
+            "messages": self.messages,
+            "long_conversations": self.long_conversations,
+            "seconds": round(self.seconds, 3),
+            "messages_per_second": round(self.messages_per_second),
+        }
+
+
+@dataclass(frozen=True)
+class SeedRemoval:
+    database: str
+    user_prefix: str
+    users: int
+    conversations: int
+    messages: int
+    seconds: float
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "user_prefix": self.user_prefix,
+            "dry_run": self.dry_run,
+            "users": self.users,
+            "conversations": self.conversations,
+            "messages": self.messages,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _require_schema(conn: Connection) -> None:
+    from sqlalchemy import text
+
+    missing = conn.execute(
+        text(
+            "SELECT name FROM unnest(ARRAY['users', 'conversations', 'messages']) AS name "
+            "WHERE to_regclass(name) IS NULL"
+        )
+    ).scalars().all()
+    if missing:
+        raise MigrationError(
+            f"{'tables' if len(missing) > 1 else 'table'} {', '.join(missing)} missing: "
+            "run 'chatdb migrate' first"
+        )
+
+
+def _users_required_columns(conn: Connection) -> list[str]:
+    """Columns of ``users`` besides ``id`` that need a value chatdb cannot invent."""
+    from sqlalchemy import text
+
+    return list(
+        conn.execute(
+            text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('users') "
+                "AND attnum > 0 AND NOT attisdropped AND attnotnull AND NOT atthasdef "
+                "AND attidentity = '' AND attgenerated = '' AND attname <> 'id' ORDER BY attnum"
+            )
+        ).scalars()
+    )
+
+
+def _create_users(conn: Connection, count: int, prefix: str) -> int:
+    from sqlalchemy import exc, text
+
+    required = _users_required_columns(conn)
+    if required:
+        raise ConflictError(
+            "cannot create demo users: the users table requires "
+            + ", ".join(required)
+            + " (NOT NULL, no default) and seed only fills id; seed a database whose "
+            "users table needs nothing but an id"
+        )
+    try:
+        created = conn.execute(
+            text(
+                "INSERT INTO users (id) SELECT :prefix || lpad(g::text, :width, '0') "
+                "FROM generate_series(1, :count) AS g ON CONFLICT (id) DO NOTHING"
+            ),
+            {"prefix": prefix, "width": len(str(count)), "count": count},
+        ).rowcount
+    except exc.DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise DatabaseError(f"cannot create demo users in the users table: {reason}") from error
+    return created
+
+
+_PLAN_SQL = """
+CREATE TEMPORARY TABLE chatdb_seed_plan (
+    n integer PRIMARY KEY,
+    id uuid NOT NULL,
+    user_id varchar(255) NOT NULL,
+    status varchar(20) NOT NULL,
+    long boolean NOT NULL,
+    weight numeric NOT NULL,
+    messages integer,
+    gap double precision NOT NULL,
+    started timestamptz
+)
+"""
+
+_FILL_PLAN_SQL = """
+INSERT INTO chatdb_seed_plan (n, id, user_id, status, long, weight, gap)
+SELECT g, gen_random_uuid(),
+       :prefix || lpad((1 + floor(CAST(:users AS int) * random() ^ 2))::int::text, :width, '0'),
+       CASE WHEN random() < :archived THEN 'archived' ELSE 'active' END,
+       long,
+       1 + floor(1000 * random() ^ 3),
+       -- seconds between messages: a chat for normal conversations, days for long ones
+       CASE WHEN long THEN 600 + 3000 * random() ELSE 15 + 150 * random() END
+FROM generate_series(1, :conversations) AS g,
+     LATERAL (SELECT CAST(:long_every AS int) > 0 AND g % greatest(CAST(:long_every AS int), 1) = 0
+                     AND g <= CAST(:long_count AS bigint) * CAST(:long_every AS int) AS long) AS l
+"""
+
+# Long conversations share LONG_CONVERSATION_SHARE of the messages between them.
+_LONG_WEIGHTS_SQL = """
+UPDATE chatdb_seed_plan SET weight = t.normal * :share / (1 - :share) / :long_count
+FROM (SELECT sum(weight) AS normal FROM chatdb_seed_plan WHERE NOT long) AS t
+WHERE long AND t.normal IS NOT NULL
+"""
+
+# Telescoping floors of the cumulative weights: the counts add up to exactly :extra.
+_COUNTS_SQL = """
+UPDATE chatdb_seed_plan AS p
+SET messages = CAST(:base AS int) + (floor(CAST(:extra AS numeric) * c.cum / c.total) - floor(CAST(:extra AS numeric) * (c.cum - c.weight) / c.total))::int
+FROM (SELECT n, weight, sum(weight) OVER (ORDER BY n) AS cum, sum(weight) OVER () AS total
+      FROM chatdb_seed_plan) AS c
+WHERE p.n = c.n
+"""
+
+# Start somewhere in the last two years, early enough for the last message to be in the past.
+_START_SQL = """
+UPDATE chatdb_seed_plan
+SET started = least(now() - random() * make_interval(days => :days),
+                    now() - make_interval(secs => (messages + 1) * gap))
+"""
+
+# A batch's conversations, from the plan, as arrays: batches then need no shared
+# temporary table and can run on several connections at once.
+_BATCH_CTE = """
+WITH p AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS varchar[]), CAST(:statuses AS varchar[]),
+                         CAST(:counts AS int[]), CAST(:gaps AS float8[]), CAST(:starts AS timestamptz[]))
+        AS p(id, user_id, status, messages, gap, started)
+)
+"""
+
+_INSERT_CONVERSATIONS_SQL = _BATCH_CTE + """
+INSERT INTO conversations (id, user_id, status, created_at, updated_at)
+SELECT id, user_id, status, started, started + make_interval(secs => messages * gap) FROM p
+"""
+
+_INSERT_MESSAGES_SQL = _BATCH_CTE + """
+INSERT INTO messages (conversation_id, user_id, role, content, metadata, created_at)
+SELECT p.id, p.user_id,
+       CASE WHEN m.is_user THEN 'user' ELSE 'assistant' END,
+       CASE WHEN m.is_user
+            THEN (CAST(:user_texts AS text[]))[1 + floor(random() * :user_count)::int]
+            ELSE (CAST(:assistant_texts AS text[]))[1 + floor(random() * :assistant_count)::int]
+       END,
+       CASE WHEN m.is_user THEN NULL ELSE jsonb_build_object(
+            'model', (CAST(:models AS text[]))[1 + floor(random() * :model_count)::int],
+            'prompt_tokens', 200 + k * 40 + floor(random() * 400)::int,
+            'completion_tokens', 10 + floor(450 * m.r ^ 2)::int,
+            'latency_ms', 300 + floor(4000 * random() ^ 2)::int,
+            'finish_reason', 'stop') END,
+       p.started + make_interval(secs => (k + 0.9 * random()) * p.gap)
+FROM p
+CROSS JOIN LATERAL generate_series(0, p.messages - 1) AS k
+CROSS JOIN LATERAL (SELECT k % 2 = 0 AS is_user, random() AS r) AS m
+"""
+
+
+@dataclass
+class _Batch:
+    ids: list[Any]
+    users: list[str]
+    statuses: list[str]
+    counts: list[int]
+    gaps: list[float]
+    starts: list[Any]
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "ids": self.ids, "users": self.users, "statuses": self.statuses,
+            "counts": self.counts, "gaps": self.gaps, "starts": self.starts,
+        }
+
+
+def _batches(rows: list[Any], batch_messages: int) -> list[_Batch]:
+    """Whole conversations, grouped into batches of about ``batch_messages`` messages."""
+    found: list[_Batch] = []
+    current: _Batch | None = None
+    size = 0
+    for row in rows:
+        if current is None or (size + row.messages > batch_messages and current.ids):
+            current = _Batch([], [], [], [], [], [])
+            found.append(current)
+            size = 0
+        current.ids.append(row.id)
+        current.users.append(row.user_id)
+        current.statuses.append(row.status)
+        current.counts.append(row.messages)
+        current.gaps.append(row.gap)
+        current.starts.append(row.started)
+        size += row.messages
+    return found
+
+
+def _conversations_exist(conn: Connection) -> bool:
+    from sqlalchemy import text
+
+    return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM conversations)")).scalar_one())
+
+
+def seed(
+    db: Database,
+    scale: SeedScale,
+    *,
+    force: bool = False,
+    batch_messages: int = DEFAULT_BATCH_MESSAGES,
+    jobs: int = DEFAULT_JOBS,
+    progress: Progress | None = None,
+) -> SeedResult:
+    """Create ``scale`` users, conversations and messages of demo data.
+
+    Refuses (:class:`ConflictError`) when ``conversations`` already holds
+    rows, unless ``force``. Users are created first (reusing any left by an
+    earlier run); then each batch of about ``batch_messages`` messages is one
+    transaction holding whole conversations, ``jobs`` batches at a time on
+    their own connections. ``progress(done, total)`` counts messages. On
+    Ctrl-C the batches in flight finish and commit, no new one starts, and
+    :class:`JobInterrupted` says what was kept.
+    """
+    from sqlalchemy import text
+
+    if batch_messages < 1:
+        raise UsageError(f"the batch size must be at least 1, got {batch_messages}")
+    started = time.monotonic()
+    rng = random.Random()
+    user_texts = _texts(_USER_LINES, _user_length, TEXT_VARIANTS, rng)
+    assistant_texts = _texts(_ASSISTANT_LINES, _assistant_length, TEXT_VARIANTS, rng)
+    long_count = scale.long_conversations
+    prefix = SEED_USER_PREFIX
+    with db.translate(), db.engine.connect() as conn:
+        with conn.begin():
+            _require_schema(conn)
+            if not force and _conversations_exist(conn):
+                raise ConflictError(
+                    f"{db.display_url} already holds conversations; seed adds demo data only to an "
+                    "empty database unless you pass --force"
+                )
+        with conn.begin():
+            users = _create_users(conn, scale.users, prefix)
+        with conn.begin():
+            conn.execute(text(_PLAN_SQL))
+            conn.execute(
+                text(_FILL_PLAN_SQL),
+                {
+                    "prefix": prefix,
+                    "users": scale.users,
+                    "width": len(str(scale.users)),
+                    "archived": ARCHIVED_SHARE,
+                    "conversations": scale.conversations,
+                    "long_every": scale.conversations // long_count if long_count else 0,
+                    "long_count": long_count,
+                },
+            )
+            if long_count:
+                conn.execute(
+                    text(_LONG_WEIGHTS_SQL), {"share": LONG_CONVERSATION_SHARE, "long_count": long_count}
+                )
+            base = 2 if scale.messages >= 2 * scale.conversations else 1
+            conn.execute(
+                text(_COUNTS_SQL), {"base": base, "extra": scale.messages - base * scale.conversations}
+            )
+            conn.execute(text(_START_SQL), {"days": ACTIVITY_DAYS})
+            plan = conn.execute(
+                text("SELECT id, user_id, status, messages, gap, started FROM chatdb_seed_plan ORDER BY n")
+            ).all()
+            conn.execute(text("DROP TABLE chatdb_seed_plan"))
+    params = {
+        "user_texts": user_texts,
+        "user_count": len(user_texts),
+        "assistant_texts": assistant_texts,
+        "assistant_count": len(assistant_texts),
+        "models": list(_MODELS),
+        "model_count": len(_MODELS),
+    }
+    stop = threading.Event()
+    lock = threading.Lock()
+    done = {"conversations": 0, "messages": 0}
+    pending = iter(_batches(plan, batch_messages))
+
+    def worker() -> None:
+        # Each worker takes the next batch and writes it in one transaction.
+        with db.translate(), db.engine.connect() as conn:
+            while not stop.is_set():
+                with lock:
+                    batch = next(pending, None)
+                if batch is None:
+                    return
+                with conn.begin():
+                    # The planner cannot estimate generate_series per row; JIT compiling
+                    # for its guess costs more than the batch itself.
+                    conn.execute(text("SET LOCAL jit = off"))
+                    conn.execute(text(_INSERT_CONVERSATIONS_SQL), batch.params())
+                    conn.execute(text(_INSERT_MESSAGES_SQL), {**params, **batch.params()})
+                with lock:
+                    done["conversations"] += len(batch.ids)
+                    done["messages"] += sum(batch.counts)
+                    if progress:
+                        progress(done["messages"], scale.messages)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(worker) for _ in range(max(1, jobs))]
+        try:
+            for future in futures:
+                while True:
+                    try:
+                        future.result(timeout=0.2)
+                        break
+                    except FuturesTimeout:
+                        continue
+        except KeyboardInterrupt:
+            stop.set()
+            wait(futures)  # batches in flight finish and commit whole
+            raise JobInterrupted(
+                f"interrupted: kept {done['conversations']} complete conversations with "
+                f"{done['messages']} messages; 'chatdb seed --remove' deletes them"
+            ) from None
+        except BaseException:
+            stop.set()
+            raise
+    with db.translate(), db.engine.connect() as conn:
+        conn.execute(text("ANALYZE conversations"))
+        conn.execute(text("ANALYZE messages"))
+        conn.commit()
+    done_conversations, done_messages = done["conversations"], done["messages"]
+    return SeedResult(
+        database=db.display_url,
+        user_prefix=prefix,
+        users=users,
+        conversations=done_conversations,
+        messages=done_messages,
+        long_conversations=long_count,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _seed_user_ids(conn: Connection, prefix: str) -> list[str]:
+    from sqlalchemy import text
+
+    return list(
+        conn.execute(
+            text("SELECT id FROM users WHERE starts_with(id, :prefix) ORDER BY id"), {"prefix": prefix}
+        ).scalars()
+    )
+
+
+def remove_seed(
+    db: Database,
+    *,
+    dry_run: bool = False,
+    batch_conversations: int = REMOVE_BATCH_CONVERSATIONS,
+    progress: Progress | None = None,
+) -> SeedRemoval:
+    """Delete what :func:`seed` created: users whose id starts with the seed prefix, with
+    their conversations and messages.
+
+    Conversations go in batches, each with its messages in one transaction,
+    then the users; re-running after an interruption finishes the job.
+    ``progress(done, total)`` counts conversations. ``dry_run`` only counts.
+    """
+    from sqlalchemy import text
+
+    started = time.monotonic()
+    prefix = SEED_USER_PREFIX
+    with db.translate(), db.engine.connect() as conn:
+        with conn.begin():
+            _require_schema(conn)
+            user_ids = _seed_user_ids(conn, prefix)
+            total = int(
+                conn.execute(
+                    text("SELECT count(*) FROM conversations WHERE user_id = ANY(:users)"),
+                    {"users": user_ids},
+                ).scalar_one()
+            )
+        if dry_run:
+            with conn.begin():
+                messages = int(
+                    conn.execute(
+                        text("SELECT count(*) FROM messages WHERE user_id = ANY(:users)"), {"users": user_ids}
+                    ).scalar_one()
+                )
+            return SeedRemoval(db.display_url, prefix, len(user_ids), total, messages,
+                               time.monotonic() - started, dry_run=True)
+        conversations = messages = users = 0
+        try:
+            while True:
+                with conn.begin():
+                    ids = conn.execute(
+                        text("SELECT id FROM conversations WHERE user_id = ANY(:users) LIMIT :batch FOR UPDATE"),
+                        {"users": user_ids, "batch": batch_conversations},
+                    ).scalars().all()
+                    if not ids:
+                        break
+                    messages += conn.execute(
+                        text("DELETE FROM messages WHERE conversation_id = ANY(:ids)"), {"ids": ids}
+                    ).rowcount
+                    conversations += conn.execute(
+                        text("DELETE FROM conversations WHERE id = ANY(:ids)"), {"ids": ids}
+                    ).rowcount
+                if progress:
+                    progress(conversations, total)
+            with conn.begin():
+                # Messages a seeded user left in someone else's conversation go with the user.
+                messages += conn.execute(
+                    text("DELETE FROM messages WHERE user_id = ANY(:users)"), {"users": user_ids}
+                ).rowcount
+            # messages.user_id has no index, so deleting a user makes its foreign key's
+            # cascade scan messages once per user: vacuum first so the dead seeded rows
+            # are not scanned again for every user.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text("VACUUM messages"))
+            conn.commit()
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+            for at in range(0, len(user_ids), REMOVE_BATCH_USERS):
+                with conn.begin():
+                    users += conn.execute(
+                        text("DELETE FROM users WHERE id = ANY(:users)"),
+                        {"users": user_ids[at:at + REMOVE_BATCH_USERS]},
+                    ).rowcount
+        except KeyboardInterrupt:
+            raise JobInterrupted(
+                f"interrupted: removed {conversations} of {total} seeded conversations and "
+                f"{users} of {len(user_ids)} users; run 'chatdb seed --remove' again to finish"
+            ) from None
+    return SeedRemoval(db.display_url, prefix, users, conversations, messages, time.monotonic() - started)

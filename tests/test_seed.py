@@ -1,0 +1,138 @@
+"""`chatdb seed`: realistic demo data at a chosen scale, labelled, and removable."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import Cli, TestDatabase, assert_one_line_error
+
+PREFIX = "chatdb-seed-"
+
+
+def seeded_counts(db: TestDatabase) -> tuple[int, int, int]:
+    return db.sql(
+        "SELECT (SELECT count(*) FROM users WHERE starts_with(id, %(p)s)),"
+        " (SELECT count(*) FROM conversations WHERE starts_with(user_id, %(p)s)),"
+        " (SELECT count(*) FROM messages WHERE starts_with(user_id, %(p)s))",
+        {"p": PREFIX},
+    )[0]
+
+
+def add_real_conversation(db: TestDatabase) -> None:
+    db.sql("INSERT INTO users (id) VALUES ('alice')")
+    db.sql(
+        "WITH c AS (INSERT INTO conversations (user_id) VALUES ('alice') RETURNING id) "
+        "INSERT INTO messages (conversation_id, user_id, role, content) "
+        "SELECT id, 'alice', 'user', 'hello' FROM c"
+    )
+
+
+def test_seed_creates_exactly_the_requested_scale(cli: Cli, migrated_db: TestDatabase) -> None:
+    result = cli("seed", "--messages", "4800", "--conversations", "100", "--users", "7",
+                 "--batch", "500", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    assert (report["users"], report["conversations"], report["messages"]) == (7, 100, 4800)
+    assert report["user_prefix"] == PREFIX
+    assert seeded_counts(migrated_db) == (7, 100, 4800)
+    assert migrated_db.scalar("SELECT count(*) FROM messages") == 4800
+
+
+def test_seeded_data_looks_like_a_chatbot(cli: Cli, migrated_db: TestDatabase) -> None:
+    assert cli("seed", "--messages", "4800", "--conversations", "100", "--batch", "700").exit_code == 0
+    db = migrated_db
+    # Roles alternate, starting with the user, in every conversation.
+    assert db.scalar(
+        "SELECT count(*) FROM (SELECT role, row_number() OVER (PARTITION BY conversation_id "
+        "ORDER BY created_at) AS n FROM messages) AS m WHERE (n % 2 = 1) <> (role = 'user')"
+    ) == 0
+    # User messages respect the limit; assistant messages carry the model call's metadata.
+    assert db.scalar("SELECT max(length(content)) FROM messages WHERE role = 'user'") <= 1000
+    assert db.scalar("SELECT min(length(content)) FROM messages") > 0
+    assert db.scalar("SELECT count(*) FROM messages WHERE role = 'user' AND metadata IS NOT NULL") == 0
+    assert db.scalar(
+        "SELECT count(*) FROM messages WHERE role = 'assistant' AND NOT (metadata ?& "
+        "ARRAY['model', 'prompt_tokens', 'completion_tokens', 'latency_ms'])"
+    ) == 0
+    # Activity over about two years, all of it in the past, each conversation's
+    # updated_at at or after its last message.
+    oldest, newest = db.sql("SELECT min(created_at), max(created_at) FROM messages")[0]
+    assert (newest - oldest).days > 365
+    assert db.scalar("SELECT max(created_at) <= now() FROM messages")
+    assert db.scalar(
+        "SELECT count(*) FROM conversations c WHERE updated_at < "
+        "(SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id)"
+    ) == 0
+    # Every conversation has messages; a very long one holds about a tenth of them.
+    sizes = [row[0] for row in db.sql(
+        "SELECT count(m.id) FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id "
+        "GROUP BY c.id ORDER BY 1 DESC"
+    )]
+    assert min(sizes) >= 2
+    assert sizes[0] >= 0.09 * 4800
+    assert db.scalar("SELECT count(DISTINCT status) FROM conversations") == 2
+
+
+def test_seed_refuses_a_database_with_conversations_unless_forced(cli: Cli, migrated_db: TestDatabase) -> None:
+    add_real_conversation(migrated_db)
+    refused = cli("seed", "--messages", "40")
+    assert_one_line_error(refused, 1, "already holds conversations", "--force")
+    assert seeded_counts(migrated_db) == (0, 0, 0)
+
+    forced = cli("seed", "--messages", "40", "--conversations", "4", "--users", "2", "--force", "--json")
+    assert forced.exit_code == 0, forced.stderr
+    assert seeded_counts(migrated_db) == (2, 4, 40)
+    # A second forced run adds conversations and reuses the demo users.
+    again = cli("seed", "--messages", "40", "--conversations", "4", "--users", "2", "--force", "--json")
+    assert again.json()["users"] == 0
+    assert seeded_counts(migrated_db) == (2, 8, 80)
+
+
+def test_remove_deletes_exactly_the_demo_data(cli: Cli, migrated_db: TestDatabase) -> None:
+    add_real_conversation(migrated_db)
+    assert cli("seed", "--messages", "600", "--conversations", "30", "--force").exit_code == 0
+    before = seeded_counts(migrated_db)
+
+    dry = cli("seed", "--remove", "--dry-run", "--json").json()
+    assert (dry["users"], dry["conversations"], dry["messages"], dry["dry_run"]) == (*before, True)
+    assert seeded_counts(migrated_db) == before
+
+    assert_one_line_error(cli("seed", "--remove"), 2, "--yes")
+    assert seeded_counts(migrated_db) == before
+
+    removed = cli("seed", "--remove", "--yes", "--json")
+    assert removed.exit_code == 0, removed.stderr
+    assert (removed.json()["users"], removed.json()["conversations"], removed.json()["messages"]) == before
+    assert seeded_counts(migrated_db) == (0, 0, 0)
+    assert migrated_db.sql("SELECT id FROM users") == [("alice",)]
+    assert migrated_db.scalar("SELECT count(*) FROM conversations") == 1
+    assert migrated_db.scalar("SELECT count(*) FROM messages") == 1
+
+    rerun = cli("seed", "--remove", "--yes", "--json").json()
+    assert (rerun["users"], rerun["conversations"], rerun["messages"]) == (0, 0, 0)
+
+
+def test_seed_explains_a_users_table_it_cannot_fill(empty_db: TestDatabase) -> None:
+    empty_db.sql("CREATE TABLE users (id varchar(255) PRIMARY KEY, email text NOT NULL)")
+    cli = Cli(empty_db.url)
+    assert cli("migrate").exit_code == 0
+    assert_one_line_error(cli("seed", "--messages", "10"), 1, "users table requires email")
+    assert empty_db.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_seed_needs_the_schema(empty_db: TestDatabase) -> None:
+    assert_one_line_error(Cli(empty_db.url)("seed", "--messages", "10"), 1, "chatdb migrate")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--messages", "5", "--conversations", "10"), "at least --conversations"),
+        (("--messages", "0"), "--messages"),
+        (("--dry-run",), "--dry-run is only used with --remove"),
+        (("--remove", "--messages", "10"), "--remove takes no"),
+    ],
+)
+def test_seed_usage_errors(cli: Cli, migrated_db: TestDatabase, args: tuple[str, ...], fragment: str) -> None:
+    assert_one_line_error(cli("seed", *args), 2, fragment)
+    assert seeded_counts(migrated_db) == (0, 0, 0)
