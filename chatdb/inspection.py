@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chatdb import migrations
+from chatdb.errors import MigrationError
 from chatdb.models import CHATDB_TABLES
 
 if TYPE_CHECKING:
@@ -57,6 +58,18 @@ def existing_tables(conn: Connection, names: tuple[str, ...]) -> set[str]:
         {"names": list(names)},
     )
     return {row[0] for row in rows}
+
+
+def require_tables(conn: Connection) -> None:
+    """Raise :class:`MigrationError` unless ``users``, ``conversations`` and ``messages`` exist."""
+    wanted = ("users", *CHATDB_TABLES)
+    present = existing_tables(conn, wanted)
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        raise MigrationError(
+            f"{'tables' if len(missing) > 1 else 'table'} {', '.join(missing)} missing: "
+            "run 'chatdb migrate' first"
+        )
 
 
 def schema_status(db: Database) -> SchemaStatus:

@@ -28,13 +28,8 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatdb.errors import (
-    ConflictError,
-    DatabaseError,
-    JobInterrupted,
-    MigrationError,
-    UsageError,
-)
+from chatdb.errors import ConflictError, DatabaseError, JobInterrupted, UsageError
+from chatdb.inspection import require_tables
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -225,22 +220,6 @@ class SeedRemoval:
         }
 
 
-def _require_schema(conn: Connection) -> None:
-    from sqlalchemy import text
-
-    missing = conn.execute(
-        text(
-            "SELECT name FROM unnest(ARRAY['users', 'conversations', 'messages']) AS name "
-            "WHERE to_regclass(name) IS NULL"
-        )
-    ).scalars().all()
-    if missing:
-        raise MigrationError(
-            f"{'tables' if len(missing) > 1 else 'table'} {', '.join(missing)} missing: "
-            "run 'chatdb migrate' first"
-        )
-
-
 def _users_required_columns(conn: Connection) -> list[str]:
     """Columns of ``users`` besides ``id`` that need a value chatdb cannot invent."""
     from sqlalchemy import text
@@ -256,7 +235,8 @@ def _users_required_columns(conn: Connection) -> list[str]:
     )
 
 
-def _create_users(conn: Connection, count: int, prefix: str) -> int:
+def create_users(conn: Connection, count: int, prefix: str) -> int:
+    """Insert users ``prefix`` + 1…count (zero-padded), skipping ids that exist; returns how many."""
     from sqlalchemy import exc, text
 
     required = _users_required_columns(conn)
@@ -441,14 +421,14 @@ def seed(
     prefix = SEED_USER_PREFIX
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
-            _require_schema(conn)
+            require_tables(conn)
             if not force and _conversations_exist(conn):
                 raise ConflictError(
                     f"{db.display_url} already holds conversations; seed adds demo data only to an "
                     "empty database unless you pass --force"
                 )
         with conn.begin():
-            users = _create_users(conn, scale.users, prefix)
+            users = create_users(conn, scale.users, prefix)
         with conn.begin():
             conn.execute(text(_PLAN_SQL))
             conn.execute(
@@ -575,7 +555,7 @@ def remove_seed(
     prefix = SEED_USER_PREFIX
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
-            _require_schema(conn)
+            require_tables(conn)
             user_ids = _seed_user_ids(conn, prefix)
             total = int(
                 conn.execute(

@@ -1,0 +1,148 @@
+"""`chatdb bench`: the plan's performance goals, measured on the configured database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from chatdb.cli import _output as out
+from chatdb.cli._app import state
+from chatdb.cli._options import JsonOption
+
+
+def _seconds(value: str) -> float:
+    from chatdb.errors import UsageError
+    from chatdb.timeparse import parse_duration
+
+    if not isinstance(value, str):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        duration = parse_duration(text)
+    except UsageError as exc:
+        raise typer.BadParameter(exc.message) from None
+    if duration.months:
+        raise typer.BadParameter(f"{value!r} is too long for a benchmark")
+    return float(duration.days * 86400 + duration.seconds)
+
+
+def bench(
+    ctx: typer.Context,
+    duration: Annotated[
+        float,
+        typer.Option(
+            "--duration", metavar="DURATION", parser=_seconds,
+            help="Time spent measuring, both phases together: 30s, 2min, or seconds.",
+        ),
+    ] = "30s",  # type: ignore[assignment]
+    clients: Annotated[
+        int, typer.Option("--clients", metavar="N", min=1, help="Concurrent clients in the concurrency run.")
+    ] = 100,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", metavar="N", min=1, help="Processes hosting the clients (default: one per core, at least 2).", show_default=False),
+    ] = None,
+    connections: Annotated[
+        int | None,
+        typer.Option(
+            "--connections", metavar="N", min=1, show_default=False,
+            help="Server connections the clients share (default: all clients, or what max_connections leaves).",
+        ),
+    ] = None,
+    sample: Annotated[
+        int, typer.Option("--sample", metavar="N", min=1, help="Existing conversations the reads are spread over.")
+    ] = 1000,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit with 1 when a goal is not met (for CI).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure history reads, recent conversations and message inserts against the plan's goals.
+
+    Times the plan's three patterns through chatdb's repositories and, in the
+    same run, through raw psycopg (the floor), then runs N concurrent clients.
+    Reads a random sample of the existing conversations and never changes
+    them; writes only to its own user (chatdb-bench-...), deleted at the end.
+    Run `chatdb seed` first on an empty database for meaningful figures.
+
+    Example:
+
+        chatdb bench
+
+        chatdb bench --clients 200 --duration 60s --json
+    """
+    from chatdb.bench.runner import BenchOptions, run_bench
+
+    options = BenchOptions(
+        duration=duration, clients=clients, workers=workers, connections=connections, sample=sample
+    )
+    db = state(ctx).database()
+    report = run_bench(db, options, phase=None if as_json else out.info)
+    if as_json:
+        out.emit_json(report)
+    else:
+        _render(report)
+    if check and not report.passed:
+        raise typer.Exit(1)
+
+
+def _render(report) -> None:  # noqa: ANN001 - a BenchReport, imported lazily
+    load = report.concurrency
+    labels = {"history": "history read (20)", "recent": "recent conversations (50)", "add": "add message"}
+    rows = []
+    for name, result in report.sequential.items():
+        goal = result.goal_p95_ms
+        rows.append((
+            labels[name], result.chatdb.p50, result.chatdb.p95, result.chatdb.p99, result.raw.p95,
+            result.ratio_p95, f"p95 < {goal:g} ms" if goal else "—",
+            ("pass" if result.chatdb.p95 < goal else "fail") if goal else "—",
+        ))
+    for name, latency in load.patterns.items():
+        goal = result_goal = report.sequential[name].goal_p95_ms
+        rows.append((
+            f"{labels[name]}, {load.clients} clients", latency.p50, latency.p95, latency.p99, None, None,
+            f"p95 < {goal:g} ms" if goal else "—",
+            ("pass" if latency.count and latency.p95 < result_goal else "fail") if goal else "—",
+        ))
+    clients_goal = report.goals[-1]
+    rows.append((
+        f"{load.clients} clients: {load.throughput:,.0f} ops/s, {load.errors} errors",
+        load.overall.p50, load.overall.p95, load.overall.p99, None, None, "100+ clients, 0 errors",
+        clients_goal.status,
+    ))
+    out.table(
+        ["Pattern", "p50 ms", "p95 ms", "p99 ms", "raw p95 ms", "× raw", "Goal", "Result"],
+        [tuple(f"{v:.2f}" if isinstance(v, float) else v for v in row) for row in rows],
+        justify={c: "right" for c in ("p50 ms", "p95 ms", "p99 ms", "raw p95 ms", "× raw")},
+    )
+    limits = report.limits
+    out.key_values([
+        ("Database", report.database),
+        ("Server", f"PostgreSQL {report.server_version}, max_connections {limits.max_connections} "
+                   f"({limits.reserved} reserved, {limits.in_use} in use at start)"),
+        ("Data", f"about {report.conversations:,} conversations, {report.messages:,} messages; "
+                 f"reads spread over {report.read_sample} of them"),
+        ("Concurrency", f"{load.clients} clients as threads in {load.workers} processes, sharing "
+                        f"{load.connections} connections (pools of {', '.join(map(str, load.pool_sizes))})"),
+        ("Prepared statements", "on" if report.prepared_statements else "off"),
+        ("Removed", f"{report.cleanup.get('conversations', 0)} conversations, "
+                    f"{report.cleanup.get('messages', 0)} messages, {report.cleanup.get('users', 0)} user"),
+    ])
+    if load.limited_by == "max_connections":
+        out.warn(
+            f"the server's max_connections ({limits.max_connections}) is the limit: "
+            f"{load.clients} clients shared {load.connections} connections"
+        )
+    if report.own_data_only:
+        out.warn("the database holds no other conversations: reads used the benchmark's own few rows")
+    for message, count in load.error_messages.items():
+        out.warn(f"{count} × {message}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
