@@ -57,9 +57,10 @@ def test_bench_reports_every_figure_and_leaves_the_data_as_it_was(cli: Cli, migr
 
 def test_more_clients_than_connections_share_the_pools(cli: Cli, migrated_db: TestDatabase) -> None:
     before = snapshot(migrated_db)
-    report = run_bench(cli, "--clients", "6", "--workers", "2", "--connections", "2")
+    report = run_bench(cli, "--clients", "6", "--workers", "2", "--connections", "2", "--pause", "0.01")
     load = report["concurrency"]
     assert (load["connections"], load["pool_sizes"], load["limited_by"]) == (2, [1, 1], "--connections")
+    assert load["pause_seconds"] == 0.01
     assert report["errors"] == 0
     assert report["data"]["own_data_only"] is True
     assert snapshot(migrated_db) == before

@@ -59,6 +59,7 @@ class BenchOptions:
     workers: int | None = None  # processes hosting the clients; default: one per core, at least 2
     connections: int | None = None  # server connections for the concurrency run; default: what fits
     sample: int = 1000  # existing conversations to read from
+    pause: float = 0.0  # mean seconds a concurrent client waits between operations
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
 
     def checked(self) -> BenchOptions:
@@ -68,6 +69,8 @@ class BenchOptions:
             raise UsageError(f"--clients must be at least 1, got {self.clients}")
         if self.workers is not None and self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.pause < 0:
+            raise UsageError(f"--pause cannot be negative, got {self.pause}")
         if self.connections is not None and self.connections < 1:
             raise UsageError(f"--connections must be at least 1, got {self.connections}")
         return self
@@ -125,6 +128,7 @@ class ServerLimits:
 class ConcurrencyResult:
     clients: int
     workers: int
+    pause: float
     connections: int
     pool_sizes: list[int]
     limited_by: str  # "clients", "max_connections" or "--connections"
@@ -147,6 +151,7 @@ class ConcurrencyResult:
             "clients": self.clients,
             "workers": self.workers,
             "threads_per_worker": -(-self.clients // self.workers),
+            "pause_seconds": self.pause,
             "connections": self.connections,
             "pool_sizes": self.pool_sizes,
             "limited_by": self.limited_by,
@@ -476,6 +481,7 @@ def _concurrency(
                     "pool_size": pool_size,
                     "pool_timeout": db.settings.pool.timeout,
                     "seconds": seconds,
+                    "pause": options.pause,
                     "user_id": user_id,
                     "history_targets": [str(c) for c in history],
                     "recent_targets": recent,
@@ -504,6 +510,7 @@ def _concurrency(
     return ConcurrencyResult(
         clients=options.clients,
         workers=workers,
+        pause=options.pause,
         connections=connections,
         pool_sizes=pool_sizes,
         limited_by=limited_by,

@@ -7,7 +7,8 @@ a line ``go``, runs its clients for the given number of seconds, and prints
 one JSON line of results: every latency sample per pattern and the errors.
 
 Its clients share one :class:`chatdb.db.Database` whose pool is sized by the
-parent, so all workers together stay within the server's connection limit.
+parent, so all workers together stay within the server's connection limit;
+they queue for it in arrival order (:class:`FairGate`).
 It imports only the database stack the clients use.
 """
 
@@ -19,8 +20,41 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
+
+
+class FairGate:
+    """At most ``size`` clients inside at once, admitted strictly in arrival order.
+
+    The clients of a worker outnumber its pool's connections. SQLAlchemy's pool
+    does not hand a returned connection to the longest waiter: the thread that
+    returned it, still holding the GIL, usually takes it straight back, and
+    under saturation a few clients starve past the pool timeout. The gate
+    queues the clients fairly instead, like an application server's request
+    queue, and never lets more in than there are connections.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            self._waiting.append(turn)
+        turn.wait()  # the leaving client hands its place over directly
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
 
 
 def _emit(data: dict[str, Any]) -> None:
@@ -67,6 +101,8 @@ def run(config: dict[str, Any]) -> None:
     recent = config["recent_targets"]
     mix = config["mix"]
     user_id = config["user_id"]
+    pause = config["pause"]
+    gate = FairGate(config["pool_size"])
 
     def client(conversation_id: uuid.UUID, seed: int) -> None:
         rng = random.Random(seed)
@@ -74,19 +110,23 @@ def run(config: dict[str, Any]) -> None:
         failed: Counter[str] = Counter()
         turn = 0
         while time.monotonic() < deadline:
+            if pause:
+                time.sleep(pause * (0.5 + rng.random()))
             name = pick(rng, mix)
             started = time.perf_counter()
             try:
-                if name == "history":
-                    patterns.history(rng.choice(history))
-                elif name == "recent":
-                    patterns.recent(rng.choice(recent))
-                else:
-                    patterns.add(conversation_id, user_id, turn)
-                    turn += 1
+                with gate:
+                    if name == "history":
+                        patterns.history(rng.choice(history))
+                    elif name == "recent":
+                        patterns.recent(rng.choice(recent))
+                    else:
+                        patterns.add(conversation_id, user_id, turn)
+                        turn += 1
             except Exception as exc:
                 failed[_describe(exc)] += 1
                 continue
+            # From asking to done: the wait for a connection counts.
             mine[name].append((time.perf_counter() - started) * 1000)
         with lock:
             for name, values in mine.items():
