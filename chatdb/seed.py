@@ -244,7 +244,7 @@ def create_users(conn: Connection, count: int, prefix: str) -> int:
         raise ConflictError(
             "cannot create demo users: the users table requires "
             + ", ".join(required)
-            + " (NOT NULL, no default) and seed only fills id; seed a database whose "
+            + " (NOT NULL, no default) and chatdb only fills id; use a database whose "
             "users table needs nothing but an id"
         )
     try:

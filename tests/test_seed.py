@@ -136,3 +136,30 @@ def test_seed_needs_the_schema(empty_db: TestDatabase) -> None:
 def test_seed_usage_errors(cli: Cli, migrated_db: TestDatabase, args: tuple[str, ...], fragment: str) -> None:
     assert_one_line_error(cli("seed", *args), 2, fragment)
     assert seeded_counts(migrated_db) == (0, 0, 0)
+
+
+def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDatabase) -> None:
+    import re
+
+    from chatdb.errors import JobInterrupted
+    from chatdb.seed import SeedScale, seed
+
+    def interrupt_after_first_batch(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with migrated_db.database() as db, pytest.raises(JobInterrupted) as stopped:
+        seed(db, SeedScale.build(messages=2000, conversations=40), batch_messages=300, jobs=1,
+             progress=interrupt_after_first_batch)
+    kept = re.search(r"kept (\d+) complete conversations with (\d+) messages", stopped.value.message)
+    assert kept is not None, stopped.value.message
+    conversations, messages = int(kept[1]), int(kept[2])
+    assert 0 < conversations < 40
+    assert migrated_db.scalar("SELECT count(*) FROM conversations") == conversations
+    assert migrated_db.scalar("SELECT count(*) FROM messages") == messages
+    # Every kept conversation is complete: its messages reach its updated_at.
+    assert migrated_db.scalar(
+        "SELECT count(*) FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM messages m "
+        "WHERE m.conversation_id = c.id AND m.created_at > c.updated_at - make_interval(secs => 3600))"
+    ) == 0
+    assert Cli(migrated_db.url)("seed", "--remove", "--yes").exit_code == 0
+    assert migrated_db.scalar("SELECT count(*) FROM users") == 0
