@@ -7,9 +7,11 @@ long ones), roles alternating user/assistant, user messages within the
 leaves (model, token counts, latency), activity spread over two years, some
 conversations archived.
 
-Every row is generated server-side with ``INSERT … SELECT … generate_series``
-from a plan kept in a temporary table, one transaction per batch of whole
-conversations: an interrupted run leaves only complete conversations behind.
+Every row is generated server-side with ``INSERT … SELECT … generate_series``.
+A plan (each conversation's id, owner, status, start, message count and pace)
+is computed first in a temporary table; then each batch of whole
+conversations is written in one transaction, two batches at a time on their
+own connections: an interrupted run leaves only complete conversations.
 
 What seed creates is labelled by its users: their ids start with
 :data:`SEED_USER_PREFIX`, and every seeded conversation (and message) belongs
@@ -165,7 +167,10 @@ class SeedScale:
 
     @property
     def long_conversations(self) -> int:
-        return self.conversations // CONVERSATIONS_PER_LONG_ONE if self.conversations >= 2 * CONVERSATIONS_PER_LONG_ONE else (1 if self.conversations >= 10 else 0)
+        """One per 2,000 conversations; one from 10 conversations on; none below."""
+        if self.conversations >= 2 * CONVERSATIONS_PER_LONG_ONE:
+            return self.conversations // CONVERSATIONS_PER_LONG_ONE
+        return 1 if self.conversations >= 10 else 0
 
     def as_dict(self) -> dict[str, int]:
         return {"users": self.users, "conversations": self.conversations, "messages": self.messages}
