@@ -62,6 +62,10 @@ class ConflictError(ChatdbError):
     """The operation is not allowed in the row's current state."""
 
 
+class AmbiguousError(UsageError):
+    """A short id (a prefix) matches more than one row; the caller must give more of it."""
+
+
 class ForeignKeyError(NotFoundError):
     """A referenced row (user, conversation) does not exist."""
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from chatdb.cli import embedded, migrate, status
+from chatdb.cli import conversations, embedded, migrate, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
 
 migrate.register(app)
 status.register(app)
+conversations.register(app)
 embedded.register(app)
 
 

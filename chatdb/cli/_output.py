@@ -12,7 +12,7 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -124,12 +124,19 @@ def table(
     *,
     title: str | None = None,
     justify: Mapping[str, str] | None = None,
+    no_wrap: Collection[str] = (),
 ) -> None:
-    """Draw rows as a Rich table on stdout."""
+    """Draw rows as a Rich table on stdout; ``no_wrap`` columns (ids) are never folded."""
     justify = justify or {}
     grid = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        grid.add_column(column, justify=justify.get(column, "left"), overflow="fold")  # type: ignore[arg-type]
+        grid.add_column(
+            column,
+            justify=justify.get(column, "left"),  # type: ignore[arg-type]
+            overflow="fold",
+            no_wrap=column in no_wrap,
+            min_width=len(column) if column in no_wrap else None,
+        )
     for row in rows:
         grid.add_row(*(_escape(cell(v)) for v in row))
     stdout().print(grid)
