@@ -149,3 +149,15 @@ def key_values(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) ->
     for key, value in pairs:
         grid.add_row(key, _escape(cell(value)))
     stdout().print(grid)
+
+
+def human_bytes(size: int | None) -> str:
+    """A byte count for people: 8.0 kB, 12.3 MB (powers of 1024, like pg_size_pretty)."""
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
