@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chatdb.errors import AmbiguousError, MigrationError, NotFoundError, UsageError
+from chatdb.errors import (
+    AmbiguousError,
+    ConversationNotFoundError,
+    InvalidIdError,
+    MigrationError,
+    UsageError,
+)
 from chatdb.filters import ConversationFilter
 
 if TYPE_CHECKING:
@@ -145,25 +151,24 @@ def list_conversations(
 def uuid_prefix_range(text: str, what: str = "conversation id") -> tuple[uuid.UUID, uuid.UUID]:
     """The smallest and largest UUID starting with the hex digits of ``text``.
 
-    Dashes are ignored, case does not matter. Raises :class:`UsageError` for
-    anything that is not 4 to 32 hex digits.
+    Dashes are ignored, case does not matter. Raises :class:`InvalidIdError`
+    (a usage error) for anything that is not 4 to 32 hex digits.
     """
     digits = text.strip().lower().replace("-", "")
     if not digits or not _HEX.match(digits) or len(digits) > 32:
-        raise UsageError(f"malformed {what} {text.strip()!r}: expected a UUID or a prefix of one")
+        raise InvalidIdError(f"malformed {what} {text.strip()!r}: expected a UUID or a prefix of one")
     if len(digits) < MIN_PREFIX_LENGTH:
-        raise UsageError(
+        raise InvalidIdError(
             f"{what} prefix {text.strip()!r} is too short: give at least {MIN_PREFIX_LENGTH} hex digits"
         )
     return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 
 
-def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUID:
-    """The id of the one conversation whose id is ``text`` or starts with it (like a short git hash).
+def conversation_prefix_query(text: str | uuid.UUID) -> Any:
+    """The ids of conversations whose id is ``text`` or starts with it, smallest first.
 
-    A prefix is looked up with a range condition on the primary key, so the
-    index answers it. No match raises :class:`NotFoundError`; several raise
-    :class:`AmbiguousError` naming the candidates.
+    A range condition on the primary key (``id BETWEEN prefix000… AND prefixfff…``)
+    rather than a text match, so the index answers it.
     """
     from sqlalchemy import select
 
@@ -175,16 +180,29 @@ def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUI
         low = high = uuid.UUID(raw) if len(raw) >= 32 else None
     except ValueError:
         low = high = None
-    if low is None:
+    if low is None or high is None:
         low, high = uuid_prefix_range(raw)
-    rows = conn.execute(
+    return (
         select(conversations.c.id)
         .where(conversations.c.id >= low, conversations.c.id <= high)
         .order_by(conversations.c.id)
         .limit(MAX_CANDIDATES + 1)
-    ).scalars().all()
+    )
+
+
+def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUID:
+    """The id of the one conversation whose id is ``text`` or starts with it (like a short git hash).
+
+    No match raises :class:`ConversationNotFoundError` (exit 1); several raise
+    :class:`AmbiguousError` (a usage error, exit 2) naming up to ten candidates.
+    """
+    raw = str(text).strip()
+    rows = conn.execute(conversation_prefix_query(raw)).scalars().all()
     if not rows:
-        raise NotFoundError(f"no conversation {'has id' if low == high else 'id starts with'} {raw!r}")
+        whole = len(raw.replace("-", "")) >= 32
+        raise ConversationNotFoundError(
+            f"no conversation {'has id' if whole else 'id starts with'} {raw!r}"
+        )
     if len(rows) > 1:
         shown = ", ".join(str(r) for r in rows[:MAX_CANDIDATES])
         more = " and more" if len(rows) > MAX_CANDIDATES else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatdb.cli import conversations, embedded, migrate, stats, status
+from chatdb.cli import conversations, embedded, history, migrate, stats, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
@@ -10,6 +10,7 @@ __all__ = ["app", "main"]
 migrate.register(app)
 status.register(app)
 conversations.register(app)
+history.register(app)
 stats.register(app)
 embedded.register(app)
 

@@ -125,10 +125,16 @@ def table(
     title: str | None = None,
     justify: Mapping[str, str] | None = None,
     no_wrap: Collection[str] = (),
+    ratios: Mapping[str, int] | None = None,
 ) -> None:
-    """Draw rows as a Rich table on stdout; ``no_wrap`` columns (ids) are never folded."""
+    """Draw rows as a Rich table on stdout.
+
+    ``no_wrap`` columns (ids, times) are never folded; with ``ratios`` the
+    table fills the terminal and those columns share the width left over.
+    """
     justify = justify or {}
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    ratios = ratios or {}
+    grid = Table(title=title, title_justify="left", header_style="bold", expand=bool(ratios))
     for column in columns:
         grid.add_column(
             column,
@@ -136,6 +142,7 @@ def table(
             overflow="fold",
             no_wrap=column in no_wrap,
             min_width=len(column) if column in no_wrap else None,
+            ratio=ratios.get(column),
         )
     for row in rows:
         grid.add_row(*(_escape(cell(v)) for v in row))
