@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatdb.cli import conversations, embedded, history, migrate, stats, status
+from chatdb.cli import conversations, doctor, embedded, history, migrate, stats, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
@@ -12,6 +12,7 @@ status.register(app)
 conversations.register(app)
 history.register(app)
 stats.register(app)
+doctor.register(app)
 embedded.register(app)
 
 
