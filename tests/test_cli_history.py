@@ -197,3 +197,19 @@ def test_empty_conversation(seeded: TestDatabase) -> None:
 
 def test_before_migrating(empty_db: TestDatabase) -> None:
     assert_one_line_error(Cli(empty_db.url)("history", ALICE), 1, "chatdb migrate")
+
+
+def test_csv_has_one_row_per_message(seeded: TestDatabase) -> None:
+    import csv
+    import io
+    import json
+
+    result = Cli(seeded.url)("history", ALICE, "-n", "3", "--csv")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    want = transcript(seeded, ALICE)[-3:]
+    assert [r["id"] for r in rows] == [w["id"] for w in want]
+    assert [json.loads(r["metadata"]) for r in rows] == [w["metadata"] for w in want]
+    assert [datetime.fromisoformat(r["created_at"]) for r in rows] == [w["created_at"] for w in want]
+    assert list(rows[0]) == ["id", "conversation_id", "user_id", "role", "content", "metadata", "created_at"]
+    assert_one_line_error(Cli(seeded.url)("history", ALICE, "--csv", "--json"), 2, "--json and --csv")

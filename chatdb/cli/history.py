@@ -8,7 +8,7 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._options import AllOption, JsonOption, limit_option
+from chatdb.cli._options import AllOption, CsvOption, JsonOption, OutputFormat, limit_option, output_format
 
 
 def history(
@@ -34,6 +34,7 @@ def history(
         ),
     ] = None,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Show a conversation's messages in the order they were written.
 
@@ -46,13 +47,17 @@ def history(
 
         chatdb history 3f2a9c1d-5b6e-4c1a-9f00-1234567890ab --all --json
     """
-    from chatdb.history import conversation_history
+    from chatdb.history import MESSAGE_COLUMNS, conversation_history
 
+    mode = output_format(as_json, as_csv)
     page = conversation_history(
         state(ctx).database(), conversation, limit=None if show_all else limit, before=before, after=after
     )
-    if as_json:
+    if mode is OutputFormat.JSON:
         out.emit_json(page)
+        return
+    if mode is OutputFormat.CSV:
+        out.emit_csv(MESSAGE_COLUMNS, ([getattr(m, k) for k in MESSAGE_COLUMNS] for m in page.messages))
         return
     record = page.conversation
     out.key_values(
