@@ -63,7 +63,7 @@ def test_json_lists_every_conversation_newest_activity_first(seeded: TestDatabas
     assert [c["id"] for c in report["conversations"]][:2] == [sample_data.BOB_ACTIVE, sample_data.ALICE_ACTIVE]
     assert report["more"] is False and report["limit"] == 50
     first = report["conversations"][0]
-    assert first["updated_at"].endswith("+00:00")
+    assert datetime.fromisoformat(first["updated_at"]).utcoffset() is not None  # always with an offset
     assert set(first) == {"id", "user_id", "status", "created_at", "updated_at", "messages", "last_message_at"}
 
 
@@ -122,7 +122,10 @@ def test_table_shows_ids_counts_and_activity(seeded: TestDatabase) -> None:
     assert len(lines) == 1
     count = seeded.scalar("SELECT count(*) FROM messages WHERE conversation_id = %s", (sample_data.ALICE_ACTIVE,))
     cells = [c.strip() for c in lines[0].split("│") if c.strip()]
-    assert cells == [sample_data.ALICE_ACTIVE, "alice", "active", str(count), "2025-03-01 12:00:00+00:00"]
+    # Shown in the session's time zone, as the database returns it.
+    updated = seeded.scalar("SELECT updated_at FROM conversations WHERE id = %s", (sample_data.ALICE_ACTIVE,))
+    assert updated == datetime(2025, 3, 1, 12, tzinfo=UTC)
+    assert cells == [sample_data.ALICE_ACTIVE, "alice", "active", str(count), updated.isoformat(sep=" ")]
     assert sample_data.BOB_ACTIVE not in result.stdout
     assert result.stderr == ""
 

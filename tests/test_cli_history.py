@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -51,11 +51,11 @@ def test_latest_twenty_oldest_first(seeded: TestDatabase) -> None:
     assert report["conversation"]["id"] == ALICE
     assert report["conversation"]["messages"] == 25
     assert report["conversation"]["user_id"] == "alice"
-    assert report["conversation"]["updated_at"] == "2025-03-01T12:00:00+00:00"
+    assert datetime.fromisoformat(report["conversation"]["updated_at"]) == datetime(2025, 3, 1, 12, tzinfo=UTC)
     assert report["page"] == {"limit": 20, "before": None, "after": None, "has_older": True, "has_newer": False}
     first = report["messages"][0]
     assert set(first) == {"id", "conversation_id", "user_id", "role", "content", "metadata", "created_at"}
-    assert first["created_at"].endswith("+00:00")
+    assert datetime.fromisoformat(first["created_at"]).utcoffset() is not None
     assert isinstance(first["metadata"], dict)
 
 
