@@ -102,6 +102,10 @@ class ConversationOwnerError(ConflictError):
     """A message names a user other than the one the conversation belongs to."""
 
 
+class ChecksFailedError(ChatdbError):
+    """A health check (``chatdb doctor``) failed; the report says which and why."""
+
+
 class JobLockedError(ChatdbError):
     """Another maintenance job holds the database's job lock."""
 

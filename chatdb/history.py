@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chatdb.reports import require_tables, resolve_conversation_id
+from chatdb.inspection import require_tables
+from chatdb.reports import resolve_conversation_id
 
 if TYPE_CHECKING:
     from chatdb.db import Database

@@ -16,10 +16,10 @@ from chatdb.errors import (
     AmbiguousError,
     ConversationNotFoundError,
     InvalidIdError,
-    MigrationError,
     UsageError,
 )
 from chatdb.filters import ConversationFilter
+from chatdb.inspection import require_tables
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -75,17 +75,6 @@ class ConversationListing:
             "more": self.more,
             "conversations": [c.as_dict() for c in self.conversations],
         }
-
-
-def require_tables(conn: Connection, *names: str) -> None:
-    """Fail with a clear message when chatdb's tables have not been created yet."""
-    from chatdb.inspection import existing_tables
-
-    missing = [name for name in names if name not in existing_tables(conn, names)]
-    if missing:
-        raise MigrationError(
-            f"table {', '.join(missing)} does not exist in this database (run: chatdb migrate)"
-        )
 
 
 def list_conversations(

@@ -7,11 +7,7 @@ import typer
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
 from chatdb.cli._options import JsonOption
-from chatdb.errors import ChatdbError
-
-
-class ChecksFailed(ChatdbError):
-    """At least one check failed (the report says which)."""
+from chatdb.errors import ChecksFailedError
 
 
 def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -42,7 +38,7 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
         out.table(["Result", "Check", "Detail"], rows, no_wrap={"Result"}, title=report.database)
     failed = [check.name for check in report.checks if check.status == "fail"]
     if failed:
-        raise ChecksFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+        raise ChecksFailedError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
 
 def register(app: typer.Typer) -> None:
