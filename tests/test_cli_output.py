@@ -47,6 +47,7 @@ def test_json_mode_prints_only_json_on_stdout(seeded: TestDatabase, args: list[s
     assert result.exit_code == 0, result.stderr
     assert isinstance(result.json(), dict)
     assert "\x1b[" not in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def _run_both(db: TestDatabase, env: dict) -> tuple[str, str]:
