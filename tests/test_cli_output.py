@@ -94,3 +94,19 @@ def test_shell_completion_completes_commands_and_choices() -> None:
 
     assert complete("chatdb hi") == ["history"]
     assert complete("chatdb conversations --status ") == ["active", "archived", "all"]
+
+
+def test_control_characters_in_data_never_reach_the_terminal(seeded: TestDatabase) -> None:
+    evil = "clear \x1b[2J\x1b[31mred\x07 [bold]not markup[/bold]"
+    seeded.sql(
+        "INSERT INTO messages (conversation_id, user_id, role, content, created_at) "
+        "VALUES (%s, 'alice', 'user', %s, '2030-01-01Z')",
+        (sample_data.ALICE_ACTIVE, evil),
+    )
+    shown = Cli(seeded.url)("history", sample_data.ALICE_ACTIVE, "-n", "1", env={"FORCE_COLOR": "1"})
+    assert shown.exit_code == 0, shown.stderr
+    assert "\x1b[2J" not in shown.stdout and "\x07" not in shown.stdout
+    assert "\\x1b[2J\\x1b[31mred\\x07" in shown.stdout
+    assert "[bold]not markup[/bold]" in shown.stdout
+    # JSON keeps the content exactly as stored.
+    assert Cli(seeded.url)("history", sample_data.ALICE_ACTIVE, "-n", "1", "--json").json()["messages"][0]["content"] == evil

@@ -20,6 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+# C0 (except tab and newline), DEL and C1 control characters.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 
 
@@ -59,9 +61,14 @@ def success(message: str) -> None:
 
 
 def _escape(text: str) -> str:
+    """Text safe to draw: Rich markup escaped, control characters shown as ``\\x1b``.
+
+    Message content and ids come from users; an escape sequence in them must
+    not reach the terminal (it could clear the screen or rewrite what is shown).
+    """
     from rich.markup import escape
 
-    return escape(text)
+    return escape(_CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text))
 
 
 def to_jsonable(value: Any) -> Any:
