@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -77,21 +78,12 @@ class ConversationListing:
         }
 
 
-def list_conversations(
-    db: Database, selection: ConversationFilter | None = None, *, limit: int | None = 50
-) -> ConversationListing:
-    """Conversations matching ``selection``, newest activity (``updated_at``) first.
-
-    Each comes with its number of messages and the time of its newest one;
-    ``limit=None`` returns them all.
-    """
+def _listing_statement(selection: ConversationFilter) -> Any:
+    """Conversations matching ``selection`` with their message counts, newest activity first."""
     from sqlalchemy import func, select, true
 
     from chatdb.models import Conversation, Message
 
-    if limit is not None and limit < 1:
-        raise UsageError(f"the limit must be at least 1, got {limit}")
-    selection = selection or ConversationFilter()
     conversations, messages = Conversation.__table__, Message.__table__
     per_conversation = (
         select(
@@ -101,7 +93,7 @@ def list_conversations(
         .where(messages.c.conversation_id == conversations.c.id)
         .lateral("per_conversation")
     )
-    statement = (
+    return (
         select(
             conversations.c.id,
             conversations.c.user_id,
@@ -115,6 +107,33 @@ def list_conversations(
         .where(*selection.conditions(conversations))
         .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
     )
+
+
+def _summary(row: Any) -> ConversationSummary:
+    return ConversationSummary(
+        id=row.id,
+        user_id=row.user_id,
+        status=getattr(row.status, "value", row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        messages=int(row.messages),
+        last_message_at=row.last_message_at,
+    )
+
+
+def list_conversations(
+    db: Database, selection: ConversationFilter | None = None, *, limit: int | None = 50
+) -> ConversationListing:
+    """Conversations matching ``selection``, newest activity (``updated_at``) first.
+
+    Each comes with its number of messages and the time of its newest one;
+    ``limit=None`` returns them all (see :func:`iter_conversations` to stream
+    a large selection instead).
+    """
+    if limit is not None and limit < 1:
+        raise UsageError(f"the limit must be at least 1, got {limit}")
+    selection = selection or ConversationFilter()
+    statement = _listing_statement(selection)
     if limit is not None:
         # One row more than asked tells whether there are more, without counting them all.
         statement = statement.limit(limit + 1)
@@ -122,19 +141,24 @@ def list_conversations(
         require_tables(conn, "conversations", "messages")
         rows = conn.execute(statement).all()
     more = limit is not None and len(rows) > limit
-    found = [
-        ConversationSummary(
-            id=row.id,
-            user_id=row.user_id,
-            status=getattr(row.status, "value", row.status),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            messages=int(row.messages),
-            last_message_at=row.last_message_at,
-        )
-        for row in (rows[:limit] if limit is not None else rows)
-    ]
+    found = [_summary(row) for row in (rows[:limit] if limit is not None else rows)]
     return ConversationListing(selection=selection, limit=limit, conversations=found, more=more)
+
+
+def iter_conversations(
+    db: Database, selection: ConversationFilter | None = None, *, batch: int = 1000
+) -> Iterator[ConversationSummary]:
+    """Every conversation matching ``selection``, in listing order, read ``batch`` rows at a time.
+
+    A server-side cursor keeps memory flat however many there are; the
+    connection stays open until the iterator is exhausted or closed.
+    """
+    statement = _listing_statement(selection or ConversationFilter())
+    with db.connect() as conn:
+        require_tables(conn, "conversations", "messages")
+        result = conn.execution_options(yield_per=batch).execute(statement)
+        for row in result:
+            yield _summary(row)
 
 
 def uuid_prefix_range(text: str, what: str = "conversation id") -> tuple[uuid.UUID, uuid.UUID]:

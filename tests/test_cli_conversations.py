@@ -174,3 +174,27 @@ def test_library_function_matches_the_command(seeded: TestDatabase) -> None:
         listing = list_conversations(db, ConversationFilter.build(users=["bob"]), limit=None)
     assert [str(c.id) for c in listing.conversations] == [sample_data.BOB_ACTIVE]
     assert listing.conversations[0].messages == 2
+
+
+def test_all_as_csv_streams_every_row_in_order(seeded: TestDatabase) -> None:
+    seeded.sql(
+        "INSERT INTO conversations (user_id, updated_at) "
+        "SELECT 'dave', timestamptz '2020-01-01Z' + i * interval '1 hour' FROM generate_series(1, 2500) AS i"
+    )
+    result = Cli(seeded.url)("conversations", "--all", "--csv")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    want = expected(seeded)
+    assert len(rows) == len(want) == 2504
+    assert [r["id"] for r in rows] == [w["id"] for w in want]
+    assert [int(r["messages"]) for r in rows] == [w["messages"] for w in want]
+
+
+def test_iter_conversations_matches_the_listing(seeded: TestDatabase) -> None:
+    from chatdb.reports import iter_conversations
+
+    selection = ConversationFilter.build(status="active")
+    with seeded.database() as db:
+        streamed = list(iter_conversations(db, selection, batch=1))
+        listed = list_conversations(db, selection, limit=None).conversations
+    assert streamed == listed and len(streamed) == 2

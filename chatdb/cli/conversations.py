@@ -48,14 +48,20 @@ def conversations(
         chatdb conversations --older-than 90d --all --csv > stale.csv
     """
     from chatdb.filters import ConversationFilter
-    from chatdb.reports import CONVERSATION_COLUMNS, list_conversations
+    from chatdb.reports import CONVERSATION_COLUMNS, iter_conversations, list_conversations
     from chatdb.timeparse import cutoff
 
     mode = output_format(as_json, as_csv)
     selection = ConversationFilter.build(
         users=user, status=status.value, older_than=cutoff(older_than, before), since=since
     )
-    listing = list_conversations(state(ctx).database(), selection, limit=None if show_all else limit)
+    db = state(ctx).database()
+    if mode is OutputFormat.CSV and show_all:
+        # Streamed: `--all --csv` of millions of rows needs no more memory than of ten.
+        streamed = iter_conversations(db, selection)
+        out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in streamed))
+        return
+    listing = list_conversations(db, selection, limit=None if show_all else limit)
     found = listing.conversations
     if mode is OutputFormat.JSON:
         out.emit_json(listing)
