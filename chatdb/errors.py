@@ -62,8 +62,48 @@ class ConflictError(ChatdbError):
     """The operation is not allowed in the row's current state."""
 
 
+class AmbiguousError(UsageError):
+    """A short id (a prefix) matches more than one row; the caller must give more of it."""
+
+
 class ForeignKeyError(NotFoundError):
     """A referenced row (user, conversation) does not exist."""
+
+
+class InvalidIdError(ValidationError):
+    """An id that is not well formed (a conversation or message id that is not a UUID)."""
+
+
+class InvalidRoleError(ValidationError):
+    """A message role other than ``user`` or ``assistant``."""
+
+
+class MessageTooLongError(ValidationError):
+    """A user message longer than the schema allows (1,000 characters)."""
+
+
+class ConversationNotFoundError(NotFoundError):
+    """No conversation has the given id."""
+
+
+class MessageNotFoundError(NotFoundError):
+    """No message with the given id in that conversation (for example a paging cursor)."""
+
+
+class UserNotFoundError(ForeignKeyError):
+    """No row in the application's ``users`` table has the given id."""
+
+
+class ConversationArchivedError(ConflictError):
+    """Messages cannot be added to an archived conversation; unarchive it first."""
+
+
+class ConversationOwnerError(ConflictError):
+    """A message names a user other than the one the conversation belongs to."""
+
+
+class ChecksFailedError(ChatdbError):
+    """A health check (``chatdb doctor``) failed; the report says which and why."""
 
 
 class JobLockedError(ChatdbError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from chatdb.errors import UsageError
+from chatdb.errors import InvalidIdError, UsageError
 from chatdb.models import ConversationStatus
 
 if TYPE_CHECKING:
@@ -24,13 +24,13 @@ StatusChoice = Literal["active", "archived", "all"]
 
 
 def parse_uuid(value: str | uuid.UUID, what: str = "conversation id") -> uuid.UUID:
-    """A UUID from a string, or a :class:`UsageError` that says which value was wrong."""
+    """A UUID from a string, or an :class:`InvalidIdError` that says which value was wrong."""
     if isinstance(value, uuid.UUID):
         return value
     try:
         return uuid.UUID(str(value).strip())
     except (ValueError, AttributeError):
-        raise UsageError(f"malformed {what} {str(value)!r}: expected a UUID") from None
+        raise InvalidIdError(f"malformed {what} {str(value)!r}: expected a UUID") from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Time-ordered ids (UUID version 7, RFC 9562) for the rows chatdb writes.
+
+The plan's ``created_at DEFAULT NOW()`` is the start time of the transaction,
+so every message written in one transaction has the same ``created_at``.
+chatdb orders history by ``(created_at, id)``; giving messages UUIDv7 ids that
+grow with every call in this process makes that order the order in which the
+messages were added.
+
+Layout: 48 bits of Unix time in milliseconds, the version (7), 12 + 62 bits
+that start random in each new millisecond and grow by a random step for each
+further id in the same millisecond (RFC 9562, section 6.2, method 2), and the
+variant. The ids stay unique and ordered if the clock steps back: the last
+timestamp is kept until the clock passes it again. A forked child starts
+afresh, so parent and child never continue the same sequence.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_RANDOM_BITS = 74  # rand_a (12) + rand_b (62)
+_RANDOM_LIMIT = 1 << _RANDOM_BITS
+# A new millisecond starts in the lower half, leaving room for 2**41 further
+# ids in that millisecond before the counter has to borrow the next one.
+_START_BITS = _RANDOM_BITS - 1
+_STEP_BITS = 32
+
+_lock = threading.Lock()
+_last_ms = -1
+_last_random = 0
+
+
+def _reset_after_fork() -> None:
+    global _last_ms, _last_random, _lock
+    _lock = threading.Lock()
+    _last_ms = -1
+    _last_random = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def uuid7() -> uuid.UUID:
+    """A new UUIDv7, greater than every id this process made before."""
+    global _last_ms, _last_random
+    with _lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms > _last_ms:
+            _last_ms = now_ms
+            _last_random = int.from_bytes(os.urandom(10)) >> (80 - _START_BITS)
+        else:
+            _last_random += 1 + (int.from_bytes(os.urandom(4)) >> (32 - _STEP_BITS))
+            if _last_random >= _RANDOM_LIMIT:
+                _last_ms += 1
+                _last_random = int.from_bytes(os.urandom(10)) >> (80 - _START_BITS)
+        ms, rand = _last_ms, _last_random
+    rand_a = rand >> 62
+    rand_b = rand & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value)
+
+
+def uuid7_time_ms(value: uuid.UUID) -> int:
+    """The Unix time in milliseconds written into a UUIDv7."""
+    return value.int >> 80
