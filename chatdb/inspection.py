@@ -60,15 +60,13 @@ def existing_tables(conn: Connection, names: tuple[str, ...]) -> set[str]:
     return {row[0] for row in rows}
 
 
-def require_tables(conn: Connection) -> None:
-    """Raise :class:`MigrationError` unless ``users``, ``conversations`` and ``messages`` exist."""
-    wanted = ("users", *CHATDB_TABLES)
-    present = existing_tables(conn, wanted)
-    missing = [name for name in wanted if name not in present]
+def require_tables(conn: Connection, *names: str) -> None:
+    """Fail with a clear message when chatdb's tables have not been created yet."""
+    present = existing_tables(conn, names)
+    missing = [name for name in names if name not in present]
     if missing:
         raise MigrationError(
-            f"{'tables' if len(missing) > 1 else 'table'} {', '.join(missing)} missing: "
-            "run 'chatdb migrate' first"
+            f"table {', '.join(missing)} does not exist in this database (run: chatdb migrate)"
         )
 
 

@@ -426,7 +426,7 @@ def seed(
     prefix = SEED_USER_PREFIX
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
-            require_tables(conn)
+            require_tables(conn, "users", "conversations", "messages")
             if not force and _conversations_exist(conn):
                 raise ConflictError(
                     f"{db.display_url} already holds conversations; seed adds demo data only to an "
@@ -560,7 +560,7 @@ def remove_seed(
     prefix = SEED_USER_PREFIX
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
-            require_tables(conn)
+            require_tables(conn, "users", "conversations", "messages")
             user_ids = _seed_user_ids(conn, prefix)
             total = int(
                 conn.execute(

@@ -543,7 +543,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     prefix = f"{BENCH_USER_PREFIX}{secrets.token_hex(4)}-"
     user_id = f"{prefix}1"
     with db.connect() as conn:
-        require_tables(conn)
+        require_tables(conn, "users", "conversations", "messages")
         version = str(conn.execute(text("SHOW server_version")).scalar_one())
         limits = _server_limits(conn)
         conversations, messages = _table_sizes(conn)
