@@ -125,6 +125,16 @@ def test_nothing_is_kept_without_a_commit(repos: Repos, db: TestDatabase) -> Non
     assert db.scalar("SELECT count(*) FROM messages") == 0
 
 
+def test_pending_orm_changes_are_flushed_before_the_repository_reads(repos: Repos) -> None:
+    from chatdb.models import Conversation
+
+    repos.conversations.list_for_user("alice")  # the repository has seen this transaction
+    repos.orm_session.add(Conversation(user_id="alice"))
+    assert len(repos.conversations.list_for_user("alice")) == 1
+    repos.rollback()
+    assert repos.conversations.list_for_user("alice") == []
+
+
 # --- a user's conversations -------------------------------------------------------------
 
 

@@ -24,11 +24,27 @@ T = TypeVar("T")
 class _AsyncSessionRunner:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._transaction: object = None
+        self._driver: Any = None
+
+    async def _connection(self) -> Any:
+        """The psycopg connection of the session's transaction (pending ORM changes flushed).
+
+        Looked at through the sync session first: while the transaction is the
+        one seen last time, no greenlet round trip is needed.
+        """
+        sync = self.session.sync_session
+        if sync.new or sync.dirty or sync.deleted:
+            await self.session.flush()
+        transaction = sync.get_transaction()
+        if transaction is None or transaction is not self._transaction or not transaction.is_active:
+            connection = await self.session.connection()
+            self._driver = (await connection.get_raw_connection()).driver_connection
+            self._transaction = sync.get_transaction()
+        return self._driver
 
     async def _run(self, operation: ops.Operation[T]) -> T:
-        await self.session.flush()
-        connection = await self.session.connection()
-        conn = (await connection.get_raw_connection()).driver_connection
+        conn = await self._connection()
         rows: ops.Rows | None = None
         try:
             while True:

@@ -24,10 +24,21 @@ T = TypeVar("T")
 class _SessionRunner:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._transaction: object = None
+        self._driver: Any = None
+
+    def _connection(self) -> Any:
+        """The psycopg connection of the session's transaction (pending ORM changes flushed)."""
+        session = self.session
+        session.flush()
+        transaction = session.get_transaction()
+        if transaction is None or transaction is not self._transaction or not transaction.is_active:
+            self._driver = session.connection().connection.driver_connection
+            self._transaction = session.get_transaction()
+        return self._driver
 
     def _run(self, operation: ops.Operation[T]) -> T:
-        self.session.flush()
-        conn = self.session.connection().connection.driver_connection
+        conn = self._connection()
         rows: ops.Rows | None = None
         try:
             while True:
