@@ -16,7 +16,7 @@ from chatdb.migrations import (
     VERSION_TABLE,
     include_name,
     include_object,
-    lock_timeout,
+    session_timeouts,
 )
 from chatdb.models import Base
 
@@ -42,6 +42,8 @@ def run_offline() -> None:
         **OPTIONS,
     )
     with context.begin_transaction():
+        for statement in session_timeouts():
+            context.execute(statement)
         context.run_migrations()
 
 
@@ -51,7 +53,8 @@ def run_with(connection) -> None:
         # One migration at a time per database, and never queue behind the
         # application's locks for long: fail fast and let the deploy retry.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        connection.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout()}'"))
+        for statement in session_timeouts():
+            connection.execute(text(statement))
         context.run_migrations()
 
 

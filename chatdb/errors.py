@@ -62,6 +62,10 @@ class ConflictError(ChatdbError):
     """The operation is not allowed in the row's current state."""
 
 
+class AmbiguousError(UsageError):
+    """A short id (a prefix) matches more than one row; the caller must give more of it."""
+
+
 class ForeignKeyError(NotFoundError):
     """A referenced row (user, conversation) does not exist."""
 
@@ -96,6 +100,10 @@ class ConversationArchivedError(ConflictError):
 
 class ConversationOwnerError(ConflictError):
     """A message names a user other than the one the conversation belongs to."""
+
+
+class ChecksFailedError(ChatdbError):
+    """A health check (``chatdb doctor``) failed; the report says which and why."""
 
 
 class JobLockedError(ChatdbError):

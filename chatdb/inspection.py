@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chatdb import migrations
+from chatdb.errors import MigrationError
 from chatdb.models import CHATDB_TABLES
 
 if TYPE_CHECKING:
@@ -57,6 +58,16 @@ def existing_tables(conn: Connection, names: tuple[str, ...]) -> set[str]:
         {"names": list(names)},
     )
     return {row[0] for row in rows}
+
+
+def require_tables(conn: Connection, *names: str) -> None:
+    """Fail with a clear message when chatdb's tables have not been created yet."""
+    present = existing_tables(conn, names)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise MigrationError(
+            f"table {', '.join(missing)} does not exist in this database (run: chatdb migrate)"
+        )
 
 
 def schema_status(db: Database) -> SchemaStatus:

@@ -30,7 +30,8 @@ VERSION_TABLE = "chatdb_alembic_version"
 # Serializes concurrent `chatdb migrate` runs (two deploys at once).
 MIGRATION_LOCK_KEY = 0x63686174_0001  # "chat" + 1
 DEFAULT_LOCK_TIMEOUT = "10s"
-_TIMEOUT_RE = re.compile(r"^\d+\s*(ms|s|min)?$")
+DEFAULT_STATEMENT_TIMEOUT = "5min"
+_TIMEOUT_RE = re.compile(r"^\d+\s*(ms|s|min|h)?$")
 
 
 def script_location() -> Path:
@@ -45,14 +46,29 @@ def script_location() -> Path:
     raise ChatdbError(f"chatdb's migration scripts are missing (looked in {packaged} and {checkout})")
 
 
+def _timeout_setting(name: str, default: str) -> str:
+    value = os.environ.get(name, default).strip()
+    if not _TIMEOUT_RE.match(value):
+        raise UsageError(f"{name} must look like 500ms, 10s, 5min or 1h, got {value!r}")
+    return value
+
+
 def lock_timeout() -> str:
     """How long a migration waits for a table lock before failing (``CHATDB_MIGRATION_LOCK_TIMEOUT``)."""
-    value = os.environ.get("CHATDB_MIGRATION_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT).strip()
-    if not _TIMEOUT_RE.match(value):
-        raise UsageError(
-            f"CHATDB_MIGRATION_LOCK_TIMEOUT must look like 500ms, 10s or 1min, got {value!r}"
-        )
-    return value
+    return _timeout_setting("CHATDB_MIGRATION_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+
+
+def statement_timeout() -> str:
+    """The longest one migration statement may run (``CHATDB_MIGRATION_STATEMENT_TIMEOUT``)."""
+    return _timeout_setting("CHATDB_MIGRATION_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)
+
+
+def session_timeouts() -> list[str]:
+    """The SET statements every migration transaction starts with, online and in --sql."""
+    return [
+        f"SET LOCAL lock_timeout = '{lock_timeout()}'",
+        f"SET LOCAL statement_timeout = '{statement_timeout()}'",
+    ]
 
 
 def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:

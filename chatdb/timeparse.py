@@ -142,12 +142,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def cutoff(older_than: str | None, before: str | None, *, now: datetime | None = None) -> datetime | None:
-    """The one cutoff from ``--older-than DURATION`` or ``--before DATE`` (at most one of them)."""
+def cutoff(
+    older_than: str | Duration | None,
+    before: str | datetime | None,
+    *,
+    now: datetime | None = None,
+) -> datetime | None:
+    """The one cutoff from ``--older-than DURATION`` or ``--before DATE`` (at most one of them).
+
+    Each may be given as text or already parsed (the CLI's shared options parse them).
+    """
     if older_than and before:
         raise UsageError("give either --older-than or --before, not both")
     if older_than:
-        return parse_duration(older_than).before(now or utcnow())
+        duration = parse_duration(older_than) if isinstance(older_than, str) else older_than
+        return duration.before(now or utcnow())
     if before:
-        return parse_instant(before, now=now)
+        return parse_instant(before, now=now) if isinstance(before, str) else before
     return None

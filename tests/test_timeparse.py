@@ -79,3 +79,11 @@ def test_cutoff_takes_one_of_older_than_and_before() -> None:
     assert cutoff(None, None, now=NOW) is None
     with pytest.raises(UsageError, match="not both"):
         cutoff("1y", "2025-01-01", now=NOW)
+
+
+def test_cutoff_also_takes_values_the_options_already_parsed() -> None:
+    assert cutoff(parse_duration("6mo"), None, now=NOW) == datetime(2026, 2, 28, 12, 0, tzinfo=UTC)
+    moment = parse_instant("2025-01-01T08:00:00+02:00")
+    assert cutoff(None, moment, now=NOW) == moment
+    with pytest.raises(UsageError, match="not both"):
+        cutoff(parse_duration("1y"), moment, now=NOW)

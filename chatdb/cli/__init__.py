@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from chatdb.cli import embedded, migrate, status
+from chatdb.cli import conversations, doctor, embedded, history, migrate, stats, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
 
 migrate.register(app)
 status.register(app)
+conversations.register(app)
+history.register(app)
+stats.register(app)
+doctor.register(app)
 embedded.register(app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -77,3 +78,53 @@ SinceOption = Annotated[
         show_default=False,
     ),
 ]
+
+CsvOption = Annotated[
+    bool, typer.Option("--csv", help="Print the rows as CSV on stdout (for spreadsheets and scripts).")
+]
+
+
+class OutputFormat(str, Enum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def output_format(as_json: bool, as_csv: bool = False) -> OutputFormat:
+    """The one output format a command was asked for; ``--json`` with ``--csv`` is a usage error."""
+    from chatdb.errors import UsageError
+
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be used together")
+    if as_json:
+        return OutputFormat.JSON
+    return OutputFormat.CSV if as_csv else OutputFormat.TABLE
+
+
+class StatusChoice(str, Enum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    ALL = "all"
+
+
+UserOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--user",
+        metavar="USER_ID",
+        help="Only this user's conversations; repeat for several users.",
+        show_default=False,
+    ),
+]
+StatusOption = Annotated[
+    StatusChoice,
+    typer.Option("--status", help="Only conversations with this status.", case_sensitive=False),
+]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Show every row (ignores --limit).")
+]
+
+
+def limit_option(what: str):
+    """``--limit N`` (at least 1) for a command that shows at most N ``what``."""
+    return typer.Option("--limit", "-n", metavar="N", min=1, help=f"Show at most N {what}.")

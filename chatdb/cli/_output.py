@@ -12,7 +12,7 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+# C0 (except tab and newline), DEL and C1 control characters.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 
 
@@ -59,9 +61,14 @@ def success(message: str) -> None:
 
 
 def _escape(text: str) -> str:
+    """Text safe to draw: Rich markup escaped, control characters shown as ``\\x1b``.
+
+    Message content and ids come from users; an escape sequence in them must
+    not reach the terminal (it could clear the screen or rewrite what is shown).
+    """
     from rich.markup import escape
 
-    return escape(text)
+    return escape(_CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -124,12 +131,26 @@ def table(
     *,
     title: str | None = None,
     justify: Mapping[str, str] | None = None,
+    no_wrap: Collection[str] = (),
+    ratios: Mapping[str, int] | None = None,
 ) -> None:
-    """Draw rows as a Rich table on stdout."""
+    """Draw rows as a Rich table on stdout.
+
+    ``no_wrap`` columns (ids, times) are never folded; with ``ratios`` the
+    table fills the terminal and those columns share the width left over.
+    """
     justify = justify or {}
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    ratios = ratios or {}
+    grid = Table(title=title, title_justify="left", header_style="bold", expand=bool(ratios))
     for column in columns:
-        grid.add_column(column, justify=justify.get(column, "left"), overflow="fold")  # type: ignore[arg-type]
+        grid.add_column(
+            column,
+            justify=justify.get(column, "left"),  # type: ignore[arg-type]
+            overflow="fold",
+            no_wrap=column in no_wrap,
+            min_width=len(column) if column in no_wrap else None,
+            ratio=ratios.get(column),
+        )
     for row in rows:
         grid.add_row(*(_escape(cell(v)) for v in row))
     stdout().print(grid)
@@ -142,3 +163,15 @@ def key_values(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) ->
     for key, value in pairs:
         grid.add_row(key, _escape(cell(value)))
     stdout().print(grid)
+
+
+def human_bytes(size: int | None) -> str:
+    """A byte count for people: 8.0 kB, 12.3 MB (powers of 1024, like pg_size_pretty)."""
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"

@@ -1,0 +1,225 @@
+"""Read-only reports on conversations: listings, and finding one by a short id.
+
+``chatdb conversations`` and ``chatdb history`` are thin skins over these
+functions; anything they show can be had from Python too.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from chatdb.errors import (
+    AmbiguousError,
+    ConversationNotFoundError,
+    InvalidIdError,
+    UsageError,
+)
+from chatdb.filters import ConversationFilter
+from chatdb.inspection import require_tables
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from chatdb.db import Database
+
+# Like git's short hashes: fewer characters would match too much to be useful.
+MIN_PREFIX_LENGTH = 4
+MAX_CANDIDATES = 10
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One conversation with its message count and the time of its newest message."""
+
+    id: uuid.UUID
+    user_id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    messages: int
+    last_message_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "user_id": self.user_id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "messages": self.messages,
+            "last_message_at": self.last_message_at,
+        }
+
+
+CONVERSATION_COLUMNS = ("id", "user_id", "status", "created_at", "updated_at", "messages", "last_message_at")
+
+
+@dataclass(frozen=True)
+class ConversationListing:
+    """A page of conversations, newest activity first; ``more`` says whether the limit cut it short."""
+
+    selection: ConversationFilter
+    limit: int | None
+    conversations: list[ConversationSummary] = field(default_factory=list)
+    more: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "filter": self.selection.as_dict(),
+            "limit": self.limit,
+            "more": self.more,
+            "conversations": [c.as_dict() for c in self.conversations],
+        }
+
+
+def _listing_statement(selection: ConversationFilter) -> Any:
+    """Conversations matching ``selection`` with their message counts, newest activity first."""
+    from sqlalchemy import func, select, true
+
+    from chatdb.models import Conversation, Message
+
+    conversations, messages = Conversation.__table__, Message.__table__
+    per_conversation = (
+        select(
+            func.count().label("messages"),
+            func.max(messages.c.created_at).label("last_message_at"),
+        )
+        .where(messages.c.conversation_id == conversations.c.id)
+        .lateral("per_conversation")
+    )
+    return (
+        select(
+            conversations.c.id,
+            conversations.c.user_id,
+            conversations.c.status,
+            conversations.c.created_at,
+            conversations.c.updated_at,
+            per_conversation.c.messages,
+            per_conversation.c.last_message_at,
+        )
+        .select_from(conversations.join(per_conversation, true()))
+        .where(*selection.conditions(conversations))
+        .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+    )
+
+
+def _summary(row: Any) -> ConversationSummary:
+    return ConversationSummary(
+        id=row.id,
+        user_id=row.user_id,
+        status=getattr(row.status, "value", row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        messages=int(row.messages),
+        last_message_at=row.last_message_at,
+    )
+
+
+def list_conversations(
+    db: Database, selection: ConversationFilter | None = None, *, limit: int | None = 50
+) -> ConversationListing:
+    """Conversations matching ``selection``, newest activity (``updated_at``) first.
+
+    Each comes with its number of messages and the time of its newest one;
+    ``limit=None`` returns them all (see :func:`iter_conversations` to stream
+    a large selection instead).
+    """
+    if limit is not None and limit < 1:
+        raise UsageError(f"the limit must be at least 1, got {limit}")
+    selection = selection or ConversationFilter()
+    statement = _listing_statement(selection)
+    if limit is not None:
+        # One row more than asked tells whether there are more, without counting them all.
+        statement = statement.limit(limit + 1)
+    with db.connect() as conn:
+        require_tables(conn, "conversations", "messages")
+        rows = conn.execute(statement).all()
+    more = limit is not None and len(rows) > limit
+    found = [_summary(row) for row in (rows[:limit] if limit is not None else rows)]
+    return ConversationListing(selection=selection, limit=limit, conversations=found, more=more)
+
+
+def iter_conversations(
+    db: Database, selection: ConversationFilter | None = None, *, batch: int = 1000
+) -> Iterator[ConversationSummary]:
+    """Every conversation matching ``selection``, in listing order, read ``batch`` rows at a time.
+
+    A server-side cursor keeps memory flat however many there are; the
+    connection stays open until the iterator is exhausted or closed.
+    """
+    statement = _listing_statement(selection or ConversationFilter())
+    with db.connect() as conn:
+        require_tables(conn, "conversations", "messages")
+        result = conn.execution_options(yield_per=batch).execute(statement)
+        for row in result:
+            yield _summary(row)
+
+
+def uuid_prefix_range(text: str, what: str = "conversation id") -> tuple[uuid.UUID, uuid.UUID]:
+    """The smallest and largest UUID starting with the hex digits of ``text``.
+
+    Dashes are ignored, case does not matter. Raises :class:`InvalidIdError`
+    (a usage error) for anything that is not 4 to 32 hex digits.
+    """
+    digits = text.strip().lower().replace("-", "")
+    if not digits or not _HEX.match(digits) or len(digits) > 32:
+        raise InvalidIdError(f"malformed {what} {text.strip()!r}: expected a UUID or a prefix of one")
+    if len(digits) < MIN_PREFIX_LENGTH:
+        raise InvalidIdError(
+            f"{what} prefix {text.strip()!r} is too short: give at least {MIN_PREFIX_LENGTH} hex digits"
+        )
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
+def conversation_prefix_query(text: str | uuid.UUID) -> Any:
+    """The ids of conversations whose id is ``text`` or starts with it, smallest first.
+
+    A range condition on the primary key (``id BETWEEN prefix000… AND prefixfff…``)
+    rather than a text match, so the index answers it.
+    """
+    from sqlalchemy import select
+
+    from chatdb.models import Conversation
+
+    conversations = Conversation.__table__
+    raw = str(text).strip()
+    try:
+        low = high = uuid.UUID(raw) if len(raw) >= 32 else None
+    except ValueError:
+        low = high = None
+    if low is None or high is None:
+        low, high = uuid_prefix_range(raw)
+    return (
+        select(conversations.c.id)
+        .where(conversations.c.id >= low, conversations.c.id <= high)
+        .order_by(conversations.c.id)
+        .limit(MAX_CANDIDATES + 1)
+    )
+
+
+def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUID:
+    """The id of the one conversation whose id is ``text`` or starts with it (like a short git hash).
+
+    No match raises :class:`ConversationNotFoundError` (exit 1); several raise
+    :class:`AmbiguousError` (a usage error, exit 2) naming up to ten candidates.
+    """
+    raw = str(text).strip()
+    rows = conn.execute(conversation_prefix_query(raw)).scalars().all()
+    if not rows:
+        whole = len(raw.replace("-", "")) >= 32
+        raise ConversationNotFoundError(
+            f"no conversation {'has id' if whole else 'id starts with'} {raw!r}"
+        )
+    if len(rows) > 1:
+        shown = ", ".join(str(r) for r in rows[:MAX_CANDIDATES])
+        more = " and more" if len(rows) > MAX_CANDIDATES else ""
+        raise AmbiguousError(
+            f"conversation prefix {raw!r} is ambiguous; it matches {shown}{more} (give more digits)"
+        )
+    return rows[0]
