@@ -38,7 +38,7 @@ import psycopg
 
 from chatdb import ids, migrations
 from chatdb.config import Settings, normalize_url
-from chatdb.db import Database, async_session_factory, create_async_engine
+from chatdb.db import Database, create_async_engine
 from chatdb.repositories import (
     AsyncConversationRepository,
     AsyncMessageRepository,
@@ -73,8 +73,12 @@ def load(conn: psycopg.Connection, messages: int) -> None:
         FROM generate_series(1, %(conversations)s) i,
              LATERAL (SELECT now() - interval '90 days' * random() AS start) s
         """,
-        {"prefix": USER_PREFIX, "users": users, "conversations": conversations,
-         "span": MESSAGES_PER_CONVERSATION},
+        {
+            "prefix": USER_PREFIX,
+            "users": users,
+            "conversations": conversations,
+            "span": MESSAGES_PER_CONVERSATION,
+        },
     )
     conn.execute(
         """
@@ -106,8 +110,10 @@ def prepare(url: str, messages: int) -> None:
             "SELECT count(*) FROM conversations WHERE user_id NOT LIKE %s", [USER_PREFIX + "%"]
         ).fetchone()[0]
         if foreign:
-            sys.exit(f"Error: the database holds {foreign} conversations that are not benchmark data; "
-                     "use an empty database")
+            sys.exit(
+                f"Error: the database holds {foreign} conversations that are not benchmark data; "
+                "use an empty database"
+            )
         present = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         if present >= messages:
             print(f"reusing {present:,} messages already loaded", file=sys.stderr)
@@ -118,7 +124,10 @@ def prepare(url: str, messages: int) -> None:
         load(conn, messages)
         took = time.perf_counter() - started
         total = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-        print(f"loaded {total:,} messages in {took:.1f} s ({total / took:,.0f} rows/s)", file=sys.stderr)
+        print(
+            f"loaded {total:,} messages in {took:.1f} s ({total / took:,.0f} rows/s)",
+            file=sys.stderr,
+        )
 
 
 @contextmanager
@@ -155,7 +164,9 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 def report(title: str, samples: list[Sample]) -> None:
     print(f"\n{title}")
-    print(f"{'operation':<16}{'repository p50 / p95 / p99 (ms)':>34}{'raw psycopg p50 / p95 / p99 (ms)':>36}{'p95 ratio':>11}")
+    print(
+        f"{'operation':<16}{'repository p50 / p95 / p99 (ms)':>34}{'raw psycopg p50 / p95 / p99 (ms)':>36}{'p95 ratio':>11}"
+    )
     for sample in samples:
         repo, raw = percentiles(sample.repository), percentiles(sample.raw)
         print(
@@ -182,11 +193,19 @@ class Workload:
 
 def add_params(cid: str, user: str, content: str) -> dict:
     """The parameters the repository binds for one ``add``, built the same way."""
-    return {"conversation_id": cid, "user_id": user, "ids": [ids.uuid7()], "roles": ["user"],
-            "contents": [content], "metadata": [None]}
+    return {
+        "conversation_id": cid,
+        "user_id": user,
+        "ids": [ids.uuid7()],
+        "roles": ["user"],
+        "contents": [content],
+        "metadata": [None],
+    }
 
 
-def time_pair(repo_call: Callable[[], object], raw_call: Callable[[], object], flip: bool) -> tuple[float, float]:
+def time_pair(
+    repo_call: Callable[[], object], raw_call: Callable[[], object], flip: bool
+) -> tuple[float, float]:
     calls = [(0, repo_call), (1, raw_call)]
     if flip:
         calls.reverse()
@@ -204,9 +223,14 @@ def bench_sync(url: str, work: Workload, iterations: int, warmup: int) -> list[S
     rng = random.Random(7)
     history_sql = sql.history("none", "none")
     list_sql = sql.list_for_user("active", "none")
-    samples = {name: Sample(name, [], []) for name in ("history", "list_for_user", "add", "add + commit")}
-    with Database(Settings(url=normalize_url(url))) as database, database.engine.connect() as sa_conn, \
-            psycopg.connect(url) as raw:
+    samples = {
+        name: Sample(name, [], []) for name in ("history", "list_for_user", "add", "add + commit")
+    }
+    with (
+        Database(Settings(url=normalize_url(url))) as database,
+        database.engine.connect() as sa_conn,
+        psycopg.connect(url) as raw,
+    ):
         # One connection each for the whole run: pool checkout is not what is measured.
         # Each side adds to its own conversation: an add holds the conversation's
         # row lock until its transaction commits.
@@ -289,12 +313,20 @@ async def _bench_async(url: str, work: Workload, iterations: int, warmup: int) -
                 who = rng.choice(work.users)
                 content = f"benchmark message {i}"
                 pairs = {
-                    "history": (lambda: messages.history(cid, limit=20),
-                                lambda: raw_rows(history_sql, {"conversation_id": cid, "limit": 20})),
-                    "list_for_user": (lambda: conversations.list_for_user(who, limit=50),
-                                      lambda: raw_rows(list_sql, {"user_id": who, "status": "active", "limit": 50})),
-                    "add": (lambda: messages.add(cid, user, "user", content),
-                            lambda: raw_rows(sql.ADD_MESSAGES, add_params(raw_cid, raw_user, content))),
+                    "history": (
+                        lambda: messages.history(cid, limit=20),
+                        lambda: raw_rows(history_sql, {"conversation_id": cid, "limit": 20}),
+                    ),
+                    "list_for_user": (
+                        lambda: conversations.list_for_user(who, limit=50),
+                        lambda: raw_rows(
+                            list_sql, {"user_id": who, "status": "active", "limit": 50}
+                        ),
+                    ),
+                    "add": (
+                        lambda: messages.add(cid, user, "user", content),
+                        lambda: raw_rows(sql.ADD_MESSAGES, add_params(raw_cid, raw_user, content)),
+                    ),
                 }
                 for name, (repo_call, raw_call) in pairs.items():
                     if i % 2:
@@ -318,23 +350,35 @@ def show_plan(url: str, work: Workload) -> None:
     cid, _ = work.conversations[0]
     with psycopg.connect(url) as conn:
         cur = psycopg.ClientCursor(conn)
-        cur.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql.history("none", "none"),
-                    {"conversation_id": cid, "limit": 20})
+        cur.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF) " + sql.history("none", "none"),
+            {"conversation_id": cid, "limit": 20},
+        )
         print("\nhistory plan:\n  " + "\n  ".join(row[0] for row in cur.fetchall()))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", help="a database the benchmark may fill (default: a temporary embedded PostgreSQL)")
-    parser.add_argument("--messages", type=int, default=2_000_000, help="messages to load (default 2,000,000)")
-    parser.add_argument("--iterations", type=int, default=3000, help="timed calls per operation and side (default 3000)")
+    parser.add_argument(
+        "--database-url",
+        help="a database the benchmark may fill (default: a temporary embedded PostgreSQL)",
+    )
+    parser.add_argument(
+        "--messages", type=int, default=2_000_000, help="messages to load (default 2,000,000)"
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=3000,
+        help="timed calls per operation and side (default 3000)",
+    )
     parser.add_argument("--warmup", type=int, default=300, help="untimed calls first (default 300)")
     parser.add_argument("--sync-only", action="store_true", help="skip the async repositories")
     args = parser.parse_args(argv)
     # A terminated run still stops and deletes its temporary server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    with (nullcontext_url(args.database_url) if args.database_url else temporary_server()) as url:
+    with nullcontext_url(args.database_url) if args.database_url else temporary_server() as url:
         url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         prepare(url, args.messages)
         work = Workload.sample(url, 5000)
@@ -343,12 +387,19 @@ def main(argv: list[str] | None = None) -> None:
             counts = conn.execute(
                 "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM conversations), (SELECT count(*) FROM messages)"
             ).fetchone()
-        print(f"PostgreSQL {version}; {counts[0]:,} users, {counts[1]:,} conversations, {counts[2]:,} messages; "
-              f"{args.iterations} timed calls per operation and side after {args.warmup} warm-up calls")
-        report("sync: ConversationRepository / MessageRepository on a Session", bench_sync(url, work, args.iterations, args.warmup))
+        print(
+            f"PostgreSQL {version}; {counts[0]:,} users, {counts[1]:,} conversations, {counts[2]:,} messages; "
+            f"{args.iterations} timed calls per operation and side after {args.warmup} warm-up calls"
+        )
+        report(
+            "sync: ConversationRepository / MessageRepository on a Session",
+            bench_sync(url, work, args.iterations, args.warmup),
+        )
         if not args.sync_only:
-            report("async: AsyncConversationRepository / AsyncMessageRepository on an AsyncSession",
-                   bench_async(url, work, args.iterations, args.warmup))
+            report(
+                "async: AsyncConversationRepository / AsyncMessageRepository on an AsyncSession",
+                bench_async(url, work, args.iterations, args.warmup),
+            )
         show_plan(url, work)
 
 

@@ -52,7 +52,7 @@ class _AsyncSessionRunner:
                 try:
                     async with conn.cursor() as cur:
                         await cur.execute(query.sql, query.params)
-                        rows = await cur.fetchall() if cur.description else []
+                        rows = await cur.fetchall()  # every statement here returns rows
                 except Exception as exc:
                     translated = ops.translate_driver_error(exc)
                     if translated is None:
@@ -102,7 +102,9 @@ class AsyncMessageRepository(_AsyncSessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = await self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
+        (message,) = await self._run(
+            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
+        )
         return message
 
     async def add_many(

@@ -46,7 +46,7 @@ class _SessionRunner:
                 try:
                     with conn.cursor() as cur:
                         cur.execute(query.sql, query.params)
-                        rows = cur.fetchall() if cur.description else []
+                        rows = cur.fetchall()  # every statement here returns rows
                 except Exception as exc:
                     translated = ops.translate_driver_error(exc)
                     if translated is None:
@@ -96,7 +96,9 @@ class MessageRepository(_SessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
+        (message,) = self._run(
+            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
+        )
         return message
 
     def add_many(
