@@ -30,17 +30,27 @@ class _AsyncSessionRunner:
     async def _connection(self) -> Any:
         """The psycopg connection of the session's transaction (pending ORM changes flushed).
 
-        Looked at through the sync session first: while the transaction is the
-        one seen last time, no greenlet round trip is needed.
+        Found through the sync session when the transaction already holds its
+        connection, which needs no greenlet round trip; only a transaction that
+        has not connected yet is started with ``await session.connection()``.
         """
         sync = self.session.sync_session
         if sync.new or sync.dirty or sync.deleted:
             await self.session.flush()
         transaction = sync.get_transaction()
-        if transaction is None or transaction is not self._transaction or not transaction.is_active:
-            connection = await self.session.connection()
-            self._driver = (await connection.get_raw_connection()).driver_connection
-            self._transaction = sync.get_transaction()
+        if transaction is not None and transaction.is_active:
+            if transaction is self._transaction:
+                return self._driver
+            # SessionTransaction.connections (SQLAlchemy 2.1) never connects by itself.
+            held = getattr(transaction, "connections", ())
+            if len(held) == 1:
+                (connection,) = held
+                self._driver = connection.connection.driver_connection
+                self._transaction = transaction
+                return self._driver
+        connection = await self.session.connection()
+        self._driver = (await connection.get_raw_connection()).driver_connection
+        self._transaction = sync.get_transaction()
         return self._driver
 
     async def _run(self, operation: ops.Operation[T]) -> T:

@@ -32,9 +32,18 @@ class _SessionRunner:
         session = self.session
         session.flush()
         transaction = session.get_transaction()
-        if transaction is None or transaction is not self._transaction or not transaction.is_active:
-            self._driver = session.connection().connection.driver_connection
-            self._transaction = session.get_transaction()
+        if transaction is not None and transaction.is_active:
+            if transaction is self._transaction:
+                return self._driver
+            # SessionTransaction.connections (SQLAlchemy 2.1) never connects by itself.
+            held = getattr(transaction, "connections", ())
+            if len(held) == 1:
+                (connection,) = held
+                self._driver = connection.connection.driver_connection
+                self._transaction = transaction
+                return self._driver
+        self._driver = session.connection().connection.driver_connection
+        self._transaction = session.get_transaction()
         return self._driver
 
     def _run(self, operation: ops.Operation[T]) -> T:
