@@ -34,6 +34,7 @@ class Repos:
     messages: Any
     commit: Callable[[], None]
     rollback: Callable[[], None]
+    orm_session: Any  # the (sync) ORM Session underneath, for adding ORM objects directly
 
 
 @contextmanager
@@ -47,6 +48,7 @@ def sync_repos(db: TestDatabase) -> Iterator[Repos]:
             MessageRepository(session),
             session.commit,
             session.rollback,
+            session,
         )
 
 
@@ -66,6 +68,7 @@ def async_repos(db: TestDatabase) -> Iterator[Repos]:
             _Blocking(AsyncMessageRepository(session), loop),
             lambda: loop.run_until_complete(session.commit()),
             lambda: loop.run_until_complete(session.rollback()),
+            session.sync_session,
         )
     finally:
         loop.run_until_complete(session.close())

@@ -52,9 +52,9 @@ def test_create_and_get_a_conversation(repos: Repos, db: TestDatabase) -> None:
     assert created.user_id == "alice"
     assert created.status is ConversationStatus.ACTIVE
     assert created.created_at == created.updated_at
-    assert db.sql("SELECT user_id, status, updated_at FROM conversations WHERE id = %s", [created.id]) == [
-        ("alice", "active", created.updated_at)
-    ]
+    assert db.sql(
+        "SELECT user_id, status, updated_at FROM conversations WHERE id = %s", [created.id]
+    ) == [("alice", "active", created.updated_at)]
     assert repos.conversations.get(created.id) == created
     assert repos.conversations.get(str(created.id)) == created
     assert created.as_dict()["id"] == str(created.id)
@@ -80,7 +80,9 @@ def test_unknown_and_malformed_conversation_ids(repos: Repos) -> None:
         repos.messages.add("12345", "alice", "user", "hi")
 
 
-def test_create_for_an_unknown_user_leaves_the_transaction_usable(repos: Repos, db: TestDatabase) -> None:
+def test_create_for_an_unknown_user_leaves_the_transaction_usable(
+    repos: Repos, db: TestDatabase
+) -> None:
     with pytest.raises(errors.UserNotFoundError, match="'mallory'"):
         repos.conversations.create("mallory")
     kept = repos.conversations.create("alice")
@@ -95,14 +97,20 @@ def test_archive_and_unarchive_keep_last_activity(repos: Repos, db: TestDatabase
     assert archived.status is ConversationStatus.ARCHIVED
     assert repos.conversations.archive(conversation.id).status is ConversationStatus.ARCHIVED
     repos.commit()
-    assert db.sql("SELECT status, updated_at FROM conversations") == [("archived", conversation.updated_at)]
+    assert db.sql("SELECT status, updated_at FROM conversations") == [
+        ("archived", conversation.updated_at)
+    ]
     restored = repos.conversations.unarchive(str(conversation.id))
     repos.commit()
     assert restored.status is ConversationStatus.ACTIVE
-    assert db.sql("SELECT status, updated_at FROM conversations") == [("active", conversation.updated_at)]
+    assert db.sql("SELECT status, updated_at FROM conversations") == [
+        ("active", conversation.updated_at)
+    ]
 
 
-def test_delete_removes_the_conversation_and_its_messages_only(repos: Repos, db: TestDatabase) -> None:
+def test_delete_removes_the_conversation_and_its_messages_only(
+    repos: Repos, db: TestDatabase
+) -> None:
     doomed = repos.conversations.create("alice")
     kept = repos.conversations.create("alice")
     repos.messages.add_many(doomed.id, "alice", [("user", "a"), ("assistant", "b")])
@@ -125,6 +133,16 @@ def test_nothing_is_kept_without_a_commit(repos: Repos, db: TestDatabase) -> Non
     assert db.scalar("SELECT count(*) FROM messages") == 0
 
 
+def test_pending_orm_changes_are_flushed_before_the_repository_reads(repos: Repos) -> None:
+    from chatdb.models import Conversation
+
+    repos.conversations.list_for_user("alice")  # the repository has seen this transaction
+    repos.orm_session.add(Conversation(user_id="alice"))
+    assert len(repos.conversations.list_for_user("alice")) == 1
+    repos.rollback()
+    assert repos.conversations.list_for_user("alice") == []
+
+
 # --- a user's conversations -------------------------------------------------------------
 
 
@@ -137,9 +155,17 @@ def test_list_for_user_is_newest_activity_first_and_filters_status(repos: Repos)
     repos.commit()
 
     assert [c.id for c in repos.conversations.list_for_user("alice")] == [first.id, third.id]
-    assert [c.id for c in repos.conversations.list_for_user("alice", status="archived")] == [second.id]
-    assert [c.id for c in repos.conversations.list_for_user("alice", status=ConversationStatus.ARCHIVED)] == [second.id]
-    assert [c.id for c in repos.conversations.list_for_user("alice", status="all")] == [first.id, third.id, second.id]
+    assert [c.id for c in repos.conversations.list_for_user("alice", status="archived")] == [
+        second.id
+    ]
+    assert [
+        c.id for c in repos.conversations.list_for_user("alice", status=ConversationStatus.ARCHIVED)
+    ] == [second.id]
+    assert [c.id for c in repos.conversations.list_for_user("alice", status="all")] == [
+        first.id,
+        third.id,
+        second.id,
+    ]
     assert [c.id for c in repos.conversations.list_for_user("alice", limit=1)] == [first.id]
     assert [c.id for c in repos.conversations.list_for_user("bob")] == [other.id]
 
@@ -183,7 +209,9 @@ def test_paging_through_a_users_conversations_returns_each_once(repos: Repos) ->
 def test_add_stores_the_message_and_bumps_the_conversation(repos: Repos, db: TestDatabase) -> None:
     conversation = repos.conversations.create("alice")
     repos.commit()
-    message = repos.messages.add(str(conversation.id), "alice", MessageRole.USER, "hello", {"tokens": 3})
+    message = repos.messages.add(
+        str(conversation.id), "alice", MessageRole.USER, "hello", {"tokens": 3}
+    )
     reply = repos.messages.add(conversation.id, "alice", "assistant", "hi there")
     repos.commit()
     assert message.role is MessageRole.USER and reply.role is MessageRole.ASSISTANT
@@ -221,7 +249,9 @@ def test_add_many_inserts_a_batch_in_order(repos: Repos, db: TestDatabase) -> No
     assert repos.messages.count(conversation.id) == 4  # a rejected batch writes nothing
 
 
-def test_history_is_insertion_order_even_with_equal_timestamps(repos: Repos, db: TestDatabase) -> None:
+def test_history_is_insertion_order_even_with_equal_timestamps(
+    repos: Repos, db: TestDatabase
+) -> None:
     conversation = repos.conversations.create("alice")
     contents = [f"message {i}" for i in range(30)]
     for i, content in enumerate(contents):
@@ -258,8 +288,11 @@ def test_walking_history_pages_returns_every_message_once(repos: Repos) -> None:
             before = make_cursor(page[0])
         assert seen == contents
 
-        oldest = repos.messages.history(conversation.id, limit=1, before=make_cursor(
-            repos.messages.history(conversation.id, limit=57)[0]))
+        oldest = repos.messages.history(
+            conversation.id,
+            limit=1,
+            before=make_cursor(repos.messages.history(conversation.id, limit=57)[0]),
+        )
         assert oldest == []
         first = repos.messages.history(conversation.id, limit=57)[0]
         forward = [first.content]
@@ -274,7 +307,9 @@ def test_history_between_two_cursors(repos: Repos) -> None:
     conversation = repos.conversations.create("alice")
     contents = _fill(repos, conversation.id, 20)
     everything = repos.messages.history(conversation.id, limit=20)
-    window = repos.messages.history(conversation.id, after=everything[4].id, before=everything[15].id, limit=3)
+    window = repos.messages.history(
+        conversation.id, after=everything[4].id, before=everything[15].id, limit=3
+    )
     assert [m.content for m in window] == contents[5:8]
 
 
@@ -311,22 +346,52 @@ def test_count(repos: Repos, db: TestDatabase) -> None:
 # --- domain errors ------------------------------------------------------------------------
 
 
-def test_message_rules_are_checked_and_the_transaction_stays_usable(repos: Repos, db: TestDatabase) -> None:
+def test_message_rules_are_checked_and_the_transaction_stays_usable(
+    repos: Repos, db: TestDatabase
+) -> None:
     conversation = repos.conversations.create("alice")
     repos.commit()
     cid = conversation.id
     cases = [
-        (lambda: repos.messages.add(cid, "alice", "user", "x" * 1001), errors.MessageTooLongError, "1,001"),
-        (lambda: repos.messages.add(cid, "alice", "system", "hi"), errors.InvalidRoleError, "'system'"),
+        (
+            lambda: repos.messages.add(cid, "alice", "user", "x" * 1001),
+            errors.MessageTooLongError,
+            "1,001",
+        ),
+        (
+            lambda: repos.messages.add(cid, "alice", "system", "hi"),
+            errors.InvalidRoleError,
+            "'system'",
+        ),
         (lambda: repos.messages.add(cid, "alice", None, "hi"), errors.InvalidRoleError, "None"),
-        (lambda: repos.messages.add(cid, "mallory", "user", "hi"), errors.UserNotFoundError, "'mallory'"),
-        (lambda: repos.messages.add(cid, "bob", "user", "hi"), errors.ConversationOwnerError, "another user"),
+        (
+            lambda: repos.messages.add(cid, "mallory", "user", "hi"),
+            errors.UserNotFoundError,
+            "'mallory'",
+        ),
+        (
+            lambda: repos.messages.add(cid, "bob", "user", "hi"),
+            errors.ConversationOwnerError,
+            "another user",
+        ),
         (lambda: repos.messages.add(cid, "", "user", "hi"), errors.ValidationError, "user id"),
         (lambda: repos.messages.add(cid, "alice", "user", "a\x00b"), errors.ValidationError, "NUL"),
         (lambda: repos.messages.add(cid, "alice", "user", 42), errors.ValidationError, "string"),
-        (lambda: repos.messages.add(cid, "alice", "user", "hi", {"when": object()}), errors.ValidationError, "JSON"),
-        (lambda: repos.messages.add(cid, "alice", "user", "hi", ["a", "list"]), errors.ValidationError, "mapping"),
-        (lambda: repos.messages.add(cid, "alice", "user", "hi", {"x": float("nan")}), errors.ValidationError, "JSON"),
+        (
+            lambda: repos.messages.add(cid, "alice", "user", "hi", {"when": object()}),
+            errors.ValidationError,
+            "JSON",
+        ),
+        (
+            lambda: repos.messages.add(cid, "alice", "user", "hi", ["a", "list"]),
+            errors.ValidationError,
+            "mapping",
+        ),
+        (
+            lambda: repos.messages.add(cid, "alice", "user", "hi", {"x": float("nan")}),
+            errors.ValidationError,
+            "JSON",
+        ),
     ]
     for call, kind, fragment in cases:
         with pytest.raises(kind, match=fragment):
@@ -357,7 +422,9 @@ def test_adding_to_an_archived_conversation_is_refused(repos: Repos, db: TestDat
 # --- the schema itself ----------------------------------------------------------------------
 
 
-def test_deleting_a_user_removes_their_conversations_and_messages(repos: Repos, db: TestDatabase) -> None:
+def test_deleting_a_user_removes_their_conversations_and_messages(
+    repos: Repos, db: TestDatabase
+) -> None:
     mine = repos.conversations.create("alice")
     theirs = repos.conversations.create("bob")
     repos.messages.add_many(mine.id, "alice", [("user", "a"), ("assistant", "b")])
@@ -371,16 +438,24 @@ def test_deleting_a_user_removes_their_conversations_and_messages(repos: Repos, 
 @pytest.mark.parametrize(
     ("statement", "constraint"),
     [
-        ("INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'user', repeat('x', 1001))",
-         "chk_user_message_length"),
-        ("INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'system', 'hi')",
-         "messages_role_check"),
+        (
+            "INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'user', repeat('x', 1001))",
+            "chk_user_message_length",
+        ),
+        (
+            "INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'system', 'hi')",
+            "messages_role_check",
+        ),
         ("UPDATE conversations SET status = 'deleted' WHERE id = %s", "conversations_status_check"),
-        ("INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'nobody', 'user', 'hi')",
-         "messages_user_id_fkey"),
+        (
+            "INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'nobody', 'user', 'hi')",
+            "messages_user_id_fkey",
+        ),
     ],
 )
-def test_constraints_hold_when_the_repository_is_bypassed(db: TestDatabase, statement: str, constraint: str) -> None:
+def test_constraints_hold_when_the_repository_is_bypassed(
+    db: TestDatabase, statement: str, constraint: str
+) -> None:
     db.sql("INSERT INTO users (id) VALUES ('alice')")
     cid = db.scalar("INSERT INTO conversations (user_id) VALUES ('alice') RETURNING id")
     with pytest.raises(psycopg.errors.IntegrityError) as caught:
@@ -393,7 +468,10 @@ def test_constraints_hold_when_the_repository_is_bypassed(db: TestDatabase, stat
 def test_a_long_assistant_message_is_allowed_by_the_schema(db: TestDatabase) -> None:
     db.sql("INSERT INTO users (id) VALUES ('alice')")
     cid = db.scalar("INSERT INTO conversations (user_id) VALUES ('alice') RETURNING id")
-    db.sql("INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'assistant', repeat('x', 5000))", [cid])
+    db.sql(
+        "INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'assistant', repeat('x', 5000))",
+        [cid],
+    )
     assert db.scalar("SELECT length(content) FROM messages") == 5000
 
 
@@ -411,8 +489,15 @@ def test_sync_and_async_repositories_offer_the_same_methods() -> None:
         assert public == {n for n in dir(async_cls) if not n.startswith("_")}
         for name in public:
             assert inspect.iscoroutinefunction(getattr(async_cls, name)), name
-            assert inspect.signature(getattr(sync_cls, name)) == inspect.signature(getattr(async_cls, name))
-    assert {n for n in dir(r.MessageRepository) if not n.startswith("_")} == {"add", "add_many", "history", "count"}
+            assert inspect.signature(getattr(sync_cls, name)) == inspect.signature(
+                getattr(async_cls, name)
+            )
+    assert {n for n in dir(r.MessageRepository) if not n.startswith("_")} == {
+        "add",
+        "add_many",
+        "history",
+        "count",
+    }
 
 
 def test_chatdb_exports_the_repositories_lazily() -> None:

@@ -65,16 +65,35 @@ def psycopg_client_cursor(conn):
 
 
 def some_message(db: TestDatabase) -> tuple:
-    return db.sql("SELECT id, created_at FROM messages WHERE conversation_id = %s LIMIT 1 OFFSET 2500", [CONVERSATION])[0]
+    return db.sql(
+        "SELECT id, created_at FROM messages WHERE conversation_id = %s LIMIT 1 OFFSET 2500",
+        [CONVERSATION],
+    )[0]
 
 
 @pytest.mark.parametrize(
     ("before", "after"),
-    [("none", "none"), ("id", "none"), ("position", "none"), ("none", "id"), ("none", "position"), ("id", "id")],
+    [
+        ("none", "none"),
+        ("id", "none"),
+        ("position", "none"),
+        ("none", "id"),
+        ("none", "position"),
+        ("id", "id"),
+    ],
 )
-def test_history_uses_the_conversation_created_index(seeded: TestDatabase, before: str, after: str) -> None:
+def test_history_uses_the_conversation_created_index(
+    seeded: TestDatabase, before: str, after: str
+) -> None:
     mid, at = some_message(seeded)
-    params = {"conversation_id": CONVERSATION, "limit": 20, "before": mid, "before_at": at, "after": mid, "after_at": at}
+    params = {
+        "conversation_id": CONVERSATION,
+        "limit": 20,
+        "before": mid,
+        "before_at": at,
+        "after": mid,
+        "after_at": at,
+    }
     found = plan(seeded, sql.history(before, after), params)
     assert "idx_messages_conversation_created" in found
     assert '"Node Type": "Seq Scan"' not in found
@@ -82,12 +101,19 @@ def test_history_uses_the_conversation_created_index(seeded: TestDatabase, befor
 
 @pytest.mark.parametrize("before", ["none", "id", "position"])
 def test_list_for_user_uses_the_user_status_index(seeded: TestDatabase, before: str) -> None:
-    params = {"user_id": "user7", "status": "active", "limit": 50,
-              "before": CONVERSATION, "before_at": datetime.now(timezone.utc)}
+    params = {
+        "user_id": "user7",
+        "status": "active",
+        "limit": 50,
+        "before": CONVERSATION,
+        "before_at": datetime.now(timezone.utc),
+    }
     found = plan(seeded, sql.list_for_user("active", before), params)
     assert "idx_conversations_user_status" in found
     everything = plan(seeded, sql.list_for_user("all", before), params)
-    assert "idx_conversations_user_id" in everything or "idx_conversations_user_status" in everything
+    assert (
+        "idx_conversations_user_id" in everything or "idx_conversations_user_status" in everything
+    )
     assert '"Node Type": "Seq Scan"' not in found + everything
 
 

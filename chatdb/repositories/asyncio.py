@@ -24,11 +24,37 @@ T = TypeVar("T")
 class _AsyncSessionRunner:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._transaction: object = None
+        self._driver: Any = None
+
+    async def _connection(self) -> Any:
+        """The psycopg connection of the session's transaction (pending ORM changes flushed).
+
+        Found through the sync session when the transaction already holds its
+        connection, which needs no greenlet round trip; only a transaction that
+        has not connected yet is started with ``await session.connection()``.
+        """
+        sync = self.session.sync_session
+        if sync.new or sync.dirty or sync.deleted:
+            await self.session.flush()
+        transaction = sync.get_transaction()
+        if transaction is not None and transaction.is_active:
+            if transaction is self._transaction:
+                return self._driver
+            # SessionTransaction.connections (SQLAlchemy 2.1) never connects by itself.
+            held = getattr(transaction, "connections", ())
+            if len(held) == 1:
+                (connection,) = held
+                self._driver = connection.connection.driver_connection
+                self._transaction = transaction
+                return self._driver
+        connection = await self.session.connection()
+        self._driver = (await connection.get_raw_connection()).driver_connection
+        self._transaction = sync.get_transaction()
+        return self._driver
 
     async def _run(self, operation: ops.Operation[T]) -> T:
-        await self.session.flush()
-        connection = await self.session.connection()
-        conn = (await connection.get_raw_connection()).driver_connection
+        conn = await self._connection()
         rows: ops.Rows | None = None
         try:
             while True:
@@ -36,7 +62,7 @@ class _AsyncSessionRunner:
                 try:
                     async with conn.cursor() as cur:
                         await cur.execute(query.sql, query.params)
-                        rows = await cur.fetchall() if cur.description else []
+                        rows = await cur.fetchall()  # every statement here returns rows
                 except Exception as exc:
                     translated = ops.translate_driver_error(exc)
                     if translated is None:
@@ -86,7 +112,9 @@ class AsyncMessageRepository(_AsyncSessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = await self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
+        (message,) = await self._run(
+            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
+        )
         return message
 
     async def add_many(

@@ -93,7 +93,9 @@ def metadata_text(value: Mapping[str, Any] | None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ValidationError(f"message metadata must be a mapping (a JSON object), got {type(value).__name__}")
+        raise ValidationError(
+            f"message metadata must be a mapping (a JSON object), got {type(value).__name__}"
+        )
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -103,7 +105,9 @@ def metadata_text(value: Mapping[str, Any] | None) -> str | None:
     return text
 
 
-def checked_message(role: MessageRole | str, content: str, metadata: Mapping[str, Any] | None) -> tuple[str, str, str | None]:
+def checked_message(
+    role: MessageRole | str, content: str, metadata: Mapping[str, Any] | None
+) -> tuple[str, str, str | None]:
     checked_role = role_of(role)
     if not isinstance(content, str):
         raise ValidationError(f"message content must be a string, got {type(content).__name__}")
@@ -145,7 +149,9 @@ def get_conversation(conversation_id: uuid.UUID | str) -> Operation[Conversation
     return ConversationRecord.from_row(_one(rows, cid))
 
 
-def set_status(conversation_id: uuid.UUID | str, status: ConversationStatus) -> Operation[ConversationRecord]:
+def set_status(
+    conversation_id: uuid.UUID | str, status: ConversationStatus
+) -> Operation[ConversationRecord]:
     cid = conversation_id_of(conversation_id)
     rows = yield Query(sql.SET_CONVERSATION_STATUS, {"id": cid, "status": status.value})
     return ConversationRecord.from_row(_one(rows, cid))
@@ -167,14 +173,17 @@ def list_for_user(
     rows = yield Query(sql.list_for_user(chosen, kind), params)
     if not rows:
         # Nothing found: say so if the user or the cursor's conversation does not exist.
-        (known,), = yield Query(sql.USER_EXISTS, {"user_id": user})
+        ((known,),) = yield Query(sql.USER_EXISTS, {"user_id": user})
         if not known:
             raise UserNotFoundError(f"user {user!r} not found")
         if kind == "id":
-            (found,), = yield Query(sql.CONVERSATION_OF_USER, {"id": params["before"], "user_id": user})
+            ((found,),) = yield Query(
+                sql.CONVERSATION_OF_USER, {"id": params["before"], "user_id": user}
+            )
             if not found:
                 raise ConversationNotFoundError(
-                    f"conversation {params['before']} (the 'before' cursor) not found for user {user!r}"
+                    f"conversation {params['before']} (the 'before' cursor) "
+                    f"not found for user {user!r}"
                 )
     return [ConversationRecord.from_row(row) for row in rows]
 
@@ -217,7 +226,7 @@ def add_messages(
             f"conversation {cid} is archived; unarchive it before adding messages"
         )
     if owner != user:
-        (known,), = yield Query(sql.USER_EXISTS, {"user_id": user})
+        ((known,),) = yield Query(sql.USER_EXISTS, {"user_id": user})
         if not known:
             raise UserNotFoundError(f"user {user!r} not found")
         raise ConversationOwnerError(f"conversation {cid} belongs to another user, not {user!r}")
@@ -233,8 +242,7 @@ def _fields(message: NewMessage | tuple[Any, ...]) -> tuple[Any, Any, Any]:
     if isinstance(message, tuple) and len(message) in (2, 3):
         return (*message, None) if len(message) == 2 else message  # type: ignore[return-value]
     raise ValidationError(
-        "each message must be a NewMessage or a (role, content[, metadata]) tuple, "
-        f"got {message!r}"
+        f"each message must be a NewMessage or a (role, content[, metadata]) tuple, got {message!r}"
     )
 
 
@@ -260,7 +268,9 @@ def _check_history_anchors(
     yield from _require_conversation(cid)
     for name, kind in (("before", before), ("after", after)):
         if kind == "id":
-            (found,), = yield Query(sql.MESSAGE_IN_CONVERSATION, {"id": params[name], "conversation_id": cid})
+            ((found,),) = yield Query(
+                sql.MESSAGE_IN_CONVERSATION, {"id": params[name], "conversation_id": cid}
+            )
             if not found:
                 raise MessageNotFoundError(
                     f"message {params[name]} (the {name!r} cursor) not found in conversation {cid}"
@@ -269,14 +279,14 @@ def _check_history_anchors(
 
 def count_messages(conversation_id: uuid.UUID | str) -> Operation[int]:
     cid = conversation_id_of(conversation_id)
-    (count,), = yield Query(sql.COUNT_MESSAGES, {"conversation_id": cid})
+    ((count,),) = yield Query(sql.COUNT_MESSAGES, {"conversation_id": cid})
     if count == 0:
         yield from _require_conversation(cid)
     return int(count)
 
 
 def _require_conversation(cid: uuid.UUID) -> Operation[None]:
-    (exists,), = yield Query(sql.CONVERSATION_EXISTS, {"conversation_id": cid})
+    ((exists,),) = yield Query(sql.CONVERSATION_EXISTS, {"conversation_id": cid})
     if not exists:
         raise ConversationNotFoundError(f"conversation {cid} not found")
 

@@ -3,8 +3,9 @@
 They are not ORM instances on purpose. A record carries no session, so it can
 be returned from an async request handler, cached or serialised without lazy
 loads or "detached instance" errors; and building one costs about as much as
-the tuple the driver returns (ORM instances made reads about three times
-slower than raw psycopg on a local server; see docs/benchmarks.md).
+the tuple the driver returns. (Loading ORM instances made a history page about
+three times slower than raw psycopg on a local server; named tuples keep the
+repository within a few percent of it, see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from chatdb.models import ConversationStatus, MessageRole
 
@@ -30,8 +31,13 @@ class Cursor:
     id: uuid.UUID
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationRecord:
+_STATUSES = {status.value: status for status in ConversationStatus}
+_ROLES = {role.value: role for role in MessageRole}
+
+
+class ConversationRecord(NamedTuple):
+    """One conversation row."""
+
     id: uuid.UUID
     user_id: str
     status: ConversationStatus
@@ -40,7 +46,7 @@ class ConversationRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> ConversationRecord:
-        return cls(row[0], row[1], ConversationStatus(row[2]), row[3], row[4])
+        return cls(row[0], row[1], _STATUSES[row[2]], row[3], row[4])
 
     @property
     def cursor(self) -> Cursor:
@@ -57,8 +63,9 @@ class ConversationRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
+class MessageRecord(NamedTuple):
+    """One message row (``metadata`` is the ``metadata`` column, a dict or None)."""
+
     id: uuid.UUID
     conversation_id: uuid.UUID
     user_id: str
@@ -69,7 +76,7 @@ class MessageRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> MessageRecord:
-        return cls(row[0], row[1], row[2], MessageRole(row[3]), row[4], row[5], row[6])
+        return cls(row[0], row[1], row[2], _ROLES[row[3]], row[4], row[5], row[6])
 
     @property
     def cursor(self) -> Cursor:

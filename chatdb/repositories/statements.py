@@ -14,6 +14,7 @@ comparison, so that ``created_at`` stays an index condition on
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
 CursorKind = Literal["none", "id", "position"]
@@ -78,6 +79,7 @@ CONVERSATION_EXISTS = "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = %(c
 
 # --- history -----------------------------------------------------------------
 
+
 def _message_anchor(kind: CursorKind, name: str) -> tuple[str, str]:
     """SQL for a cursor's timestamp and id: bound values, or looked up from a message id.
 
@@ -97,6 +99,7 @@ def _message_bound(kind: CursorKind, name: str, less: bool) -> str:
     return f"\n  AND created_at {op}= {at} AND (created_at {op} {at} OR id {op} {ident})"
 
 
+@cache
 def history(before: CursorKind, after: CursorKind) -> str:
     """The history page query: newest first without ``after``, oldest first with it."""
     order = "ASC" if after != "none" else "DESC"
@@ -117,6 +120,7 @@ MESSAGE_IN_CONVERSATION = (
 # --- a user's conversations --------------------------------------------------
 
 
+@cache
 def list_for_user(status: Literal["active", "archived", "all"], before: CursorKind) -> str:
     """Recent conversations of one user, newest activity first (the plan's pattern 1)."""
     where = "user_id = %(user_id)s"

@@ -24,10 +24,30 @@ T = TypeVar("T")
 class _SessionRunner:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._transaction: object = None
+        self._driver: Any = None
+
+    def _connection(self) -> Any:
+        """The psycopg connection of the session's transaction (pending ORM changes flushed)."""
+        session = self.session
+        session.flush()
+        transaction = session.get_transaction()
+        if transaction is not None and transaction.is_active:
+            if transaction is self._transaction:
+                return self._driver
+            # SessionTransaction.connections (SQLAlchemy 2.1) never connects by itself.
+            held = getattr(transaction, "connections", ())
+            if len(held) == 1:
+                (connection,) = held
+                self._driver = connection.connection.driver_connection
+                self._transaction = transaction
+                return self._driver
+        self._driver = session.connection().connection.driver_connection
+        self._transaction = session.get_transaction()
+        return self._driver
 
     def _run(self, operation: ops.Operation[T]) -> T:
-        self.session.flush()
-        conn = self.session.connection().connection.driver_connection
+        conn = self._connection()
         rows: ops.Rows | None = None
         try:
             while True:
@@ -35,7 +55,7 @@ class _SessionRunner:
                 try:
                     with conn.cursor() as cur:
                         cur.execute(query.sql, query.params)
-                        rows = cur.fetchall() if cur.description else []
+                        rows = cur.fetchall()  # every statement here returns rows
                 except Exception as exc:
                     translated = ops.translate_driver_error(exc)
                     if translated is None:
@@ -85,7 +105,9 @@ class MessageRepository(_SessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
+        (message,) = self._run(
+            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
+        )
         return message
 
     def add_many(
