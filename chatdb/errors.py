@@ -72,6 +72,24 @@ class JobLockedError(ChatdbError):
     exit_code = EXIT_LOCKED
 
 
+class JobInterrupted(ChatdbError):
+    """A job was stopped (Ctrl-C, SIGTERM) between or during batches; finished batches are kept."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class JobRefusedError(ChatdbError):
+    """A job's own guard refused to run (``--max-rows``, an existing export file)."""
+
+
+class ImportFileError(ChatdbError):
+    """An import file is unreadable, truncated, or has lines that cannot be restored."""
+
+    def __init__(self, message: str, problems: list[tuple[int, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
 def describe_connection_failure(exc: BaseException) -> str:
     """Turn a driver's connection error into one short, password-free line."""
     text = str(getattr(exc, "orig", None) or exc).strip()

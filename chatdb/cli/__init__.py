@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatdb.cli import embedded, migrate, status
+from chatdb.cli import archive, embedded, migrate, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
@@ -10,6 +10,7 @@ __all__ = ["app", "main"]
 migrate.register(app)
 status.register(app)
 embedded.register(app)
+archive.register(app)
 
 
 def main() -> None:

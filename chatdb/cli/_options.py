@@ -77,3 +77,52 @@ SinceOption = Annotated[
         show_default=False,
     ),
 ]
+
+# Options every maintenance job shares.
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        metavar="N",
+        min=1,
+        help="Conversations per batch; each batch is its own short transaction.",
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print exact counts (and a sample) and change nothing.")
+]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        metavar="SECONDS",
+        min=0,
+        help="If another job holds the lock, wait up to this long for it (default: exit 3 at once).",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (the summary is still printed).")
+]
+UserOption = Annotated[
+    list[str] | None,
+    typer.Option("--user", metavar="USER_ID", help="Only this user's conversations (repeatable).", show_default=False),
+]
+ConversationOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--conversation", metavar="ID", help="Only this conversation (repeatable).", show_default=False
+    ),
+]
+
+
+def cutoff(older_than: object | None, before: object | None) -> object | None:
+    """The run's one cutoff, fixed now: ``--older-than`` (a duration ago) or ``--before``."""
+    from chatdb.errors import UsageError
+    from chatdb.timeparse import utcnow
+
+    if older_than is not None and before is not None:
+        raise UsageError("give either --older-than or --before, not both")
+    if older_than is not None:
+        return older_than.before(utcnow())  # type: ignore[attr-defined]
+    return before
