@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatdb.cli import archive, embedded, migrate, status
+from chatdb.cli import archive, embedded, export, migrate, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
@@ -11,6 +11,7 @@ migrate.register(app)
 status.register(app)
 embedded.register(app)
 archive.register(app)
+export.register(app)
 
 
 def main() -> None:
