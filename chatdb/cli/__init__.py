@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatdb.cli import archive, embedded, export, migrate, status
+from chatdb.cli import archive, embedded, export, migrate, prune, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
@@ -12,6 +12,7 @@ status.register(app)
 embedded.register(app)
 archive.register(app)
 export.register(app)
+prune.register(app)
 
 
 def main() -> None:
