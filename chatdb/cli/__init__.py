@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatdb.cli import archive, embedded, export, migrate, prune, status
+from chatdb.cli import archive, embedded, export, importing, migrate, prune, status
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
@@ -13,6 +13,7 @@ embedded.register(app)
 archive.register(app)
 export.register(app)
 prune.register(app)
+importing.register(app)
 
 
 def main() -> None:
