@@ -152,19 +152,21 @@ def _change_status(
             run.start_phase(job, result.matched)
             last: uuid.UUID | None = None
             while True:
-                with batch_transaction(db, timeouts) as conn:
-                    batch = queries.lock_batch(selection, last, batch_size, for_delete=False).cte("batch")
-                    ids = conn.execute(
-                        update(table)
-                        .where(table.c.id == batch.c.id)
-                        .values(status=new_status)
-                        .returning(table.c.id)
-                    ).scalars().all()
+                with run.batch():
+                    with batch_transaction(db, timeouts) as conn:
+                        batch = queries.lock_batch(selection, last, batch_size, for_delete=False).cte("batch")
+                        ids = conn.execute(
+                            update(table)
+                            .where(table.c.id == batch.c.id)
+                            .values(status=new_status)
+                            .returning(table.c.id)
+                        ).scalars().all()
+                    if ids:
+                        last = max(ids)
+                        result.changed += len(ids)
+                        run.advance(len(ids))
                 if not ids:
                     break
-                last = max(ids)
-                result.changed += len(ids)
-                run.advance(len(ids))
             with db.connect() as conn:
                 result.skipped = queries.selection_size(conn, selection, messages=False)[0]
         result.batches = run.batches

@@ -172,11 +172,12 @@ def import_conversations(
         if not dry_run:
             run.start_phase("import", result.conversations)
             for chunk in _chunks(path, batch_size):
-                with batch_transaction(db, timeouts) as conn:
-                    conversations, messages = _insert(conn, chunk)
-                result.inserted_conversations += conversations
-                result.inserted_messages += messages
-                run.advance(len(chunk))
+                with run.batch():
+                    with batch_transaction(db, timeouts) as conn:
+                        conversations, messages = _insert(conn, chunk)
+                    result.inserted_conversations += conversations
+                    result.inserted_messages += messages
+                    run.advance(len(chunk))
             result.existing_conversations = result.conversations - result.inserted_conversations
             result.existing_messages = result.messages - result.inserted_messages
         result.batches = run.batches

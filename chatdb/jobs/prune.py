@@ -262,11 +262,13 @@ def _delete(
 
     run.start_phase("delete", total)
     for step in batches:
-        with batch_transaction(db, timeouts) as conn:
-            ids, covered = step(conn)
-            deleted, deleted_messages = queries.delete_conversations(conn, ids)
+        with run.batch():
+            with batch_transaction(db, timeouts) as conn:
+                ids, covered = step(conn)
+                deleted, deleted_messages = queries.delete_conversations(conn, ids)
+            if covered:
+                result.deleted_conversations += deleted
+                result.deleted_messages += deleted_messages
+                run.advance(covered)
         if covered == 0:
             break
-        result.deleted_conversations += deleted
-        result.deleted_messages += deleted_messages
-        run.advance(covered)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -147,12 +149,17 @@ def batch_transaction(db: Database, timeouts: JobTimeouts) -> Iterator[Connectio
 
 
 class JobRun:
-    """Times a job and tells the user how far it got when it stops early.
+    """Times a job, stops it cleanly on Ctrl-C or SIGTERM, and says how far it got.
 
-    Use as a context manager around the batches; update :attr:`done` as batches
-    commit. A Ctrl-C becomes :class:`JobInterrupted` (exit 130) and a failure
-    keeps its own type, both with a message saying what was finished.
+    Use as a context manager around the batches, and run each batch (its
+    transaction and :meth:`advance`) inside :meth:`batch`: a first Ctrl-C or
+    SIGTERM during a batch lets that batch commit and be counted, then stops
+    the job; a second one stops it at once (the batch rolls back). Stopping
+    becomes :class:`JobInterrupted` (exit 130); a failure keeps its own type.
+    Both messages say what was finished.
     """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, job: str, progress: ProgressCallback | None = None) -> None:
         self.job = job
@@ -163,6 +170,9 @@ class JobRun:
         self.done = 0
         self.batches = 0
         self.unit = "conversations"
+        self._in_batch = False
+        self._stop_requested = False
+        self._previous: dict[int, Any] = {}
 
     @property
     def elapsed(self) -> float:
@@ -185,10 +195,34 @@ class JobRun:
         of = f" of {self.total}" if self.total is not None else ""
         return f"{self.phase} stopped after {self.done}{of} {self.unit} in {self.batches} batches"
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One batch that a first stop request lets finish."""
+        self._in_batch = True
+        try:
+            yield
+        finally:
+            self._in_batch = False
+        if self._stop_requested:
+            raise KeyboardInterrupt
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._in_batch and not self._stop_requested:
+            self._stop_requested = True
+            return
+        raise KeyboardInterrupt
+
     def __enter__(self) -> JobRun:
+        # Signal handlers can only be installed from the main thread.
+        if threading.current_thread() is threading.main_thread():
+            for sig in self._SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
         if exc is None:
             return False
         if isinstance(exc, KeyboardInterrupt):
