@@ -25,7 +25,7 @@ def test_archive_marks_exactly_the_old_active_conversations(migrated_db: TestDat
     assert result.exit_code == 0, result.stderr
     report = result.json()
     assert (report["matched"], report["changed"], report["skipped"]) == (35, 35, 0)
-    assert report["messages"] == 70
+    assert report["messages"] is None  # counted on dry runs only
     assert report["batches"] == 5  # 35 rows in batches of 7
     assert report["dry_run"] is False
     assert count(migrated_db, "status = 'archived'") == 39

@@ -87,8 +87,6 @@ def prune(
         out.warn("--include-active: ACTIVE conversations older than the cutoff will be deleted too")
 
     def confirm(plan) -> bool:
-        if yes:
-            return True
         return typer.confirm(
             f"Delete {plan.conversations} conversations and {plan.messages} messages "
             f"(about {plan.bytes} bytes of rows) from {plan.database}?",
@@ -98,7 +96,7 @@ def prune(
     with out.JobProgress(quiet=quiet or as_json) as bar:
         result = prune_conversations(
             db, selection, include_active=include_active, export_to=export_to, max_rows=max_rows,
-            confirm=confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
+            confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
         )
     plan = result.plan
     pairs = [
@@ -107,7 +105,7 @@ def prune(
         ("Statuses", "active and archived" if plan.include_active else "archived"),
         ("Matching conversations", plan.conversations),
         ("Their messages", plan.messages),
-        ("Row bytes", plan.bytes),
+        ("Row bytes", plan.bytes if plan.bytes is not None else "not measured (see --dry-run)"),
     ]
     if dry_run:
         out.job_summary(result, pairs, as_json=as_json, title="prune (dry run: nothing deleted)")

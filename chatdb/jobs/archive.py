@@ -24,6 +24,7 @@ from chatdb.jobs.runner import (
     ProgressCallback,
     batch_transaction,
     check_batch_size,
+    job_connection,
     job_lock,
     rate,
 )
@@ -53,7 +54,7 @@ class StatusChangeResult:
     selection: ConversationFilter
     dry_run: bool
     matched: int = 0  # conversations that matched when the run started
-    messages: int = 0  # their messages
+    messages: int | None = None  # their messages (counted on a dry run)
     changed: int = 0  # conversations whose status this run changed
     skipped: int = 0  # still matching at the end: held by the application, left for the next run
     batches: int = 0
@@ -146,27 +147,31 @@ def _change_status(
     result = StatusChangeResult(job=job, database=db.display_url, selection=selection, dry_run=dry_run)
     with job_lock(db, job, wait=wait), JobRun(job, progress) as run:
         with db.connect() as conn:
-            result.matched, result.messages, _ = queries.selection_size(conn, selection)
-            result.sample = [SampleConversation(*row) for row in queries.sample(conn, selection, SAMPLE_SIZE)]
+            # Messages and a sample are for the dry run's report; a real run only needs the total.
+            matched, messages, _ = queries.selection_size(conn, selection, messages=dry_run)
+            result.matched, result.messages = matched, messages if dry_run else None
+            if dry_run:
+                result.sample = [SampleConversation(*row) for row in queries.sample(conn, selection, SAMPLE_SIZE)]
         if not dry_run:
             run.start_phase(job, result.matched)
             last: uuid.UUID | None = None
-            while True:
-                with run.batch():
-                    with batch_transaction(db, timeouts) as conn:
-                        batch = queries.lock_batch(selection, last, batch_size, for_delete=False).cte("batch")
-                        ids = conn.execute(
-                            update(table)
-                            .where(table.c.id == batch.c.id)
-                            .values(status=new_status)
-                            .returning(table.c.id)
-                        ).scalars().all()
-                    if ids:
-                        last = max(ids)
-                        result.changed += len(ids)
-                        run.advance(len(ids))
-                if not ids:
-                    break
+            with job_connection(db) as conn:
+                while True:
+                    with run.batch():
+                        with batch_transaction(db, conn, timeouts):
+                            batch = queries.lock_batch(selection, last, batch_size, for_delete=False).cte("batch")
+                            ids = conn.execute(
+                                update(table)
+                                .where(table.c.id == batch.c.id)
+                                .values(status=new_status)
+                                .returning(table.c.id)
+                            ).scalars().all()
+                        if ids:
+                            last = max(ids)
+                            result.changed += len(ids)
+                            run.advance(len(ids))
+                    if not ids:
+                        break
             with db.connect() as conn:
                 result.skipped = queries.selection_size(conn, selection, messages=False)[0]
         result.batches = run.batches

@@ -3,7 +3,7 @@
 Memory stays flat whatever the size: conversations are read in keyset batches
 over the primary key, all inside one read-only REPEATABLE READ transaction so
 the file is one consistent snapshot, and PostgreSQL itself builds each jsonl
-line (``json_build_object``), so timestamps keep their offset and microseconds
+line (``row_to_json``), so timestamps keep their offset and microseconds
 and ``metadata`` is written as the JSON it is.
 
 jsonl: one conversation per line, ``{"id", "user_id", "status", "created_at",
@@ -226,15 +226,8 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
     return opened()
 
 
-def _key(name: str) -> Any:
-    from sqlalchemy import literal_column
-
-    # Constant key names from this module, never user input.
-    return literal_column(f"'{name}'")
-
-
 def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
-    from sqlalchemy import Text, cast, func, literal_column, select, true
+    from sqlalchemy import Text, cast, func, literal_column, select
     from sqlalchemy.dialects.postgresql import aggregate_order_by
 
     from chatdb.jobs.queries import conversations, messages
@@ -253,25 +246,22 @@ def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | 
             .select_from(c.outerjoin(m, m.c.conversation_id == c.c.id))
             .order_by(c.c.id, m.c.created_at, m.c.id)
         )
-    message_object = func.json_build_object(*(x for f in MESSAGE_FIELDS for x in (_key(f), m.c[f])))
+    # row_to_json over explicit columns: the keys are the column names, in this order.
+    r = select(*(m.c[f] for f in MESSAGE_FIELDS)).where(m.c.conversation_id == c.c.id).correlate(c).subquery("r")
     nested = (
-        select(
-            func.json_agg(aggregate_order_by(message_object, m.c.created_at, m.c.id)).label("agg"),
-            func.count().label("n"),
-        )
-        .where(m.c.conversation_id == c.c.id)
-        .lateral("nested")
+        # Aggregating json (not the record itself) keeps json_agg from putting newlines between items.
+        select(func.json_agg(aggregate_order_by(func.row_to_json(literal_column("r")), r.c.created_at, r.c.id)))
+        .select_from(r)
+        .correlate(c)
+        .scalar_subquery()
     )
-    line = func.json_build_object(
-        *(x for f in CONVERSATION_FIELDS for x in (_key(f), c.c[f])),
-        _key("messages"),
-        func.coalesce(nested.c.agg, literal_column("'[]'::json")),
-    )
-    return (
-        select(c.c.id, cast(line, Text), nested.c.n)
-        .select_from(c.join(nested, true()))
-        .order_by(c.c.id)
-    )
+    x = select(
+        *(c.c[f] for f in CONVERSATION_FIELDS),
+        func.coalesce(nested, literal_column("'[]'::json")).label("messages"),
+    ).subquery("x")
+    return select(
+        x.c.id, cast(func.row_to_json(literal_column("x")), Text), func.json_array_length(x.c.messages)
+    ).order_by(x.c.id)
 
 
 class _JsonLinesWriter:

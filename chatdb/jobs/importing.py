@@ -31,6 +31,7 @@ from chatdb.jobs.runner import (
     ProgressCallback,
     batch_transaction,
     check_batch_size,
+    job_connection,
     job_lock,
     rate,
 )
@@ -171,13 +172,14 @@ def import_conversations(
         _check_file(db, path, batch_size, result, run)
         if not dry_run:
             run.start_phase("import", result.conversations)
-            for chunk in _chunks(path, batch_size):
-                with run.batch():
-                    with batch_transaction(db, timeouts) as conn:
-                        conversations, messages = _insert(conn, chunk)
-                    result.inserted_conversations += conversations
-                    result.inserted_messages += messages
-                    run.advance(len(chunk))
+            with job_connection(db) as conn:
+                for chunk in _chunks(path, batch_size):
+                    with run.batch():
+                        with batch_transaction(db, conn, timeouts):
+                            conversations, messages = _insert(conn, chunk)
+                        result.inserted_conversations += conversations
+                        result.inserted_messages += messages
+                        run.advance(len(chunk))
             result.existing_conversations = result.conversations - result.inserted_conversations
             result.existing_messages = result.messages - result.inserted_messages
         result.batches = run.batches

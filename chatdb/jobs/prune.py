@@ -34,6 +34,7 @@ from chatdb.jobs.runner import (
     ProgressCallback,
     batch_transaction,
     check_batch_size,
+    job_connection,
     job_lock,
     rate,
 )
@@ -53,7 +54,7 @@ class PrunePlan:
     include_active: bool
     conversations: int
     messages: int
-    bytes: int
+    bytes: int | None  # measured for dry runs and confirmations
 
     @property
     def rows(self) -> int:
@@ -134,8 +135,13 @@ def prune_conversations(
 
     with job_lock(db, "prune", wait=wait), JobRun("prune", progress) as run:
         with db.connect() as conn:
-            counted = queries.selection_size(conn, selection, size=True)
-        plan = PrunePlan(db.display_url, selection, include_active, *counted)
+            # Row bytes need a pass over every row: only for a dry run or a person confirming.
+            counted = queries.selection_size(conn, selection, size=dry_run or confirm is not None)
+        conversations, messages, size = counted
+        plan = PrunePlan(
+            db.display_url, selection, include_active, conversations, messages,
+            size if (dry_run or confirm is not None) else None,
+        )
         result = PruneResult(plan=plan, dry_run=dry_run)
         if max_rows is not None and plan.rows > max_rows:
             raise JobRefusedError(
@@ -261,14 +267,15 @@ def _delete(
     from chatdb.jobs import queries
 
     run.start_phase("delete", total)
-    for step in batches:
-        with run.batch():
-            with batch_transaction(db, timeouts) as conn:
-                ids, covered = step(conn)
-                deleted, deleted_messages = queries.delete_conversations(conn, ids)
-            if covered:
-                result.deleted_conversations += deleted
-                result.deleted_messages += deleted_messages
-                run.advance(covered)
-        if covered == 0:
-            break
+    with job_connection(db) as conn:
+        for step in batches:
+            with run.batch():
+                with batch_transaction(db, conn, timeouts):
+                    ids, covered = step(conn)
+                    deleted, deleted_messages = queries.delete_conversations(conn, ids)
+                if covered:
+                    result.deleted_conversations += deleted
+                    result.deleted_messages += deleted_messages
+                    run.advance(covered)
+            if covered == 0:
+                break

@@ -136,11 +136,18 @@ def _locked_message(conn: Connection, db: Database, wait: float | None) -> str:
 
 
 @contextmanager
-def batch_transaction(db: Database, timeouts: JobTimeouts) -> Iterator[Connection]:
-    """One batch: a transaction with local lock and statement timeouts, committed on success."""
+def job_connection(db: Database) -> Iterator[Connection]:
+    """The connection a job runs its batches on (one for the whole run, not one per batch)."""
+    with db.translate(), db.engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
+def batch_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> Iterator[Connection]:
+    """One batch on ``conn``: a transaction with local lock and statement timeouts, committed on success."""
     from sqlalchemy import text
 
-    with db.connect() as conn:
+    with db.translate(), conn.begin():
         conn.execute(
             text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true)"),
             {"lock": timeouts.lock, "stmt": timeouts.statement},
