@@ -261,6 +261,8 @@ def bench_size(url: str, messages: int, per: int, workdir: Path) -> dict:
     figures: dict = {"conversations": conversations, "messages": conversations * per}
     figures["load_seconds"] = round(load(url, conversations, per, "active"), 1)
 
+    # Both archive runs start from the same state: every row rewritten once and vacuumed.
+    reset_status(url, "active")
     figures["archive_chatdb"] = run_child("archive", url)
     reset_status(url, "active")
     figures["archive_raw"] = raw_archive(url)
@@ -278,6 +280,8 @@ def bench_size(url: str, messages: int, per: int, workdir: Path) -> dict:
     for name in ("copy.tsv", "copy-json.tsv"):
         (workdir / name).unlink()
 
+    # Both prune runs start from freshly loaded data.
+    load(url, conversations, per, "archived")
     figures["prune_chatdb"] = run_child("prune", url)
     load(url, conversations, per, "archived")
     figures["prune_raw"] = raw_prune(url)
@@ -320,7 +324,7 @@ def main() -> None:
         with Database(Settings(url=url.replace("postgresql://", "postgresql+psycopg://", 1))) as db:
             migrations.migrate(db)
         report = {"server_version": version, "batch_size": BATCH, "sizes": {}}
-        with tempfile.TemporaryDirectory(prefix="chatdb-bench-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=".bench-jobs-", dir=Path(__file__).parent) as tmp:
             for size in sorted({args.small, args.messages}):
                 print(f"-- {size} messages", file=sys.stderr)
                 report["sizes"][str(size)] = bench_size(url, size, args.per_conversation, Path(tmp))

@@ -150,3 +150,27 @@ def test_rows_the_application_holds_are_kept(migrated_db: TestDatabase) -> None:
         assert (result.deleted_conversations, result.skipped) == (4, 1)
         app.rollback()
     assert [r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")] == [held]
+
+
+def test_confirmation_sees_the_plan_and_can_cancel(migrated_db: TestDatabase) -> None:
+    import pytest
+
+    from chatdb.errors import ChatdbError
+
+    seed(migrated_db, 4, updated=OLD, status="archived", messages=2)
+    seen = []
+
+    def decline(plan) -> bool:
+        seen.append(plan)
+        return False
+
+    with migrated_db.database() as database:
+        selection = ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC))
+        with pytest.raises(ChatdbError, match="cancelled; nothing was deleted"):
+            prune_conversations(database, selection, confirm=decline)
+        assert count(migrated_db) == 4
+        (plan,) = seen
+        assert (plan.conversations, plan.messages, plan.database) == (4, 8, database.display_url)
+        assert plan.bytes and plan.bytes > 0
+        result = prune_conversations(database, selection, confirm=lambda plan: True)
+    assert result.deleted_conversations == 4 and count(migrated_db) == 0

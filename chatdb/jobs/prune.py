@@ -127,6 +127,8 @@ def prune_conversations(
     if max_rows is not None and max_rows < 0:
         raise UsageError("--max-rows must be 0 or more")
     if export_to is not None and not dry_run:
+        if not export_to.parent.is_dir():
+            raise UsageError(f"cannot write {export_to}: directory {export_to.parent} does not exist")
         for existing in (export_to, manifest_path(export_to)):
             if existing.exists():
                 raise JobRefusedError(f"{existing} already exists; prune never overwrites an export, choose a new name")
