@@ -230,6 +230,7 @@ def _exported_batches(path: Path, selection: ConversationFilter, batch_size: int
     from sqlalchemy import func, select
 
     from chatdb.jobs.queries import conversations as c
+    from chatdb.jobs.queries import id_array
     from chatdb.jobs.queries import messages as m
 
     def step_for(wanted: dict[uuid.UUID, tuple[datetime, int]]) -> BatchStep:
@@ -237,7 +238,7 @@ def _exported_batches(path: Path, selection: ConversationFilter, batch_size: int
             count = select(func.count()).where(m.c.conversation_id == c.c.id).scalar_subquery()
             rows = conn.execute(
                 select(c.c.id, c.c.updated_at, count)
-                .where(c.c.id.in_(list(wanted)), *selection.conditions(c))
+                .where(c.c.id == id_array(list(wanted)), *selection.conditions(c))
                 .order_by(c.c.id)
                 .with_for_update(skip_locked=True, of=c)
             ).all()
