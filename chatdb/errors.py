@@ -113,9 +113,21 @@ class JobLockedError(ChatdbError):
 
 
 class JobInterrupted(ChatdbError):
-    """A batched job stopped on Ctrl-C; the message says what it had committed."""
+    """A job was stopped (Ctrl-C, SIGTERM); the message says what it had committed, which is kept."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class JobRefusedError(ChatdbError):
+    """A job's own guard refused to run (``--max-rows``, an existing export file)."""
+
+
+class ImportFileError(ChatdbError):
+    """An import file is unreadable, truncated, or has lines that cannot be restored."""
+
+    def __init__(self, message: str, problems: list[tuple[int, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 def describe_connection_failure(exc: BaseException) -> str:

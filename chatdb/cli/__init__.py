@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from chatdb.cli import bench, conversations, doctor, embedded, history, migrate, seed, stats, status
+from chatdb.cli import (
+    archive,
+    bench,
+    conversations,
+    doctor,
+    embedded,
+    export,
+    history,
+    importing,
+    migrate,
+    prune,
+    seed,
+    stats,
+    status,
+)
 from chatdb.cli._app import app
 
 __all__ = ["app", "main"]
@@ -13,10 +27,13 @@ conversations.register(app)
 history.register(app)
 stats.register(app)
 doctor.register(app)
+archive.register(app)
+export.register(app)
+importing.register(app)
+prune.register(app)
 seed.register(app)
 bench.register(app)
 embedded.register(app)
-
 
 def main() -> None:
     app()

@@ -128,3 +128,38 @@ AllOption = Annotated[
 def limit_option(what: str):
     """``--limit N`` (at least 1) for a command that shows at most N ``what``."""
     return typer.Option("--limit", "-n", metavar="N", min=1, help=f"Show at most N {what}.")
+
+
+# Options every maintenance job shares.
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        metavar="N",
+        min=1,
+        help="Conversations per batch; each batch is its own short transaction.",
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print exact counts (and a sample) and change nothing.")
+]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        metavar="SECONDS",
+        min=0,
+        help="If another job holds the lock, wait up to this long for it (default: exit 3 at once).",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (the summary is still printed).")
+]
+ConversationOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--conversation", metavar="ID", help="Only this conversation (repeatable).", show_default=False
+    ),
+]
+

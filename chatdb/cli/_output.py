@@ -216,3 +216,65 @@ def human_bytes(size: int | None) -> str:
             return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} bytes"
+
+
+class JobProgress:
+    """A Rich progress bar with ETA on stderr for a job's phases; nothing off a terminal or when quiet.
+
+    Use as a context manager and pass :meth:`update` as the job's progress callback.
+    """
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    @property
+    def callback(self) -> Any:
+        return self.update if self.enabled else None
+
+    def __enter__(self) -> JobProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=stderr(),
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, event: Any) -> None:
+        if self._progress is None:
+            return
+        task = self._tasks.get(event.phase)
+        if task is None:
+            task = self._tasks[event.phase] = self._progress.add_task(event.phase.capitalize(), total=event.total)
+        self._progress.update(task, completed=event.done, total=event.total)
+
+
+def job_summary(result: Any, pairs: Sequence[tuple[str, Any]], *, as_json: bool, title: str) -> None:
+    """A job's final summary: a key/value table for people, or its ``as_dict()`` as JSON."""
+    if as_json:
+        emit_json(result)
+        return
+    key_values(pairs, title=title)

@@ -1,0 +1,133 @@
+"""`chatdb prune`: delete old archived conversations, optionally exporting them first."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chatdb.cli import _output as out
+from chatdb.cli._app import state
+from chatdb.cli._options import (
+    BatchSizeOption,
+    BeforeOption,
+    DryRunOption,
+    JsonOption,
+    OlderThanOption,
+    QuietOption,
+    SinceOption,
+    UserOption,
+    WaitOption,
+    YesOption,
+)
+from chatdb.timeparse import cutoff
+from chatdb.errors import UsageError
+from chatdb.jobs.runner import DEFAULT_BATCH_SIZE
+
+
+def prune(
+    ctx: typer.Context,
+    older_than: OlderThanOption = None,
+    before: BeforeOption = None,
+    since: SinceOption = None,
+    user: UserOption = None,
+    include_active: Annotated[
+        bool,
+        typer.Option("--include-active", help="Delete matching active conversations too, not only archived ones."),
+    ] = False,
+    export_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--export", metavar="FILE",
+            help="First write (and verify) a jsonl export of exactly the rows to delete; "
+            ".gz compresses. FILE must not exist.",
+            show_default=False,
+        ),
+    ] = None,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows", metavar="N", min=0,
+            help="Refuse, deleting nothing, if more than N rows (conversations + messages) would go.",
+            show_default=False,
+        ),
+    ] = None,
+    yes: YesOption = False,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    dry_run: DryRunOption = False,
+    wait: WaitOption = None,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete archived conversations (and their messages) older than a cutoff.
+
+    Asks for confirmation on a terminal; needs --yes otherwise. With --export,
+    the rows are exported and the file verified before anything is deleted,
+    and only rows still as exported are deleted.
+
+    Example:
+
+        chatdb prune --older-than 1y --dry-run
+
+        chatdb prune --older-than 1y --export pruned-2026-01.jsonl.gz --max-rows 5000000 --yes
+    """
+    from chatdb.filters import ConversationFilter
+    from chatdb.jobs.prune import prune_conversations
+
+    selection = ConversationFilter.build(users=user, older_than=cutoff(older_than, before), since=since)
+    if selection.older_than is None:
+        raise UsageError("prune needs a cutoff: --older-than DURATION or --before DATE")
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    if not (dry_run or yes or interactive):
+        raise UsageError("prune deletes rows and stdin is not a terminal; pass --yes to confirm (or --dry-run)")
+    db = state(ctx).database()
+    if include_active:
+        out.warn("--include-active: ACTIVE conversations older than the cutoff will be deleted too")
+
+    def confirm(plan) -> bool:
+        return typer.confirm(
+            f"Delete {plan.conversations} conversations and {plan.messages} messages "
+            f"(about {plan.bytes} bytes of rows) from {plan.database}?",
+            err=True,
+        )
+
+    with out.JobProgress(quiet=quiet or as_json) as bar:
+        result = prune_conversations(
+            db, selection, include_active=include_active, export_to=export_to, max_rows=max_rows,
+            confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
+        )
+    plan = result.plan
+    pairs = [
+        ("Database", plan.database),
+        ("Cutoff (last activity before)", plan.selection.older_than),
+        ("Statuses", "active and archived" if plan.include_active else "archived"),
+        ("Matching conversations", plan.conversations),
+        ("Their messages", plan.messages),
+        ("Row bytes", plan.bytes if plan.bytes is not None else "not measured (see --dry-run)"),
+    ]
+    if dry_run:
+        out.job_summary(result, pairs, as_json=as_json, title="prune (dry run: nothing deleted)")
+        return
+    if result.export is not None:
+        pairs += [
+            ("Export", result.export.path),
+            ("Export SHA-256", result.export.sha256),
+            ("Export verified", "yes" if result.export_verified else "no"),
+        ]
+    pairs += [
+        ("Deleted conversations", result.deleted_conversations),
+        ("Deleted messages", result.deleted_messages),
+        ("Skipped (in use or changed, kept)", result.skipped),
+        ("Batches", result.batches),
+        ("Duration", f"{result.duration_seconds:.2f}s"),
+        ("Rows/s", result.rows_per_second),
+    ]
+    out.job_summary(result, pairs, as_json=as_json, title="prune")
+    if result.skipped and not as_json:
+        out.warn(f"{result.skipped} conversations were in use or changed and were kept")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prune")(prune)

@@ -1,0 +1,332 @@
+"""Export conversations with their messages: jsonl (default), json or csv, streamed.
+
+Memory stays flat whatever the size: conversations are read in keyset batches
+over the primary key, all inside one read-only REPEATABLE READ transaction so
+the file is one consistent snapshot, and PostgreSQL itself builds each jsonl
+line (``row_to_json``), so timestamps keep their offset and microseconds
+and ``metadata`` is written as the JSON it is.
+
+jsonl: one conversation per line, ``{"id", "user_id", "status", "created_at",
+"updated_at", "messages": [{"id", "conversation_id", "user_id", "role",
+"content", "metadata", "created_at"}, ...]}``, messages oldest first.
+json: the same objects in one array. csv: one row per message with its
+conversation's columns (a conversation without messages gets one row with
+empty message columns).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+import chatdb
+from chatdb.errors import UsageError
+from chatdb.filters import ConversationFilter
+from chatdb.jobs.files import MANIFEST_KIND, AtomicExportFile, manifest_path, write_json_atomically
+from chatdb.jobs.runner import (
+    DEFAULT_BATCH_SIZE,
+    JobRun,
+    JobTimeouts,
+    ProgressCallback,
+    check_batch_size,
+    job_lock,
+    rate,
+)
+
+if TYPE_CHECKING:
+    from chatdb.db import Database
+
+ExportFormat = Literal["jsonl", "json", "csv"]
+FORMATS = ("jsonl", "json", "csv")
+CONVERSATION_FIELDS = ("id", "user_id", "status", "created_at", "updated_at")
+MESSAGE_FIELDS = ("id", "conversation_id", "user_id", "role", "content", "metadata", "created_at")
+CSV_COLUMNS = (
+    "conversation_id", "user_id", "status", "conversation_created_at", "conversation_updated_at",
+    "message_id", "message_user_id", "role", "content", "metadata", "message_created_at",
+)
+
+
+@dataclass
+class ExportResult:
+    database: str
+    selection: ConversationFilter
+    format: str
+    path: str | None  # None: written to a stream (stdout)
+    manifest: str | None
+    conversations: int = 0
+    messages: int = 0
+    bytes: int = 0
+    sha256: str | None = None
+    batches: int = 0
+    duration_seconds: float = 0.0
+    created_at: datetime | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return rate(self.conversations + self.messages, self.duration_seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": "export",
+            "database": self.database,
+            "selection": self.selection.as_dict(),
+            "format": self.format,
+            "path": self.path,
+            "manifest": self.manifest,
+            "conversations": self.conversations,
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "batches": self.batches,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "rows_per_second": self.rows_per_second,
+        }
+
+    def manifest_data(self) -> dict[str, Any]:
+        from chatdb.cli._output import to_jsonable
+
+        return {
+            "kind": MANIFEST_KIND,
+            "manifest_version": 1,
+            "file": Path(self.path or "").name,
+            "format": self.format,
+            "compressed": bool(self.path and self.path.endswith(".gz")),
+            "conversations": self.conversations,
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "selection": to_jsonable(self.selection.as_dict()),
+            "database": self.database,
+            "chatdb_version": chatdb.__version__,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+def check_format(format: str) -> str:
+    if format not in FORMATS:
+        raise UsageError(f"unknown export format {format!r}: use jsonl, json or csv")
+    return format
+
+
+def export_conversations(
+    db: Database,
+    selection: ConversationFilter,
+    output: Path | BinaryIO,
+    *,
+    format: str = "jsonl",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    wait: float | None = None,
+    progress: ProgressCallback | None = None,
+    timeouts: JobTimeouts | None = None,
+) -> ExportResult:
+    """Write the selected conversations to ``output`` (a path, or a binary stream such as stdout).
+
+    To a path: written atomically with mode 0600 (``.gz`` compressed) and a
+    manifest ``PATH.manifest.json`` with counts and the file's sha256.
+    """
+    check_format(format)
+    check_batch_size(batch_size)
+    with job_lock(db, "export", wait=wait), JobRun("export", progress) as run:
+        return write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
+                            timeouts=timeouts or JobTimeouts.from_env())
+
+
+def write_export(
+    db: Database,
+    selection: ConversationFilter,
+    output: Path | BinaryIO,
+    *,
+    format: str,
+    batch_size: int,
+    run: JobRun,
+    timeouts: JobTimeouts,
+) -> ExportResult:
+    """The export itself, for callers that already hold the job lock (prune)."""
+    from chatdb.timeparse import utcnow
+
+    to_file = isinstance(output, Path)
+    result = ExportResult(
+        database=db.display_url,
+        selection=selection,
+        format=format,
+        path=str(output) if to_file else None,
+        manifest=str(manifest_path(output)) if to_file else None,
+        created_at=utcnow(),
+    )
+    sink: Any = AtomicExportFile(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
+    try:
+        with _snapshot(db, timeouts) as conn:
+            from chatdb.jobs import queries
+
+            total = queries.selection_size(conn, selection, messages=False)[0]
+            run.start_phase("export", total)
+            writer = _WRITERS[format](sink)
+            last: uuid.UUID | None = None
+            while True:
+                rows = conn.execute(_batch_query(format, selection, last, batch_size)).all()
+                if not rows:
+                    break
+                conversations, messages = writer.write_batch(rows)
+                last = rows[-1][0]
+                result.conversations += conversations
+                result.messages += messages
+                run.advance(conversations)
+            writer.finish()
+        if to_file:
+            sink.commit()
+            result.sha256, result.bytes = sink.sha256, sink.size
+            write_json_atomically(manifest_path(output), result.manifest_data())  # type: ignore[arg-type]
+        else:
+            sink.flush()
+            result.bytes = sink.size
+    except BaseException:
+        if to_file:
+            sink.abort()
+        raise
+    result.batches, result.duration_seconds = run.batches, run.elapsed
+    return result
+
+
+class _StreamSink:
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _snapshot(db: Database, timeouts: JobTimeouts):
+    """One read-only REPEATABLE READ transaction, timestamps rendered in UTC."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import text
+
+    @contextmanager
+    def opened():
+        with db.translate(), db.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                conn.execute(
+                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', :s, true)"),
+                    {"s": timeouts.statement},
+                )
+                yield conn
+
+    return opened()
+
+
+def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
+    from sqlalchemy import Text, cast, func, literal_column, select
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    from chatdb.jobs.queries import conversations, messages
+
+    page = select(conversations).where(*selection.conditions(conversations))
+    if after is not None:
+        page = page.where(conversations.c.id > after)
+    c = page.order_by(conversations.c.id).limit(limit).subquery("c")
+    m = messages.alias("m")
+    if format == "csv":
+        return (
+            select(
+                c.c.id, c.c.user_id, c.c.status, c.c.created_at, c.c.updated_at,
+                m.c.id, m.c.user_id, m.c.role, m.c.content, cast(m.c["metadata"], Text), m.c.created_at,
+            )
+            .select_from(c.outerjoin(m, m.c.conversation_id == c.c.id))
+            .order_by(c.c.id, m.c.created_at, m.c.id)
+        )
+    # row_to_json over explicit columns: the keys are the column names, in this order.
+    r = select(*(m.c[f] for f in MESSAGE_FIELDS)).where(m.c.conversation_id == c.c.id).correlate(c).subquery("r")
+    nested = (
+        # Aggregating json (not the record itself) keeps json_agg from putting newlines between items.
+        select(func.json_agg(aggregate_order_by(func.row_to_json(literal_column("r")), r.c.created_at, r.c.id)))
+        .select_from(r)
+        .correlate(c)
+        .scalar_subquery()
+    )
+    x = select(
+        *(c.c[f] for f in CONVERSATION_FIELDS),
+        func.coalesce(nested, literal_column("'[]'::json")).label("messages"),
+    ).subquery("x")
+    # Counting through the index is cheaper than measuring the JSON array again.
+    count = select(func.count()).where(m.c.conversation_id == x.c.id).correlate(x).scalar_subquery()
+    return select(x.c.id, cast(func.row_to_json(literal_column("x")), Text), count).order_by(x.c.id)
+
+
+class _JsonLinesWriter:
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def write_batch(self, rows: list[Any]) -> tuple[int, int]:
+        self.sink.write("".join(f"{row[1]}\n" for row in rows).encode())
+        return len(rows), sum(int(row[2]) for row in rows)
+
+    def finish(self) -> None:
+        pass
+
+
+class _JsonArrayWriter(_JsonLinesWriter):
+    def __init__(self, sink: Any) -> None:
+        super().__init__(sink)
+        self.first = True
+
+    def write_batch(self, rows: list[Any]) -> tuple[int, int]:
+        head = "[\n" if self.first else ",\n"
+        self.first = False
+        self.sink.write((head + ",\n".join(row[1] for row in rows)).encode())
+        return len(rows), sum(int(row[2]) for row in rows)
+
+    def finish(self) -> None:
+        self.sink.write(b"[]\n" if self.first else b"\n]\n")
+
+
+class _CsvWriter:
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.buffer = io.StringIO()
+        self.csv = csv.writer(self.buffer, lineterminator="\n")
+        self.csv.writerow(CSV_COLUMNS)
+
+    def write_batch(self, rows: list[Any]) -> tuple[int, int]:
+        messages = 0
+        conversations = len({row[0] for row in rows})
+        for row in rows:
+            if row[5] is not None:
+                messages += 1
+            self.csv.writerow([_csv_value(v) for v in row])
+        self.sink.write(self.buffer.getvalue().encode())
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return conversations, messages
+
+    def finish(self) -> None:
+        self.sink.write(self.buffer.getvalue().encode())
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):  # enums
+        return value.value
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+_WRITERS: dict[str, Callable[[Any], Any]] = {
+    "jsonl": _JsonLinesWriter,
+    "json": _JsonArrayWriter,
+    "csv": _CsvWriter,
+}
+

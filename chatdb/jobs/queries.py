@@ -1,0 +1,99 @@
+"""The statements the maintenance jobs share, written once.
+
+Every condition on ``conversations`` comes from :class:`ConversationFilter`,
+so "which conversations" means the same thing in every job, and every value
+is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, any_, func, literal, select
+
+from chatdb.models import Conversation, Message
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from chatdb.filters import ConversationFilter
+
+conversations = Conversation.__table__
+messages = Message.__table__
+
+
+def selection_size(
+    conn: Connection, selection: ConversationFilter, *, messages: bool = True, size: bool = False
+) -> tuple[int, int, int]:
+    """Exact (conversations, messages, bytes) of the selection; bytes counts both tables' rows."""
+    conds = selection.conditions(conversations)
+    row_bytes = func.coalesce(func.sum(func.pg_column_size(conversations.table_valued())), 0)
+    n_conv, conv_bytes = conn.execute(
+        select(func.count(), row_bytes if size else literal(0)).select_from(conversations).where(*conds)
+    ).one()
+    n_msg = msg_bytes = 0
+    if messages:
+        m = Message.__table__
+        ids = select(conversations.c.id).where(*conds)
+        msg_row_bytes = func.coalesce(func.sum(func.pg_column_size(m.table_valued())), 0)
+        n_msg, msg_bytes = conn.execute(
+            select(func.count(), msg_row_bytes if size else literal(0)).select_from(m).where(m.c.conversation_id.in_(ids))
+        ).one()
+    return int(n_conv), int(n_msg), int(conv_bytes) + int(msg_bytes)
+
+
+def sample(conn: Connection, selection: ConversationFilter, limit: int) -> list[tuple[Any, ...]]:
+    """A few matching conversations, oldest activity first, for dry runs."""
+    c = conversations
+    rows = conn.execute(
+        select(c.c.id, c.c.user_id, c.c.updated_at)
+        .where(*selection.conditions(c))
+        .order_by(c.c.updated_at, c.c.id)
+        .limit(limit)
+    )
+    return [tuple(row) for row in rows]
+
+
+def lock_batch(
+    selection: ConversationFilter, after: uuid.UUID | None, limit: int, *, for_delete: bool
+) -> Select[Any]:
+    """The next keyset batch of matching conversation ids, locked, skipping rows others hold.
+
+    A status change takes ``FOR NO KEY UPDATE``, which the application's
+    message inserts (``FOR KEY SHARE`` through the foreign key) do not wait
+    on; a delete needs ``FOR UPDATE``.
+    """
+    c = conversations
+    query = select(c.c.id).where(*selection.conditions(c))
+    if after is not None:
+        query = query.where(c.c.id > after)
+    return (
+        query.order_by(c.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, key_share=not for_delete)
+    )
+
+
+def id_array(ids: Sequence[uuid.UUID]) -> Any:
+    """``ids`` as one ``uuid[]`` parameter, for ``column == any_(...)``.
+
+    One array parameter keeps the statement the same for every batch, where
+    ``IN (...)`` would send (and plan) a thousand separate parameters.
+    """
+    from sqlalchemy import bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+    return any_(bindparam("ids", list(ids), type_=ARRAY(UUID(as_uuid=True))))
+
+
+def delete_conversations(conn: Connection, ids: Sequence[uuid.UUID]) -> tuple[int, int]:
+    """Delete these conversations and their messages; return (conversations, messages) deleted."""
+    from sqlalchemy import delete
+
+    if not ids:
+        return 0, 0
+    gone_messages = conn.execute(delete(messages).where(messages.c.conversation_id == id_array(ids))).rowcount
+    gone = conn.execute(delete(conversations).where(conversations.c.id == id_array(ids))).rowcount
+    return int(gone), int(gone_messages)
