@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ConflictError, DatabaseError, JobInterrupted, UsageError
 from chatdb.inspection import require_tables
+from chatdb.jobs.runner import ProgressCallback, ProgressUpdate
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -51,7 +52,6 @@ REMOVE_BATCH_CONVERSATIONS = 2_000
 REMOVE_BATCH_USERS = 1_000
 TEXT_VARIANTS = 400  # distinct texts per role
 
-Progress = Callable[[int, int], None]
 
 _USER_LINES = (
     "Can you help me plan a three-day trip to Lisbon on a budget?",
@@ -402,7 +402,7 @@ def seed(
     force: bool = False,
     batch_messages: int = DEFAULT_BATCH_MESSAGES,
     jobs: int = DEFAULT_JOBS,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> SeedResult:
     """Create ``scale`` users, conversations and messages of demo data.
 
@@ -410,7 +410,7 @@ def seed(
     rows, unless ``force``. Users are created first (reusing any left by an
     earlier run); then each batch of about ``batch_messages`` messages is one
     transaction holding whole conversations, ``jobs`` batches at a time on
-    their own connections. ``progress(done, total)`` counts messages. On
+    their own connections. ``progress`` gets a :class:`ProgressUpdate` counting messages. On
     Ctrl-C the batches in flight finish and commit, no new one starts, and
     :class:`JobInterrupted` says what was kept.
     """
@@ -492,7 +492,7 @@ def seed(
                     done["conversations"] += len(batch.ids)
                     done["messages"] += sum(batch.counts)
                     if progress:
-                        progress(done["messages"], scale.messages)
+                        progress(ProgressUpdate("messages", done["messages"], scale.messages))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(worker) for _ in range(max(1, jobs))]
@@ -545,14 +545,14 @@ def remove_seed(
     *,
     dry_run: bool = False,
     batch_conversations: int = REMOVE_BATCH_CONVERSATIONS,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> SeedRemoval:
     """Delete what :func:`seed` created: users whose id starts with the seed prefix, with
     their conversations and messages.
 
     Conversations go in batches, each with its messages in one transaction,
     then the users; re-running after an interruption finishes the job.
-    ``progress(done, total)`` counts conversations. ``dry_run`` only counts.
+    ``progress`` gets a :class:`ProgressUpdate` counting conversations. ``dry_run`` only counts.
     """
     from sqlalchemy import text
 
@@ -594,7 +594,7 @@ def remove_seed(
                         text("DELETE FROM conversations WHERE id = ANY(:ids)"), {"ids": ids}
                     ).rowcount
                 if progress:
-                    progress(conversations, total)
+                    progress(ProgressUpdate("conversations", conversations, total))
             with conn.begin():
                 # Messages a seeded user left in someone else's conversation go with the user.
                 messages += conn.execute(

@@ -144,7 +144,7 @@ def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDat
     from chatdb.errors import JobInterrupted
     from chatdb.seed import SeedScale, seed
 
-    def interrupt_after_first_batch(done: int, total: int) -> None:
+    def interrupt_after_first_batch(update: object) -> None:
         raise KeyboardInterrupt
 
     with migrated_db.database() as db, pytest.raises(JobInterrupted) as stopped:

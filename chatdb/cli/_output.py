@@ -165,47 +165,6 @@ def key_values(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) ->
     stdout().print(grid)
 
 
-class _NoProgress:
-    def __call__(self, done: int, total: int) -> None:
-        pass
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-class _BarProgress:
-    """A Rich progress bar on stderr, fed by a job's ``progress(done, total)`` callback."""
-
-    def __init__(self, description: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self._bar = Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=stderr(), transient=True,
-        )
-        self._task = self._bar.add_task(description, total=None)
-
-    def __call__(self, done: int, total: int) -> None:
-        self._bar.update(self._task, completed=done, total=total)
-
-    def __enter__(self) -> _BarProgress:
-        self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
-
-
-def progress(description: str, *, enabled: bool = True) -> _NoProgress | _BarProgress:
-    """A progress callback for a job: a bar when stderr is a terminal, silent otherwise."""
-    if enabled and sys.stderr.isatty():
-        return _BarProgress(description)
-    return _NoProgress()
-
-
 def human_bytes(size: int | None) -> str:
     """A byte count for people: 8.0 kB, 12.3 MB (powers of 1024, like pg_size_pretty)."""
     if size is None:

@@ -76,8 +76,8 @@ def seed(
             f"Seeding {db.display_url} with {scale.users} users, {scale.conversations} conversations "
             f"and {scale.messages} messages."
         )
-    with out.progress("Messages", enabled=not as_json) as bar:
-        result = seeding.seed(db, scale, force=force, batch_messages=batch, jobs=jobs, progress=bar)
+    with out.JobProgress(quiet=as_json) as bar:
+        result = seeding.seed(db, scale, force=force, batch_messages=batch, jobs=jobs, progress=bar.callback)
     if as_json:
         out.emit_json(result)
         return
@@ -112,8 +112,8 @@ def _remove(ctx: typer.Context, *, dry_run: bool, yes: bool, as_json: bool) -> N
             abort=True,
             err=True,
         )
-    with out.progress("Conversations", enabled=not as_json and not dry_run) as bar:
-        result = seeding.remove_seed(db, dry_run=dry_run, progress=bar)
+    with out.JobProgress(quiet=as_json or dry_run) as bar:
+        result = seeding.remove_seed(db, dry_run=dry_run, progress=bar.callback)
     if as_json:
         out.emit_json(result)
         return
