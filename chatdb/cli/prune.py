@@ -105,7 +105,7 @@ def prune(
         ("Statuses", "active and archived" if plan.include_active else "archived"),
         ("Matching conversations", plan.conversations),
         ("Their messages", plan.messages),
-        ("Row bytes", plan.bytes if plan.bytes is not None else "not measured (see --dry-run)"),
+        ("Row bytes", out.human_bytes(plan.bytes) if plan.bytes is not None else "not measured (see --dry-run)"),
     ]
     if dry_run:
         out.job_summary(result, pairs, as_json=as_json, title="prune (dry run: nothing deleted)")
