@@ -143,7 +143,7 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def configured_url(option: str | None = None) -> tuple[str, UrlSource] | None:
     """The URL the user configured and where it came from, or None for the embedded default."""
-    if option:
+    if option is not None:  # an explicit empty --database-url is an error, not "unset"
         return option, "option"
     for name in URL_ENV_VARS:
         value = os.environ.get(name)

@@ -143,3 +143,8 @@ def test_debug_shows_a_traceback_without_the_password() -> None:
     assert result.exit_code == 1
     assert "Traceback" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_an_empty_url_option_is_refused_rather_than_ignored(migrated_db: TestDatabase) -> None:
+    result = Cli(migrated_db.url)("--database-url=", "status")
+    assert_one_line_error(result, 2, "the database URL is empty")
