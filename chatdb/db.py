@@ -65,11 +65,12 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
     try:
         yield
     except sa_exc.OperationalError as exc:
-        if exc.connection_invalidated or _is_connect_failure(exc):
-            where = f" to {settings.display_url}" if settings else ""
-            raise DatabaseUnavailable(
-                f"cannot connect{where}: {_describe(exc)}"
-            ) from exc
+        where = f" to {settings.display_url}" if settings else ""
+        if _is_connect_failure(exc):
+            raise DatabaseUnavailable(f"cannot connect{where}: {_describe(exc)}") from exc
+        if exc.connection_invalidated:
+            # Connected once, then lost (server restart, network): not a login problem.
+            raise DatabaseUnavailable(f"lost the connection{where}: {_describe(exc)}") from exc
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc
     except sa_exc.TimeoutError as exc:
         raise DatabaseUnavailable(
@@ -82,8 +83,15 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
 
 def _is_connect_failure(exc: Any) -> bool:
     orig = getattr(exc, "orig", None)
-    # psycopg raises OperationalError with no SQLSTATE when it never got a session.
-    return orig is not None and getattr(orig, "sqlstate", None) in (None, "28P01", "28000", "3D000", "57P03")
+    if orig is None:
+        return False
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is None:
+        # psycopg raises OperationalError with no SQLSTATE both when it never got a
+        # session and when an open one breaks ("server closed the connection").
+        first = str(orig).strip().lower()
+        return first.startswith("connection failed") or first.startswith("connection to server")
+    return sqlstate in ("28P01", "28000", "3D000", "57P03")
 
 
 def _describe(exc: Any) -> str:
