@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chatdb.config import Settings, load_settings
-from chatdb.errors import DatabaseError, DatabaseUnavailable
+from chatdb.errors import ConfigurationError, DatabaseError, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -42,7 +42,14 @@ def engine_options(settings: Settings) -> dict[str, Any]:
 def create_engine(settings: Settings) -> Engine:
     import sqlalchemy
 
-    return sqlalchemy.create_engine(settings.url, **engine_options(settings))
+    try:
+        return sqlalchemy.create_engine(settings.url, **engine_options(settings))
+    except (ValueError, sqlalchemy.exc.ArgumentError):
+        # The driver's own message may quote the URL, password included: say it in our words.
+        raise ConfigurationError(
+            f"the database URL {settings.display_url} is malformed "
+            "(check the port, and percent-encode special characters in the user and password)"
+        ) from None
 
 
 def create_async_engine(settings: Settings) -> AsyncEngine:

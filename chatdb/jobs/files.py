@@ -157,8 +157,11 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """The manifest beside ``path``, or None if there is none."""
     where = manifest_path(path)
-    if not where.exists():
-        return None
+    try:
+        if not where.exists():
+            return None
+    except OSError as exc:  # a name too long for the file system, for example
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
         data = json.loads(where.read_text())
     except (OSError, ValueError) as exc:
