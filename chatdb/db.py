@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chatdb.config import Settings, load_settings
-from chatdb.errors import ConfigurationError, DatabaseError, DatabaseUnavailable
+from chatdb.errors import ConfigurationError, DatabaseError, DatabaseUnavailable, PermissionDeniedError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -85,6 +85,11 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
             "or CHATDB_POOL_TIMEOUT)"
         ) from exc
     except sa_exc.DBAPIError as exc:
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501":
+            # PostgreSQL's own line already reads "permission denied for table ...".
+            raise PermissionDeniedError(
+                f"{_first_line(exc)}: the role lacks a grant this command needs (see docs/security.md)"
+            ) from exc
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc
 
 
