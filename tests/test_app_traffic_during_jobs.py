@@ -25,7 +25,10 @@ from helpers import TestDatabase
 from jobdata import count, seed
 from processes import start
 
-ROWS = 1500
+# With batches of 5 each job runs for several times BLOCKED_BOUND, so a job that
+# blocked the application for its whole run would be caught.
+ARCHIVE_ROWS = 1500
+PRUNE_ROWS = 1000  # prune also exports and verifies: a longer run per row
 OLD = "2020-01-01T00:00:00+00:00"
 LOCK_TIMEOUT = 0.5  # seconds: the job's CHATDB_JOB_LOCK_TIMEOUT in these tests
 # Not a speed claim: a bound on how long the application may be *blocked* by the
@@ -133,7 +136,7 @@ def app_messages(db: TestDatabase) -> dict[str, str]:
 
 
 def test_archive_with_application_traffic(migrated_db: TestDatabase) -> None:
-    ids = seed(migrated_db, ROWS, updated=OLD, messages=1)
+    ids = seed(migrated_db, ARCHIVE_ROWS, updated=OLD, messages=1)
     with Traffic(migrated_db, ids[::25], add, seed_=1) as traffic:
         report = run_job(migrated_db, "archive", "--older-than", "90d")
     assert traffic.errors == []
@@ -149,7 +152,7 @@ def test_archive_with_application_traffic(migrated_db: TestDatabase) -> None:
     # Totals: every conversation is archived by this run, left for the next (skipped), or fresh.
     archived = count(migrated_db, "status = 'archived'")
     assert archived == report["changed"]
-    assert report["changed"] + report["skipped"] + len(touched) == ROWS
+    assert report["changed"] + report["skipped"] + len(touched) == ARCHIVE_ROWS
     # An add was refused only because the job had archived the conversation first.
     refused = set(traffic.refused)
     assert migrated_db.scalar(
@@ -158,7 +161,7 @@ def test_archive_with_application_traffic(migrated_db: TestDatabase) -> None:
 
 
 def test_prune_with_export_and_application_traffic(migrated_db: TestDatabase, tmp_path: Path) -> None:
-    ids = seed(migrated_db, ROWS, updated=OLD, status="archived", messages=1)
+    ids = seed(migrated_db, PRUNE_ROWS, updated=OLD, status="archived", messages=1)
     target = tmp_path / "pruned.jsonl"
     with Traffic(migrated_db, ids[::25], revive_and_add, seed_=2) as traffic:
         report = run_job(migrated_db, "prune", "--older-than", "1y", "--yes", "--export", str(target))
@@ -170,7 +173,7 @@ def test_prune_with_export_and_application_traffic(migrated_db: TestDatabase, tm
     # Every seeded conversation is either still here or in the export, with its messages.
     for conversation in ids:
         assert conversation in survivors or len(exported[conversation]["messages"]) >= 1
-    assert report["deleted"]["conversations"] == ROWS - len(survivors)
+    assert report["deleted"]["conversations"] == PRUNE_ROWS - len(survivors)
     # Every message the application committed survives (its conversation was revived, so kept).
     assert app_messages(migrated_db) == traffic.written
     assert set(traffic.written.values()) <= survivors
