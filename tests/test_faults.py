@@ -1,9 +1,12 @@
 """Jobs killed with ``kill -9`` at random moments, and the server restarted under a running job.
 
-Each job is killed a few times at a random delay after it starts (the delays
-come from a seeded generator: set ``CHATDB_FAULT_SEED`` to replay a failure;
-the seed is in every assertion message). After each kill the database and the
-files must be consistent and a re-run must finish the work.
+Each job is killed a few times at a random point of its work: once a random
+number of rows is committed (or, for an export, a random pause after it opened
+its temporary file). Wall-clock delays alone would miss fast jobs on a fast
+machine; progress thresholds land inside the run on any machine. The points
+come from a seeded generator: set ``CHATDB_FAULT_SEED`` to replay a failure
+(the seed and the point are in every assertion message). After each kill the
+database and the files must be consistent and a re-run must finish the work.
 ``test_jobs_interruptions.py`` kills each job once at a chosen point; these
 tests add the random points, several kills per job and the prune-with-export
 case, and the server restart.
@@ -18,7 +21,7 @@ import random
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ import pytest
 from chatdb.jobs.files import manifest_path
 from helpers import Server, TestDatabase, new_database
 from jobdata import count, seed, snapshot
-from processes import finish, kill, start
+from processes import finish, kill_when, start
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
 KILLS = 3  # per job: enough random points to matter, few enough to keep the suite quick
@@ -41,17 +44,24 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
     return random.Random(f"{SEED}:{request.node.name}")
 
 
-def kill_at_random(db: TestDatabase, rng: random.Random, *args: str) -> tuple[float, bool]:
-    """Start a job, SIGKILL it after a random delay; return (delay, whether it was still running)."""
-    delay = round(rng.uniform(0.2, 1.6), 3)
+def kill_at_random(
+    db: TestDatabase, rng: random.Random, ready: Callable[[], bool], *args: str, pause: float = 0.02
+) -> tuple[str, ...]:
+    """Start a job and SIGKILL it once ``ready()`` holds, plus a random pause of up to ``pause`` seconds."""
+    pause = rng.uniform(0, pause)
     proc = start(db, *args, "--batch-size", str(BATCH), "--quiet")
-    time.sleep(delay)
-    if proc.poll() is not None:
-        out, err = proc.communicate()
-        assert proc.returncode == 0, (SEED, delay, err)
-        return delay, False
-    kill(proc)
-    return delay, True
+    kill_when(proc, lambda: ready() and (time.sleep(pause) or True))
+    return args
+
+
+def threshold(rng: random.Random, total: int) -> int:
+    """A random amount of work, within the first four fifths so the job is still running."""
+    return rng.randrange(1, total * 4 // 5)
+
+
+def writing(directory: Path) -> bool:
+    """An export has opened its temporary (the file is buffered: its size says little)."""
+    return bool(temporaries(directory))
 
 
 def temporaries(directory: Path) -> list[Path]:
@@ -77,19 +87,19 @@ def read_export(path: Path) -> dict[str, dict[str, Any]]:
 def test_archive_killed_at_random_points(migrated_db: TestDatabase, rng: random.Random) -> None:
     seed(migrated_db, ROWS, updated=OLD, messages=1)
     before_updated = migrated_db.sql("SELECT id, updated_at FROM conversations ORDER BY id")
-    killed = 0
     for _ in range(KILLS):
-        delay, was_running = kill_at_random(migrated_db, rng, "archive", "--older-than", "90d")
-        killed += was_running
+        point = threshold(rng, ROWS)
+        kill_at_random(
+            migrated_db, rng, lambda: count(migrated_db, "status = 'archived'") >= point, "archive", "--older-than", "90d"
+        )
         archived = count(migrated_db, "status = 'archived'")
-        assert archived % BATCH == 0 or archived == ROWS, (SEED, delay, archived)  # whole batches only
+        assert archived % BATCH == 0 and point <= archived < ROWS, (SEED, point, archived)  # whole batches only
         report = finish(migrated_db, "archive", "--older-than", "90d", "--batch-size", "500")
-        assert report["changed"] == ROWS - archived, (SEED, delay)
+        assert report["changed"] == ROWS - archived, (SEED, point)
         assert count(migrated_db, "status = 'archived'") == ROWS
         # Archiving changes the status only.
         assert migrated_db.sql("SELECT id, updated_at FROM conversations ORDER BY id") == before_updated
         migrated_db.sql("UPDATE conversations SET status = 'active'")
-    assert killed, f"no kill landed while the job ran (seed {SEED})"
 
 
 @pytest.mark.parametrize("with_export", [False, True], ids=["plain", "with-export"])
@@ -97,17 +107,25 @@ def test_prune_killed_at_random_points_deletes_only_what_an_export_holds(
     migrated_db: TestDatabase, rng: random.Random, tmp_path: Path, with_export: bool
 ) -> None:
     kept = set(seed(migrated_db, 10, user="bob", updated=OLD, status="active", messages=3))
-    killed = 0
+    phases = ["export", "verify", "delete"] if with_export else ["delete"]
     for attempt in range(KILLS):
-        seed(migrated_db, ROWS // 3, updated=OLD, status="archived", messages=3)
+        old = seed(migrated_db, ROWS // 3, updated=OLD, status="archived", messages=3)
         original_rows, original_messages = snapshot(migrated_db)
         messages_of: dict[str, set[str]] = {}
         for message in original_messages:
             messages_of.setdefault(str(message[1]), set()).add(str(message[0]))
         export_args = ("--export", str(tmp_path / f"run{attempt}-killed.jsonl")) if with_export else ()
-        delay, was_running = kill_at_random(migrated_db, rng, "prune", "--older-than", "1y", "--yes", *export_args)
-        killed += was_running
-        where = (SEED, attempt, delay)
+        # Kill while exporting, just as the export is renamed (verifying), or while deleting.
+        phase = phases[attempt % len(phases)]
+        amount = threshold(rng, len(old))
+        ready = {
+            "export": lambda: writing(tmp_path),
+            "verify": lambda: any(p.name.endswith("-killed.jsonl") for p in final_files(tmp_path)),
+            "delete": lambda: count(migrated_db, "status = 'archived'") <= len(old) - amount,
+        }[phase]
+        pause = 0.1 if phase == "export" else 0.02  # the export of these rows takes a few tenths of a second
+        kill_at_random(migrated_db, rng, ready, "prune", "--older-than", "1y", "--yes", *export_args, pause=pause)
+        where = (SEED, attempt, phase, amount)
 
         # No conversation is half deleted.
         assert migrated_db.scalar(
@@ -117,7 +135,7 @@ def test_prune_killed_at_random_points_deletes_only_what_an_export_holds(
         survivors = {r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")}
         deleted = {str(r[0]) for r in original_rows} - survivors
         if not with_export:
-            assert len(deleted) % BATCH == 0 or not survivors - kept, where
+            assert len(deleted) % BATCH == 0 and survivors - kept, where  # whole batches, mid-run
         else:
             # Every deleted conversation is in a complete, verified export, with all its messages.
             exported: dict[str, dict[str, Any]] = {}
@@ -137,7 +155,6 @@ def test_prune_killed_at_random_points_deletes_only_what_an_export_holds(
         assert report["deleted"]["conversations"] == len(survivors - kept), where
         assert {r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")} == kept
         assert migrated_db.scalar("SELECT count(*) FROM messages") == 30
-    assert killed, f"no kill landed while the job ran (seed {SEED})"
 
 
 def test_export_killed_at_random_points_never_leaves_a_partial_file(
@@ -145,21 +162,19 @@ def test_export_killed_at_random_points_never_leaves_a_partial_file(
 ) -> None:
     seed(migrated_db, ROWS, updated=OLD, messages=2)
     target = tmp_path / "all.jsonl"
-    killed = 0
     for _ in range(KILLS):
-        delay, was_running = kill_at_random(migrated_db, rng, "export", "-o", str(target))
-        killed += was_running
+        # Somewhere in the first part of the run (about half a second on a quick machine).
+        kill_at_random(migrated_db, rng, lambda: writing(tmp_path), "export", "-o", str(target), pause=0.3)
         if target.exists():  # renamed before the kill: whole
-            assert len(target.read_bytes().splitlines()) == ROWS, (SEED, delay)
+            assert len(target.read_bytes().splitlines()) == ROWS, SEED
         # What a kill leaves is hidden and clearly temporary, never the final name.
-        assert final_files(tmp_path) in ([], [target], [target, manifest_path(target)]), (SEED, delay)
+        assert final_files(tmp_path) in ([], [target], [target, manifest_path(target)]), SEED
         report = finish(migrated_db, "export", "-o", str(target))
         assert report["conversations"] == ROWS
         assert len(read_export(target)) == ROWS
         # The re-run cleared what the killed writer left behind.
-        assert temporaries(tmp_path) == [], (SEED, delay)
+        assert temporaries(tmp_path) == [], SEED
         assert oct(target.stat().st_mode & 0o777) == oct(0o600)
-    assert killed, f"no kill landed while the job ran (seed {SEED})"
 
 
 def test_import_killed_at_random_points(migrated_db: TestDatabase, rng: random.Random, tmp_path: Path) -> None:
@@ -167,18 +182,16 @@ def test_import_killed_at_random_points(migrated_db: TestDatabase, rng: random.R
     original = snapshot(migrated_db)
     target = tmp_path / "all.jsonl.gz"
     finish(migrated_db, "export", "-o", str(target))
-    killed = 0
     for _ in range(KILLS):
         migrated_db.sql("DELETE FROM conversations")
-        delay, was_running = kill_at_random(migrated_db, rng, "import", str(target))
-        killed += was_running
+        point = threshold(rng, ROWS)
+        kill_at_random(migrated_db, rng, lambda: count(migrated_db) >= point, "import", str(target))
         imported = count(migrated_db)
-        assert imported % BATCH == 0 or imported == ROWS, (SEED, delay, imported)
-        assert migrated_db.scalar("SELECT count(*) FROM messages") == 2 * imported, (SEED, delay)
+        assert imported % BATCH == 0 and point <= imported < ROWS, (SEED, point, imported)
+        assert migrated_db.scalar("SELECT count(*) FROM messages") == 2 * imported, (SEED, point)
         report = finish(migrated_db, "import", str(target), "--batch-size", "500")
-        assert report["inserted"]["conversations"] == ROWS - imported, (SEED, delay)
+        assert report["inserted"]["conversations"] == ROWS - imported, (SEED, point)
         assert snapshot(migrated_db) == original
-    assert killed, f"no kill landed while the job ran (seed {SEED})"
 
 
 # --- the server restarted under a running job --------------------------------------------------
