@@ -93,6 +93,11 @@ def normalize_url(url: str) -> str:
         parts.port  # noqa: B018 - parses and validates the port
     except ValueError as exc:
         raise ConfigurationError(f"malformed database URL {mask_url(url)}: {exc}") from None
+    try:
+        (parts.hostname or "").encode("idna")
+    except UnicodeError:
+        # Caught here: the resolver would fail at connect time with a bare UnicodeError.
+        raise ConfigurationError(f"malformed database URL {mask_url(url)}: invalid host name") from None
     return urlunsplit(parts)
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chatdb.config import Settings, load_settings
-from chatdb.errors import DatabaseError, DatabaseUnavailable
+from chatdb.errors import ConfigurationError, DatabaseError, DatabaseUnavailable, PermissionDeniedError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -42,7 +42,14 @@ def engine_options(settings: Settings) -> dict[str, Any]:
 def create_engine(settings: Settings) -> Engine:
     import sqlalchemy
 
-    return sqlalchemy.create_engine(settings.url, **engine_options(settings))
+    try:
+        return sqlalchemy.create_engine(settings.url, **engine_options(settings))
+    except (ValueError, sqlalchemy.exc.ArgumentError):
+        # The driver's own message may quote the URL, password included: say it in our words.
+        raise ConfigurationError(
+            f"the database URL {settings.display_url} is malformed "
+            "(check the port, and percent-encode special characters in the user and password)"
+        ) from None
 
 
 def create_async_engine(settings: Settings) -> AsyncEngine:
@@ -65,11 +72,12 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
     try:
         yield
     except sa_exc.OperationalError as exc:
-        if exc.connection_invalidated or _is_connect_failure(exc):
-            where = f" to {settings.display_url}" if settings else ""
-            raise DatabaseUnavailable(
-                f"cannot connect{where}: {_describe(exc)}"
-            ) from exc
+        where = f" to {settings.display_url}" if settings else ""
+        if _is_connect_failure(exc):
+            raise DatabaseUnavailable(f"cannot connect{where}: {_describe(exc)}") from exc
+        if exc.connection_invalidated:
+            # Connected once, then lost (server restart, network): not a login problem.
+            raise DatabaseUnavailable(f"lost the connection{where}: {_describe(exc)}") from exc
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc
     except sa_exc.TimeoutError as exc:
         raise DatabaseUnavailable(
@@ -77,13 +85,25 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
             "or CHATDB_POOL_TIMEOUT)"
         ) from exc
     except sa_exc.DBAPIError as exc:
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501":
+            # PostgreSQL's own line already reads "permission denied for table ...".
+            raise PermissionDeniedError(
+                f"{_first_line(exc)}: the role lacks a grant this command needs (see docs/security.md)"
+            ) from exc
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc
 
 
 def _is_connect_failure(exc: Any) -> bool:
     orig = getattr(exc, "orig", None)
-    # psycopg raises OperationalError with no SQLSTATE when it never got a session.
-    return orig is not None and getattr(orig, "sqlstate", None) in (None, "28P01", "28000", "3D000", "57P03")
+    if orig is None:
+        return False
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is None:
+        # psycopg raises OperationalError with no SQLSTATE both when it never got a
+        # session and when an open one breaks ("server closed the connection").
+        first = str(orig).strip().lower()
+        return first.startswith("connection failed") or first.startswith("connection to server")
+    return sqlstate in ("28P01", "28000", "3D000", "57P03")
 
 
 def _describe(exc: Any) -> str:

@@ -46,6 +46,10 @@ class DatabaseError(ChatdbError):
     """A statement failed for a reason that is not the caller's input."""
 
 
+class PermissionDeniedError(DatabaseError):
+    """The connected role lacks a privilege the command needs (SQLSTATE 42501)."""
+
+
 class MigrationError(ChatdbError):
     """A migration cannot be planned or applied."""
 

@@ -64,8 +64,14 @@ class ConversationFilter:
                 raise UsageError(f"--{name} needs a time zone")
         if older_than is not None and since is not None and since >= older_than:
             raise UsageError("--since must be earlier than the --older-than/--before cutoff")
+        if any(not u.strip() for u in users or ()):
+            # Dropping it would widen the selection to every user, which archive and prune must never do.
+            raise UsageError("--user cannot be empty")
+        if any("\x00" in u for u in users or ()):
+            # PostgreSQL text cannot hold NUL, so no user id has one: a usage error, not a database error.
+            raise UsageError("--user cannot contain the NUL character")
         return cls(
-            user_ids=tuple(dict.fromkeys(u for u in (users or ()) if u)),
+            user_ids=tuple(dict.fromkeys(users or ())),
             status=status,  # type: ignore[arg-type]
             older_than=older_than,
             since=since,

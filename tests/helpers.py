@@ -25,6 +25,14 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
+def as_role(url: str, role: str, password: str | None = None) -> str:
+    """``url`` logging in as ``role`` (with ``password``) instead (keeps host, socket and database)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    login = f"{role}:{password}" if password else role
+    return urlunsplit((parts.scheme, f"{login}@{host}", parts.path, parts.query, parts.fragment))
+
+
 @dataclass
 class Server:
     admin_url: str  # libpq URL of a database we may connect to for CREATE DATABASE

@@ -30,7 +30,8 @@ def test_url_forms_are_normalized_to_psycopg(given: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "mysql://u@h/db", "just-a-name", "postgresql://u@h:notaport/db", "sqlite:///x.db"]
+    "bad",
+    ["", "mysql://u@h/db", "just-a-name", "postgresql://u@h:notaport/db", "sqlite:///x.db", "postgresql://u@h\x80st/db"],
 )
 def test_bad_urls_are_configuration_errors(bad: str) -> None:
     with pytest.raises(ConfigurationError):

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -18,42 +14,11 @@ import pytest
 from chatdb.jobs.runner import JOB_LOCK_KEY
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
+from processes import finish, kill_when, start
 
 OLD = "2020-01-01T00:00:00+00:00"
 ROWS = 4000
 BATCH = 5
-
-
-def start(db: TestDatabase, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "chatdb", "--database-url", db.url, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 60) -> None:
-    """SIGKILL ``proc`` as soon as ``ready()`` holds (fails the test if it finished first)."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, f"the job ended before it could be killed: {proc.communicate()}"
-        assert time.monotonic() < deadline, "the job made no progress"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-
-
-def finish(db: TestDatabase, *args: str) -> dict:
-    """Run a job to the end (waiting for the dead job's lock to be released) and return its JSON."""
-    done = subprocess.run(
-        [sys.executable, "-m", "chatdb", "--database-url", db.url, *args, "--wait", "30", "--json"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def test_archive_killed_mid_run_leaves_whole_batches_and_a_rerun_finishes(migrated_db: TestDatabase) -> None:

@@ -2,7 +2,8 @@
 
 An export is written to a temporary name in the destination's directory with
 mode 0600 (chat logs are personal data), fsync'd, and renamed over the final
-name only when complete, so a file with the final name is always whole. Its
+name only when complete, so a file with the final name is always whole (a
+temporary left by a killed writer is deleted by the next export to that name). Its
 sha256 is of the bytes on disk (compressed, for ``.gz``). The manifest
 (``FILE.manifest.json``) beside it records what the file holds.
 """
@@ -91,6 +92,7 @@ class AtomicExportFile:
         os.replace(self.tmp, self.path)
         _fsync_directory(self.path.parent)
         self.done = True
+        remove_stale_temporaries(self.path)
 
     def abort(self) -> None:
         if self.done:
@@ -106,6 +108,31 @@ class AtomicExportFile:
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of ``path`` left by writers on this host that died (``kill -9``) before renaming.
+
+    A temporary is named ``.NAME.PID.tmp``; one whose process is still running
+    (another export in progress) is left alone.
+    """
+    prefix, suffix = f".{path.name}.", ".tmp"
+    directory = path.parent if str(path.parent) else Path(".")
+    for leftover in directory.iterdir():
+        pid = leftover.name[len(prefix):-len(suffix)]
+        if leftover.name.startswith(prefix) and leftover.name.endswith(suffix) and pid.isdigit():
+            if int(pid) != os.getpid() and not _process_running(int(pid)):
+                leftover.unlink(missing_ok=True)
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -130,8 +157,11 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """The manifest beside ``path``, or None if there is none."""
     where = manifest_path(path)
-    if not where.exists():
-        return None
+    try:
+        if not where.exists():
+            return None
+    except OSError as exc:  # a name too long for the file system, for example
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
         data = json.loads(where.read_text())
     except (OSError, ValueError) as exc:

@@ -164,7 +164,11 @@ def import_conversations(
 ) -> ImportResult:
     """Check the whole file, then insert its rows in batches (existing ids skipped and counted)."""
     check_batch_size(batch_size)
-    if not path.is_file():
+    try:
+        readable = path.is_file()
+    except OSError as exc:  # a name too long for the file system, for example
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if not readable:
         raise UsageError(f"cannot read {path}: no such file")
     timeouts = timeouts or JobTimeouts.from_env()
     result = ImportResult(database=db.display_url, path=str(path), dry_run=dry_run)

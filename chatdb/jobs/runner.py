@@ -104,11 +104,27 @@ def job_lock(db: Database, job: str, *, wait: float | None = None) -> Iterator[N
                 time.sleep(min(0.25, remaining))
         try:
             yield
-        finally:
-            with db.translate():
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCK_KEY})
+        except BaseException:
+            _unlock_after_failure(conn)
+            raise
+        with db.translate():
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCK_KEY})
     finally:
         conn.close()
+
+
+def _unlock_after_failure(conn: Connection) -> None:
+    """Release the job lock without hiding the failure that ended the job.
+
+    If the connection itself is gone (a server restart), so is the lock: the
+    server releases a session's advisory locks when the session ends.
+    """
+    from sqlalchemy import exc, text
+
+    try:
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCK_KEY})
+    except exc.SQLAlchemyError:
+        pass
 
 
 def _locked_message(conn: Connection, db: Database, wait: float | None) -> str:
