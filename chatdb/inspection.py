@@ -65,9 +65,8 @@ def require_tables(conn: Connection, *names: str) -> None:
     present = existing_tables(conn, names)
     missing = [name for name in names if name not in present]
     if missing:
-        raise MigrationError(
-            f"table {', '.join(missing)} does not exist in this database (run: chatdb migrate)"
-        )
+        what = f"table {missing[0]} does not" if len(missing) == 1 else f"tables {', '.join(missing)} do not"
+        raise MigrationError(f"{what} exist in this database (run: chatdb migrate)")
 
 
 def schema_status(db: Database) -> SchemaStatus:

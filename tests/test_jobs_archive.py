@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.archive import archive_conversations, unarchive_conversations
 from helpers import Cli, TestDatabase, assert_one_line_error
@@ -141,3 +143,22 @@ def test_library_unarchive_dry_run(migrated_db: TestDatabase) -> None:
         result = unarchive_conversations(database, ConversationFilter.build(users=["alice"]), dry_run=True)
     assert (result.matched, result.changed) == (3, 0)
     assert count(migrated_db, "status = 'archived'") == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("archive", "--older-than", "90d"),
+        ("unarchive", "--user", "u1"),
+        ("export", "-o", "out.jsonl"),
+        ("prune", "--older-than", "1y", "--yes"),
+    ],
+    ids=lambda args: args[0],
+)
+def test_jobs_on_an_unmigrated_database_say_to_migrate(
+    empty_db: TestDatabase, tmp_path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = Cli(empty_db.url)(*args)
+    assert_one_line_error(result, 1, "tables conversations, messages do not exist", "run: chatdb migrate")
+    assert not (tmp_path / "out.jsonl").exists()

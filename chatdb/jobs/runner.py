@@ -91,11 +91,16 @@ def job_lock(db: Database, job: str, *, wait: float | None = None) -> Iterator[N
     """
     from sqlalchemy import text
 
+    from chatdb.inspection import require_tables
+    from chatdb.models import CHATDB_TABLES
+
     with db.translate():
         conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         with db.translate():
             conn.execute(text("SELECT set_config('application_name', :name, false)"), {"name": f"chatdb {job}"})
+            # Every job reads or writes both tables: say "run chatdb migrate", not "relation does not exist".
+            require_tables(conn, *CHATDB_TABLES)
             deadline = time.monotonic() + (wait or 0.0)
             while not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCK_KEY}).scalar_one():
                 remaining = deadline - time.monotonic()
