@@ -239,16 +239,16 @@ def create_demo_users(conn: Connection, user_ids: Sequence[str]) -> int:
     value no generated one can satisfy; nothing is inserted then. Runs in the
     caller's transaction.
     """
-    from sqlalchemy import column as col
-    from sqlalchemy import select, table
+    from sqlalchemy import text
 
     users = read_users_table(conn)
     id_column = next((c for c in users.columns if c.name == "id"), None)
     if id_column is not None and id_column.references:
         raise _refusal(id_column, f"references {id_column.references}, which no demo id can satisfy")
     filled = [_ColumnValues(conn, c) for c in users.columns if c.required and c.name != "id"]
-    ids = table("users", col("id")).c.id
-    existing = set(conn.execute(select(ids).where(ids.in_(list(user_ids)))).scalars())
+    existing = set(conn.execute(
+        text("SELECT id FROM users WHERE id = ANY(CAST(:ids AS varchar[]))"), {"ids": list(user_ids)}
+    ).scalars())
     missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in existing]
     try:
         return _insert(conn, users, missing, filled)
