@@ -1,7 +1,8 @@
 """Alembic environment for chatdb's own tables.
 
-Used both by `chatdb migrate` (which passes its connection in
-``config.attributes["connection"]``) and by `alembic` run from a checkout.
+Used by `chatdb migrate` (which passes its connection in
+``config.attributes["connection"]``), by tools that pass an Engine there
+instead (pytest-alembic), and by `alembic` run from a checkout.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from chatdb.migrations import (
     MIGRATION_LOCK_KEY,
@@ -59,9 +61,15 @@ def run_with(connection) -> None:
 
 
 def run_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        run_with(connection)
+    given = config.attributes.get("connection")
+    if isinstance(given, Engine):
+        # Alembic's cookbook passes a Connection; pytest-alembic passes an Engine.
+        with given.connect() as conn:
+            run_with(conn)
+            conn.commit()
+        return
+    if given is not None:
+        run_with(given)  # the caller's connection: the caller commits
         return
 
     from chatdb.config import load_settings

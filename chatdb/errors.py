@@ -8,6 +8,8 @@ import ``sqlalchemy.exc`` or ``psycopg`` to tell failures apart.
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -138,6 +140,9 @@ def describe_connection_failure(exc: BaseException) -> str:
     """Turn a driver's connection error into one short, password-free line."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     lowered = text.lower()
+    tls = describe_tls_failure(text)
+    if tls:
+        return tls
     if "password authentication failed" in lowered or "authentication failed" in lowered:
         user = _quoted_after(text, "for user")
         return f"authentication failed for user {user}" if user else "authentication failed"
@@ -168,3 +173,42 @@ def _quoted_after(text: str, marker: str) -> str | None:
     if start < 0 or end < 0:
         return None
     return rest[start:end + 1]
+
+
+_CERT_HOST = re.compile(r'server certificate for (".*?"(?: \(and \d+ other names?\))?) does not match host name (".*?")')
+_HBA = re.compile(r'(?:pg_hba\.conf rejects connection|no pg_hba\.conf entry) for host (".*?"), user (".*?"), '
+                  r'database (".*?"), (no encryption|SSL encryption|GSS encryption)')
+
+
+def describe_tls_failure(text: str) -> str | None:
+    """A TLS, certificate, channel-binding or pg_hba.conf failure in chatdb's words (None if not one).
+
+    libpq's messages name its internals ("SSL error: certificate verify
+    failed"); these say which URL parameter decides and what to change.
+    """
+    lowered = text.lower()
+    found = _CERT_HOST.search(text)
+    if found:
+        return (f"the server's TLS certificate is for {found[1]}, not {found[2]}: sslmode=verify-full checks "
+                "the host name, so connect by a name the certificate carries")
+    if "certificate verify failed" in lowered:
+        return ("the server's TLS certificate could not be verified: it is not signed by the CA in "
+                "sslrootcert, or it has expired")
+    found = re.search(r'root certificate file (".*?") does not exist', text)
+    if found:
+        return (f"sslmode=verify-ca/verify-full needs the CA's certificate, and {found[1]} does not exist: "
+                "set sslrootcert to its path (or sslrootcert=system for the system's CAs)")
+    if "server does not support ssl" in lowered:
+        return "the server does not offer TLS, but the URL's sslmode requires it"
+    if "channel binding" in lowered:
+        return ("channel_binding=require, but the server authenticated without SCRAM channel binding "
+                "(which needs TLS and a SCRAM password)")
+    found = _HBA.search(text)
+    if found:
+        host, user, database, encryption = found.groups()
+        if encryption == "no encryption":
+            return (f"the server accepts user {user} from host {host} only over TLS (its pg_hba.conf "
+                    "rejects unencrypted connections): use sslmode=require")
+        return (f"the server's pg_hba.conf does not let user {user} connect from host {host} to database "
+                f"{database} with {encryption}")
+    return None

@@ -30,7 +30,8 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatdb.errors import ConflictError, DatabaseError, JobInterrupted, UsageError
+from chatdb.demo_users import create_demo_users
+from chatdb.errors import ConflictError, JobInterrupted, UsageError
 from chatdb.inspection import require_tables
 from chatdb.jobs.runner import ProgressCallback, ProgressUpdate
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from chatdb.db import Database
 
 SEED_USER_PREFIX = "chatdb-seed-"
+SEED_ID_DIGITS = 6
 MESSAGES_PER_CONVERSATION = 20  # the default average when only --messages is given
 CONVERSATIONS_PER_USER = 10
 LONG_CONVERSATION_SHARE = 0.10  # of all messages, held by a few very long conversations
@@ -225,45 +227,13 @@ class SeedRemoval:
         }
 
 
-def _users_required_columns(conn: Connection) -> list[str]:
-    """Columns of ``users`` besides ``id`` that need a value chatdb cannot invent."""
-    from sqlalchemy import text
+def seed_user_ids(count: int) -> list[str]:
+    """The ids of demo users 1…count: ``chatdb-seed-000001``, … (the same width whatever the count).
 
-    return list(
-        conn.execute(
-            text(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass('users') "
-                "AND attnum > 0 AND NOT attisdropped AND attnotnull AND NOT atthasdef "
-                "AND attidentity = '' AND attgenerated = '' AND attname <> 'id' ORDER BY attnum"
-            )
-        ).scalars()
-    )
-
-
-def create_users(conn: Connection, count: int, prefix: str) -> int:
-    """Insert users ``prefix`` + 1…count (zero-padded), skipping ids that exist; returns how many."""
-    from sqlalchemy import exc, text
-
-    required = _users_required_columns(conn)
-    if required:
-        raise ConflictError(
-            "cannot create demo users: the users table requires "
-            + ", ".join(required)
-            + " (NOT NULL, no default) and chatdb only fills id; use a database whose "
-            "users table needs nothing but an id"
-        )
-    try:
-        created = conn.execute(
-            text(
-                "INSERT INTO users (id) SELECT :prefix || lpad(g::text, :width, '0') "
-                "FROM generate_series(1, :count) AS g ON CONFLICT (id) DO NOTHING"
-            ),
-            {"prefix": prefix, "width": len(str(count)), "count": count},
-        ).rowcount
-    except exc.DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise DatabaseError(f"cannot create demo users in the users table: {reason}") from error
-    return created
+    A fixed width makes every run name the same users, so a later run reuses
+    the users an earlier one created.
+    """
+    return [f"{SEED_USER_PREFIX}{n:0{SEED_ID_DIGITS}d}" for n in range(1, count + 1)]
 
 
 _PLAN_SQL = """
@@ -283,7 +253,7 @@ CREATE TEMPORARY TABLE chatdb_seed_plan (
 _FILL_PLAN_SQL = """
 INSERT INTO chatdb_seed_plan (n, id, user_id, status, long, weight, gap)
 SELECT g, gen_random_uuid(),
-       :prefix || lpad((1 + floor(CAST(:users AS int) * random() ^ 2))::int::text, :width, '0'),
+       (CAST(:user_ids AS varchar[]))[1 + floor(cardinality(CAST(:user_ids AS varchar[])) * random() ^ 2)::int],
        CASE WHEN random() < :archived THEN 'archived' ELSE 'active' END,
        long,
        1 + floor(1000 * random() ^ 3),
@@ -432,16 +402,15 @@ def seed(
                     f"{db.display_url} already holds conversations; seed adds demo data only to an "
                     "empty database unless you pass --force"
                 )
+        user_ids = seed_user_ids(scale.users)
         with conn.begin():
-            users = create_users(conn, scale.users, prefix)
+            users = create_demo_users(conn, user_ids)
         with conn.begin():
             conn.execute(text(_PLAN_SQL))
             conn.execute(
                 text(_FILL_PLAN_SQL),
                 {
-                    "prefix": prefix,
-                    "users": scale.users,
-                    "width": len(str(scale.users)),
+                    "user_ids": user_ids,
                     "archived": ARCHIVED_SHARE,
                     "conversations": scale.conversations,
                     "long_every": scale.conversations // long_count if long_count else 0,
@@ -530,7 +499,7 @@ def seed(
     )
 
 
-def _seed_user_ids(conn: Connection, prefix: str) -> list[str]:
+def _existing_seed_users(conn: Connection, prefix: str) -> list[str]:
     from sqlalchemy import text
 
     return list(
@@ -561,7 +530,7 @@ def remove_seed(
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
             require_tables(conn, "users", "conversations", "messages")
-            user_ids = _seed_user_ids(conn, prefix)
+            user_ids = _existing_seed_users(conn, prefix)
             total = int(
                 conn.execute(
                     text("SELECT count(*) FROM conversations WHERE user_id = ANY(:users)"),

@@ -112,12 +112,26 @@ def test_remove_deletes_exactly_the_demo_data(cli: Cli, migrated_db: TestDatabas
     assert (rerun["users"], rerun["conversations"], rerun["messages"]) == (0, 0, 0)
 
 
-def test_seed_explains_a_users_table_it_cannot_fill(empty_db: TestDatabase) -> None:
-    empty_db.sql("CREATE TABLE users (id varchar(255) PRIMARY KEY, email text NOT NULL)")
-    cli = Cli(empty_db.url)
-    assert cli("migrate").exit_code == 0
-    assert_one_line_error(cli("seed", "--messages", "10"), 1, "users table requires email")
-    assert empty_db.scalar("SELECT count(*) FROM users") == 0
+def test_seed_user_ids_have_one_width_and_later_runs_reuse_the_users(cli: Cli, migrated_db: TestDatabase) -> None:
+    def per_user() -> dict[str, int]:
+        return dict(migrated_db.sql("SELECT user_id, count(*) FROM conversations GROUP BY user_id"))
+
+    first = cli("seed", "--messages", "40", "--conversations", "4", "--users", "2", "--json")
+    assert first.json()["users"] == 2
+    more = cli("seed", "--messages", "240", "--conversations", "24", "--users", "12", "--force", "--json")
+    assert more.json()["users"] == 10  # the first run's two are reused
+    ids = [row[0] for row in migrated_db.sql("SELECT id FROM users ORDER BY id")]
+    assert ids == [f"{PREFIX}{n:06d}" for n in range(1, 13)]
+
+    before = per_user()
+    fewer = cli("seed", "--messages", "60", "--conversations", "6", "--users", "3", "--force", "--json")
+    assert fewer.exit_code == 0, fewer.stderr
+    assert fewer.json()["users"] == 0
+    after = per_user()
+    assert sum(after.values()) == sum(before.values()) + 6
+    # The new conversations went to the first three demo users, the ones this run asked for.
+    assert {user for user in after if after[user] != before.get(user)} <= {f"{PREFIX}{n:06d}" for n in (1, 2, 3)}
+    assert migrated_db.scalar("SELECT count(*) FROM users") == 12
 
 
 def test_seed_needs_the_schema(empty_db: TestDatabase) -> None:

@@ -542,8 +542,8 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     """
     from sqlalchemy import text
 
+    from chatdb.demo_users import create_demo_users
     from chatdb.inspection import require_tables
-    from chatdb.seed import create_users
 
     options = options.checked()
     say = phase or (lambda message: None)
@@ -561,7 +561,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     try:
         say(f"Creating the benchmark's user {user_id} and {options.clients + 1} conversations")
         with db.connect() as conn:
-            create_users(conn, 1, prefix)
+            create_demo_users(conn, [user_id])
             created = True
             own = _create_own_rows(conn, user_id, options.clients + 1)
         history = [c for c, _ in sampled] or own
