@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ConflictError, DatabaseError, JobInterrupted, UsageError
-from chatdb.inspection import require_tables
+from chatdb.inspection import require_current_schema, require_tables
 from chatdb.jobs.runner import ProgressCallback, ProgressUpdate
+from chatdb.topology import require_writable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -427,6 +428,8 @@ def seed(
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
             require_tables(conn, "users", "conversations", "messages")
+            require_current_schema(conn)
+            require_writable(conn, "seed", db.display_url)
             if not force and _conversations_exist(conn):
                 raise ConflictError(
                     f"{db.display_url} already holds conversations; seed adds demo data only to an "
@@ -561,6 +564,9 @@ def remove_seed(
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
             require_tables(conn, "users", "conversations", "messages")
+            require_current_schema(conn)
+            if not dry_run:
+                require_writable(conn, "seed --remove", db.display_url)
             user_ids = _seed_user_ids(conn, prefix)
             total = int(
                 conn.execute(
