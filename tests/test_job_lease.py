@@ -160,3 +160,41 @@ def test_every_job_refuses_a_database_at_another_revision(
     assert snapshot(migrated_db) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.jsonl", "all.jsonl.manifest.json"]
     assert migrated_db.scalar("SELECT count(*) FROM users WHERE id LIKE 'chatdb-%'") == 0
+
+
+def maintenance_grants() -> list[str]:
+    """The app and maintenance roles' statements exactly as docs/security.md gives them."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    block = text.split("<!-- maintenance grants", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    return [line for line in block.strip().splitlines() if line.strip()]
+
+
+def test_the_documented_maintenance_role_runs_every_job(migrated_db: TestDatabase, tmp_path: Path) -> None:
+    import uuid
+
+    from helpers import as_role
+
+    suffix = uuid.uuid4().hex[:8]  # roles are server-wide: names no other run uses
+    names = {"chatdb_maintenance": f"chatdb_mnt_{suffix}", "chatdb_app": f"chatdb_app_{suffix}"}
+    statements = maintenance_grants()
+    assert any("chatdb_job_lease" in line for line in statements)
+    for line in statements:
+        for documented, mine in names.items():
+            line = line.replace(documented, mine)
+        migrated_db.sql(line.replace("appdb", f'"{migrated_db.name}"'))
+    try:
+        seed(migrated_db, 5, updated=OLD, messages=2)
+        export = tmp_path / "all.jsonl"
+        assert Cli(migrated_db.url)("export", "-o", str(export)).exit_code == 0
+        cli = Cli(as_role(migrated_db.url, names["chatdb_maintenance"]))
+        for args in (("archive", "--older-than", "1d"), ("unarchive", "--older-than", "1d"),
+                     ("archive", "--older-than", "1d"), ("prune", "--older-than", "1d", "--yes"),
+                     ("import", str(export)), ("lock", "status"), ("lock", "break", "--yes")):
+            result = cli(*args)
+            assert result.exit_code == 0, (args, result.stderr)
+        assert count(migrated_db) == 5
+    finally:
+        for role in names.values():
+            migrated_db.sql(f"DROP OWNED BY {role}")
+        for role in (names["chatdb_maintenance"], names["chatdb_app"]):
+            migrated_db.sql(f"DROP ROLE {role}")
