@@ -121,7 +121,8 @@ def test_ctrl_c_while_waiting_off_a_terminal_is_one_line(migrated_db: TestDataba
     proc = start(migrated_db, "archive", "--older-than", "1d", "--wait", "120", "--quiet")
     deadline = time.monotonic() + 60
     # Waiting means asking for the lease, and finding it held, again and again.
-    while migrated_db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chatdb'") == 0:
+    connected = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'chatdb'"
+    while migrated_db.scalar(connected) == 0:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(1)

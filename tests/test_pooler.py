@@ -73,6 +73,8 @@ def test_concurrent_jobs_never_change_rows_at_the_same_time(
         ("archive", "--older-than", "1d", "--user", "alice"),
         ("unarchive", "--older-than", "1d", "--user", "alice"),
     ]
+    if through == "direct":  # fewer: the pooler is the case a session lock got wrong
+        jobs = jobs[:3]
     procs = [launch(url, *job, *common) for job in jobs]
     results = [proc.communicate(timeout=240) for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * len(jobs), [err for _, err in results]
@@ -190,7 +192,8 @@ def test_a_statement_longer_than_the_lease_keeps_it(migrated_db: TestDatabase, p
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     assert migrated_db.scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'chatdb archive pid %' AND state = 'active'"
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name LIKE 'chatdb archive pid %' AND state = 'active'"
     ) == 1
     refused = Cli(pooled.url)("unarchive", "--older-than", "1d", "--quiet")
     assert_one_line_error(refused, 3, "is held by archive pid")

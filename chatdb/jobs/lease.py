@@ -248,7 +248,7 @@ class JobLease:
                 if not self.renew():
                     self.lost = "it was broken (chatdb lock break) or taken over"
                     return
-                last = time.monotonic()
+                last, self.lost = time.monotonic(), None
             except Exception:  # noqa: BLE001 - the next beat retries; the batch guard decides
                 if time.monotonic() - last > self.ttl:
                     self.lost = "it could not be renewed in time"

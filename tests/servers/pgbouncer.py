@@ -72,6 +72,7 @@ auth_file = {directory}/users.txt
 admin_users = postgres
 pool_mode = transaction
 default_pool_size = {POOL_SIZE}
+server_idle_timeout = 10
 max_client_conn = 500
 ignore_startup_parameters = extra_float_digits
 logfile = {directory}/pgbouncer.log
