@@ -64,6 +64,17 @@ def test_models_and_migrated_database_agree(migrated_db: TestDatabase) -> None:
         assert migrations.schema_drift(conn) == []
 
 
+def test_drift_check_knows_chatdbs_own_lease_table(migrated_db: TestDatabase) -> None:
+    """chatdb_job_lease is compared with the models like the plan's tables, never reported as unexpected."""
+    migrated_db.sql("ALTER TABLE chatdb_job_lease DROP COLUMN process")
+    with migrated_db.database() as db, db.connect() as conn:
+        diffs = migrations.schema_drift(conn)
+    assert [(d[0], d[2], d[3].name) for d in diffs] == [("add_column", "chatdb_job_lease", "process")]
+    migrated_db.sql("DROP TABLE chatdb_job_lease")
+    checks = {c["name"]: c for c in Cli(migrated_db.url)("doctor", "--json").json()["checks"]}
+    assert "table chatdb_job_lease is missing" in checks["schema: tables, columns, keys"]["problems"]
+
+
 def test_drift_check_notices_a_changed_table(migrated_db: TestDatabase) -> None:
     migrated_db.sql("ALTER TABLE messages ADD COLUMN extra integer")
     migrated_db.sql("DROP INDEX idx_conversations_user_status")
@@ -137,8 +148,9 @@ def test_printed_sql_builds_the_same_schema(empty_db: TestDatabase, migrated_db:
     script = Cli(None)("migrate", "--sql", "--from", "base")
     assert script.exit_code == 0, script.stderr
     empty_db.sql(script.stdout)
-    tables = ["users", *CHATDB_TABLES]
+    tables = ["users", *CHATDB_TABLES, "chatdb_job_lease"]
     assert catalog(empty_db, tables) == catalog(migrated_db, tables)
+    assert any(row[1] == "chatdb_job_lease" for row in catalog(migrated_db, tables))
     assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "003"
 
 
