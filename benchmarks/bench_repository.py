@@ -227,7 +227,8 @@ def bench_sync(url: str, work: Workload, iterations: int, warmup: int) -> list[S
         name: Sample(name, [], []) for name in ("history", "list_for_user", "add", "add + commit")
     }
     with (
-        Database(Settings(url=normalize_url(url))) as database,
+        # Prepared statements on for both sides, as raw psycopg has them (chatdb's default is off).
+        Database(Settings(url=normalize_url(url), prepared_statements="on")) as database,
         database.engine.connect() as sa_conn,
         psycopg.connect(url) as raw,
     ):
@@ -289,7 +290,7 @@ async def _bench_async(url: str, work: Workload, iterations: int, warmup: int) -
     history_sql = sql.history("none", "none")
     list_sql = sql.list_for_user("active", "none")
     samples = {name: Sample(name, [], []) for name in ("history", "list_for_user", "add")}
-    engine = create_async_engine(Settings(url=normalize_url(url)))
+    engine = create_async_engine(Settings(url=normalize_url(url), prepared_statements="on"))
     raw = await psycopg.AsyncConnection.connect(url)
     try:
         async with engine.connect() as sa_conn:

@@ -53,15 +53,19 @@ class Settings:
 
     @property
     def use_prepared_statements(self) -> bool:
-        """Server-side prepared statements, unless a transaction-mode pooler is in front.
+        """Server-side prepared statements: off unless asked for, or on the embedded server.
 
-        Neon's pooled endpoints (host names with ``-pooler``) run PgBouncer in
-        transaction mode, where a statement prepared on one server connection
-        is missing on the next.
+        Behind a transaction-mode pooler (Neon's ``-pooler`` endpoints, a
+        PgBouncer of one's own under any host name) a statement prepared on
+        one server connection is missing on the next, or clashes with another
+        client's of the same name; chatdb cannot tell such a pooler from the
+        server by its URL. So ``auto`` prepares only on the embedded server,
+        which chatdb started itself; ``on`` is for a direct connection or a
+        pooler that keeps prepared statements (PgBouncer 1.21+ with
+        ``max_prepared_statements``).
         """
         if self.prepared_statements == "auto":
-            host = urlsplit(self.url).hostname or ""
-            return "-pooler" not in host
+            return self.source == "embedded"
         return self.prepared_statements == "on"
 
     def with_url(self, url: str, source: UrlSource = "option") -> Settings:

@@ -12,7 +12,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chatdb.config import Settings, load_settings
-from chatdb.errors import ConfigurationError, DatabaseError, DatabaseUnavailable, PermissionDeniedError
+from chatdb.errors import (
+    ChatdbError,
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailable,
+    PermissionDeniedError,
+    ReadOnlyServerError,
+    ReplicationConflictError,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -67,12 +75,16 @@ def async_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessio
 @contextmanager
 def translate_errors(settings: Settings | None = None) -> Iterator[None]:
     """Re-raise driver and SQLAlchemy errors as :class:`ChatdbError` subclasses."""
+    import psycopg
     from sqlalchemy import exc as sa_exc
 
     try:
         yield
     except sa_exc.OperationalError as exc:
         where = f" to {settings.display_url}" if settings else ""
+        known = server_condition(exc)
+        if known is not None:
+            raise known from exc
         if _is_connect_failure(exc):
             raise DatabaseUnavailable(f"cannot connect{where}: {_describe(exc)}") from exc
         if exc.connection_invalidated:
@@ -85,12 +97,46 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
             "or CHATDB_POOL_TIMEOUT)"
         ) from exc
     except sa_exc.DBAPIError as exc:
+        known = server_condition(exc)
+        if known is not None:
+            raise known from exc
         if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501":
             # PostgreSQL's own line already reads "permission denied for table ...".
             raise PermissionDeniedError(
                 f"{_first_line(exc)}: the role lacks a grant this command needs (see docs/security.md)"
             ) from exc
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:  # raw psycopg, as the benchmark's baseline uses it
+        known = server_condition(exc)
+        if known is not None:
+            raise known from exc
+        raise
+
+
+def server_condition(exc: Any) -> ChatdbError | None:
+    """Failures that come from where chatdb is connected, said with what fixes them.
+
+    ``exc`` is a SQLAlchemy error wrapping psycopg's, or psycopg's own.
+    """
+    sqlstate = getattr(getattr(exc, "orig", None) or exc, "sqlstate", None)
+    line = _first_line(exc)
+    if sqlstate == "40001" and "conflict with recovery" in line:
+        return ReplicationConflictError(
+            "the standby cancelled this read to replay changes from the primary (a replication conflict); "
+            "run it again, or run it on the primary"
+        )
+    if sqlstate in ("42P05", "26000") and "prepared statement" in line:
+        # "_pg3_0 already exists" / "does not exist": a pooler moved the session under the driver.
+        return DatabaseError(
+            f"database error: {line}: set CHATDB_PREPARED_STATEMENTS=off (a transaction-mode pooler "
+            "such as PgBouncer is in between and does not keep prepared statements)"
+        )
+    if sqlstate == "25006":
+        return ReadOnlyServerError(
+            f"{line}: the server is read-only (a standby, or default_transaction_read_only is on); "
+            "run this against the primary"
+        )
+    return None
 
 
 def _is_connect_failure(exc: Any) -> bool:

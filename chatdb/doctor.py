@@ -1,14 +1,15 @@
 """Health checks for a chatdb database: can we connect, is the schema what chatdb expects.
 
-Each check ends ``pass``, ``warn`` or ``fail`` with one line of detail and,
-where it found something, a list of problems. Nothing here writes: the
-expected CHECK constraints and indexes are read from temporary tables built
-from the models inside a transaction that is rolled back.
+Each check ends ``pass``, ``warn`` or ``fail`` (or ``info``, a fact worth
+knowing) with one line of detail and, where it found something, a list of
+problems. Nothing here writes: the checks run in one read-only transaction,
+so doctor works on a read-only standby too, and the expected CHECK
+constraints and indexes come from the models without building anything
+(:mod:`chatdb.catalog`).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
 
     from chatdb.db import Database
 
-Outcome = Literal["pass", "warn", "fail"]
+Outcome = Literal["pass", "warn", "fail", "info"]
+OUTCOMES = ("pass", "warn", "fail", "info")
 MINIMUM_SERVER = 130000  # gen_random_uuid() is built in from PostgreSQL 13
-_ON_TABLE = re.compile(r" ON (ONLY )?\S+ USING ")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class DoctorReport:
         return all(check.status != "fail" for check in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
-        summary = {outcome: sum(c.status == outcome for c in self.checks) for outcome in ("pass", "warn", "fail")}
+        summary = {outcome: sum(c.status == outcome for c in self.checks) for outcome in OUTCOMES}
         return {
             "database": self.database,
             "ok": self.ok,
@@ -68,12 +69,16 @@ def diagnose(db: Database) -> DoctorReport:
     elapsed = (time.perf_counter() - started) * 1000
     checks = [Check("connection", "pass", f"connected to {db.display_url} in {elapsed:.0f} ms")]
     steps: list[Callable[[Connection], Check | list[Check]]] = [
-        _server_version, _migrations, _users_table, _columns_and_keys, _constraints_and_indexes,
+        _server_version, _server_role, lambda _conn: _endpoint(db), _migrations, _users_table,
+        _columns_and_keys, _constraints_and_indexes, _pg_stat_statements,
     ]
-    with db.connect() as conn:
-        for step in steps:
-            outcome = step(conn)
-            checks.extend(outcome if isinstance(outcome, list) else [outcome])
+    with db.translate(), db.engine.connect() as conn:
+        # Read only, so that not even a temporary object can be written by accident.
+        conn = conn.execution_options(postgresql_readonly=True)
+        with conn.begin():
+            for step in steps:
+                outcome = step(conn)
+                checks.extend(outcome if isinstance(outcome, list) else [outcome])
     return DoctorReport(db.display_url, checks)
 
 
@@ -181,94 +186,94 @@ def _describe(diff: Any) -> tuple[str, Outcome]:
 
 
 def _constraints_and_indexes(conn: Connection) -> list[Check]:
-    """CHECK constraints and indexes, by name and definition; Alembic does not compare these."""
+    """CHECK constraints and indexes, by definition; Alembic does not compare these."""
+    from chatdb import catalog
     from chatdb.inspection import existing_tables
-    from chatdb.models import CHATDB_TABLES
+    from chatdb.migrations import OWN_TABLES
 
-    present = sorted(existing_tables(conn, CHATDB_TABLES))
+    present = sorted(existing_tables(conn, OWN_TABLES))
     if not present:
         return []
-    from sqlalchemy import exc
-
-    live_checks, live_indexes = _catalog(conn, present, schema=None)
-    try:
-        expected_checks, expected_indexes = _expected_catalog(conn, present)
-    except exc.DBAPIError as error:
-        reason = str(error.orig or error).strip().splitlines()[0]
-        detail = f"cannot build the expected definitions in temporary tables: {reason}"
-        return [Check("schema: check constraints and indexes", "warn", detail)]
-    return [
-        _compare("schema: check constraints", "CHECK constraint", expected_checks, live_checks),
-        _compare("schema: indexes", "index", expected_indexes, live_indexes),
-    ]
-
-
-def _compare(name: str, what: str, expected: dict[str, str], live: dict[str, str]) -> Check:
-    problems: list[str] = []
-    severity: Outcome = "pass"
+    expected_checks, check_problems = catalog.check_differences(conn, present)
+    checks = _outcome("schema: check constraints", expected_checks, check_problems)
+    expected = catalog.expected_indexes(present)
+    live = catalog.live_indexes(conn, present)
+    index_problems: list[tuple[str, bool]] = []
     for key in sorted(expected.keys() - live.keys()):
-        problems.append(f"{what} {key} is missing ({expected[key]})")
-        severity = "fail"
+        index_problems.append((f"index {key} is missing ({expected[key]})", True))
     for key in sorted(expected.keys() & live.keys()):
         if expected[key] != live[key]:
-            problems.append(f"{what} {key} is {live[key]}, expected {expected[key]}")
-            severity = "fail"
+            index_problems.append((f"index {key} is {live[key]}, expected {expected[key]}", True))
     for key in sorted(live.keys() - expected.keys()):
-        problems.append(f"unexpected {what} {key} ({live[key]})")
-        severity = "fail" if severity == "fail" else "warn"
-    detail = f"all {len(expected)} as chatdb defines them" if not problems else f"{len(problems)} difference(s)"
-    return Check(name, severity, detail, problems)
+        index_problems.append((f"unexpected index {key} ({live[key]})", False))
+    return [checks, _outcome("schema: indexes", len(expected), index_problems)]
 
 
-def _catalog(conn: Connection, tables: list[str], schema: str | None) -> tuple[dict[str, str], dict[str, str]]:
-    """CHECK constraints and indexes of ``tables`` as ``{"table.name": definition}``."""
-    from sqlalchemy import text
+def _outcome(name: str, expected: int, problems: list[tuple[str, bool]]) -> Check:
+    """A differences check: fail if any difference breaks chatdb, warn if all only surprise."""
+    if not problems:
+        return Check(name, "pass", f"all {expected} as chatdb defines them")
+    severity: Outcome = "fail" if any(breaks for _, breaks in problems) else "warn"
+    return Check(name, severity, f"{len(problems)} difference(s)", [text for text, _ in problems])
 
-    names = [f"{schema}.{t}" if schema else t for t in tables]
-    checks = conn.execute(
-        text(
-            """
-            SELECT c.relname, con.conname, pg_get_constraintdef(con.oid)
-            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-            WHERE con.contype = 'c' AND c.oid = ANY(CAST(:oids AS oid[]))
-            """
-        ),
-        {"oids": _oids(conn, names)},
-    ).all()
-    indexes = conn.execute(
-        text(
-            """
-            SELECT t.relname, i.relname, pg_get_indexdef(i.oid)
-            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-            WHERE t.oid = ANY(CAST(:oids AS oid[]))
-            """
-        ),
-        {"oids": _oids(conn, names)},
-    ).all()
-    return (
-        {f"{table}.{name}": definition for table, name, definition in checks},
-        # The table's schema differs between the live and the expected tables; compare the rest.
-        {f"{table}.{name}": _ON_TABLE.sub(f" ON {table} USING ", d) for table, name, d in indexes},
+
+def _server_role(conn: Connection) -> Check:
+    from chatdb.topology import server_role
+
+    role = server_role(conn)
+    if role.writable:
+        return Check("server role", "info", role.describe())
+    return Check(
+        "server role", "info",
+        f"{role.describe()}: the read-only commands and export work here; migrate and the jobs "
+        "that change rows need the primary",
     )
 
 
-def _oids(conn: Connection, names: list[str]) -> list[int]:
-    from sqlalchemy import text
+def _endpoint(db: Database) -> Check:
+    from chatdb.topology import endpoint
 
-    rows = conn.execute(
-        text("SELECT to_regclass(n)::oid FROM unnest(CAST(:names AS text[])) AS n"), {"names": names}
-    ).scalars()
-    return [oid for oid in rows if oid is not None]
+    found = endpoint(db)
+    if found.kind == "neon-pooled":
+        direct = found.host.replace("-pooler.", ".", 1)
+        return Check(
+            "endpoint", "warn",
+            f"{found.describe()}: chatdb works through it, but as Neon advises for schema migrations "
+            f"and long sessions, run chatdb migrate and long jobs (prune, export, import, seed) with the "
+            f"direct endpoint {direct}",
+        )
+    if found.kind == "pooler":
+        return Check(
+            "endpoint", "warn",
+            f"{found.describe()}: chatdb works through it, but run chatdb migrate and long jobs "
+            "(prune, export, import, seed) on a direct connection to the server",
+        )
+    if found.kind == "neon-direct":
+        return Check(
+            "endpoint", "pass",
+            f"{found.describe()}: right for migrate and the maintenance jobs; the application may use "
+            "the pooled endpoint (-pooler)",
+        )
+    return Check("endpoint", "pass", found.describe())
 
 
-def _expected_catalog(conn: Connection, tables: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """What the models' DDL gives on this server: built as temporary tables, then rolled back."""
-    from chatdb.models import Base, users
+def _pg_stat_statements(conn: Connection) -> Check:
+    """Whether ``chatdb stats`` can list the slowest statements."""
+    from sqlalchemy import exc, text
 
-    wanted = [users, *(Base.metadata.tables[name] for name in tables)]
-    with conn.begin_nested() as savepoint:
-        temporary = conn.execution_options(schema_translate_map={None: "pg_temp"})
-        Base.metadata.create_all(temporary, tables=wanted, checkfirst=False)
-        found = _catalog(conn, tables, schema="pg_temp")
-        savepoint.rollback()
-    return found
+    name = "pg_stat_statements"
+    installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = :n"), {"n": name}).scalar()
+    if installed is None:
+        offered = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name}).scalar()
+        if offered:
+            return Check("pg_stat_statements", "info",
+                         "not installed in this database (CREATE EXTENSION pg_stat_statements lets chatdb "
+                         "stats list the slowest statements)")
+        return Check("pg_stat_statements", "info", "not available on this server")
+    try:
+        with conn.begin_nested():
+            conn.execute(text("SELECT 1 FROM pg_stat_statements LIMIT 1")).all()
+    except exc.DBAPIError as error:
+        reason = str(error.orig or error).strip().splitlines()[0]
+        return Check("pg_stat_statements", "info", f"installed ({installed}) but cannot be read: {reason}")
+    return Check("pg_stat_statements", "info", f"available ({installed}): chatdb stats lists the slowest statements")

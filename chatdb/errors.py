@@ -52,6 +52,14 @@ class PermissionDeniedError(DatabaseError):
     """The connected role lacks a privilege the command needs (SQLSTATE 42501)."""
 
 
+class ReadOnlyServerError(ChatdbError):
+    """A command that changes data was pointed at a read-only standby or read-only server."""
+
+
+class ReplicationConflictError(DatabaseError):
+    """A standby cancelled a read to replay changes from the primary (a recovery conflict)."""
+
+
 class MigrationError(ChatdbError):
     """A migration cannot be planned or applied."""
 
@@ -112,10 +120,18 @@ class ChecksFailedError(ChatdbError):
     """A health check (``chatdb doctor``) failed; the report says which and why."""
 
 
+class BenchErrorsError(ChatdbError):
+    """Operations of the benchmark's concurrent clients failed; the report counts them."""
+
+
 class JobLockedError(ChatdbError):
     """Another maintenance job holds the database's job lock."""
 
     exit_code = EXIT_LOCKED
+
+
+class JobLeaseLostError(ChatdbError):
+    """A running job's lease was broken or taken over; it stopped before its next batch."""
 
 
 class JobInterrupted(ChatdbError):

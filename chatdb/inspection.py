@@ -69,6 +69,27 @@ def require_tables(conn: Connection, *names: str) -> None:
         raise MigrationError(f"{what} exist in this database (run: chatdb migrate)")
 
 
+def require_current_schema(conn: Connection) -> None:
+    """Fail before any work unless chatdb's tables exist at this chatdb's newest revision.
+
+    The check every job makes (and seed and bench): a database migrated by a
+    newer chatdb (a revision this one does not know) or not yet migrated to
+    the newest revision is refused with the same words as ``chatdb status``.
+    """
+    require_tables(conn, *CHATDB_TABLES)
+    current = migrations.current_revision(conn)
+    head = migrations.head()
+    if current == head:
+        return
+    if current is None:
+        raise MigrationError("chatdb's migrations have not been run on this database (run: chatdb migrate)")
+    pending = migrations.plan(current, head).steps  # a revision this chatdb does not know raises here
+    raise MigrationError(
+        f"the database is at revision {current}, {len(pending)} behind this chatdb's {head}; "
+        "nothing was done (run: chatdb migrate)"
+    )
+
+
 def schema_status(db: Database) -> SchemaStatus:
     """Current and newest revision, pending migrations, and chatdb's tables with exact row counts."""
     from sqlalchemy import text

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, MigrationError, UsageError
-from chatdb.models import CHATDB_TABLES
+from chatdb.models import BOOKKEEPING_TABLES, CHATDB_TABLES
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -71,17 +71,20 @@ def session_timeouts() -> list[str]:
     ]
 
 
+OWN_TABLES = (*CHATDB_TABLES, *BOOKKEEPING_TABLES)
+
+
 def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-    """Limit Alembic's comparisons to chatdb's own tables."""
+    """Limit Alembic's comparisons to chatdb's own tables (the plan's two and its bookkeeping)."""
     if type_ == "table":
-        return name in CHATDB_TABLES
+        return name in OWN_TABLES
     return True
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Keep ``users`` (declared in the models only so foreign keys resolve) out of comparisons."""
     if type_ == "table":
-        return name in CHATDB_TABLES
+        return name in OWN_TABLES
     return True
 
 
@@ -213,11 +216,14 @@ def migrate(db: Database, target: str | None = "head") -> MigrationResult:
     from alembic import command
     from alembic.util import CommandError
 
-    wanted = resolve_target(target)
     from sqlalchemy import text
 
+    from chatdb.topology import require_writable
+
+    wanted = resolve_target(target)
     with db.translate():
         with db.engine.begin() as conn:
+            require_writable(conn, "migrate", db.display_url)
             # Wait for any other migration first, so the plan reflects its outcome.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             steps = plan(current_revision(conn), wanted)

@@ -7,6 +7,9 @@ models and a database built from the plan's SQL all agree.
 ``users`` belongs to the existing application ("Phase II"). chatdb only
 references it: :data:`users` is declared here so foreign keys resolve, but
 chatdb's migrations and drift checks never treat it as chatdb's own.
+
+:data:`job_leases` is chatdb's own bookkeeping, additional to the plan: the
+lease that keeps maintenance jobs apart (see :mod:`chatdb.jobs.lease`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -41,7 +45,9 @@ NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
 }
 
-CHATDB_TABLES = ("conversations", "messages")
+CHATDB_TABLES = ("conversations", "messages")  # the plan's tables
+LEASE_TABLE = "chatdb_job_lease"
+BOOKKEEPING_TABLES = (LEASE_TABLE,)  # chatdb's own, additional to the plan
 USER_MESSAGE_MAX_LENGTH = 1000
 
 
@@ -88,6 +94,29 @@ users = Table(
     Base.metadata,
     Column("id", String(255), primary_key=True),
     info={"owner": "phase2"},
+)
+
+
+# One row per lock ("maintenance"), held by one job at a time until it ends or expires.
+# The token is unique, which makes it a key column: replacing it (taking over an
+# expired lease) needs a row lock that a batch's FOR KEY SHARE on the row blocks,
+# while a heartbeat (heartbeat_at, expires_at only) does not.
+job_leases = Table(
+    LEASE_TABLE,
+    Base.metadata,
+    Column("name", String(63), primary_key=True),
+    Column("token", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("job", String(63), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", BigInteger, nullable=False),
+    # Where that pid is meaningful (boot, pid namespace) and when the process started:
+    # lets a job on the same machine see at once that the holder is gone.
+    Column("process", String(255), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    comment="chatdb: the lease of the maintenance job running now (one row per lock)",
+    info={"owner": "chatdb"},
 )
 
 

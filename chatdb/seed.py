@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.demo_users import create_demo_users
 from chatdb.errors import ConflictError, JobInterrupted, UsageError
-from chatdb.inspection import require_tables
+from chatdb.inspection import require_current_schema, require_tables
 from chatdb.jobs.runner import ProgressCallback, ProgressUpdate
+from chatdb.topology import require_writable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -397,6 +398,8 @@ def seed(
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
             require_tables(conn, "users", "conversations", "messages")
+            require_current_schema(conn)
+            require_writable(conn, "seed", db.display_url)
             if not force and _conversations_exist(conn):
                 raise ConflictError(
                     f"{db.display_url} already holds conversations; seed adds demo data only to an "
@@ -530,6 +533,9 @@ def remove_seed(
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
             require_tables(conn, "users", "conversations", "messages")
+            require_current_schema(conn)
+            if not dry_run:
+                require_writable(conn, "seed --remove", db.display_url)
             user_ids = _existing_seed_users(conn, prefix)
             total = int(
                 conn.execute(

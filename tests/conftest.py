@@ -8,6 +8,10 @@ another's rows:
 * ``empty_db``: a new, empty database;
 * ``migrated_db``: a copy (``CREATE DATABASE ... TEMPLATE``) of a database
   migrated to head once per session.
+
+``pgbouncer`` (a PgBouncer in transaction mode in front of that server) and
+``standby`` / ``on_standby`` (a streaming hot standby of an embedded primary)
+live in ``tests/servers/``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from pathlib import Path
 import pytest
 
 from helpers import Cli, Server, TestDatabase, libpq_url_of, new_database
+
+# The suite's other real servers, each started by the first test that asks for it.
+from servers.pgbouncer import pgbouncer  # noqa: E402, F401
+from servers.standby import on_standby, standby  # noqa: E402, F401
 
 _ENV_VARS = ("CHATDB_DATABASE_URL", "DATABASE_URL", "CHATDB_TEST_DATABASE_URL")
 

@@ -9,12 +9,16 @@ from helpers import Cli, TestDatabase, assert_one_line_error, catalog
 CHECKS = [
     "connection",
     "server version",
+    "server role",
+    "endpoint",
     "migrations",
     "users table",
     "schema: tables, columns, keys",
     "schema: check constraints",
     "schema: indexes",
+    "pg_stat_statements",
 ]
+FACTS = {"server role", "pg_stat_statements"}  # reported as information, never pass or fail
 
 
 def checks_of(result) -> dict[str, dict]:
@@ -27,8 +31,12 @@ def test_a_healthy_database_passes_everything(migrated_db: TestDatabase) -> None
     assert result.exit_code == 0, result.stderr
     report = result.json()
     assert [c["name"] for c in report["checks"]] == CHECKS
-    assert {c["status"] for c in report["checks"]} == {"pass"}
-    assert report["ok"] is True and report["summary"] == {"pass": 7, "warn": 0, "fail": 0}
+    assert {c["name"]: c["status"] for c in report["checks"]} == {
+        name: "info" if name in FACTS else "pass" for name in CHECKS
+    }
+    assert report["ok"] is True and report["summary"] == {"pass": 8, "warn": 0, "fail": 0, "info": 2}
+    assert checks_of(result)["server role"]["detail"] == "primary, read-write"
+    assert checks_of(result)["endpoint"]["detail"].startswith(("direct connection", "local socket"))
     version = migrated_db.scalar("SHOW server_version")
     assert version in checks_of(result)["server version"]["detail"]
     assert "created by chatdb" in checks_of(result)["users table"]["detail"]
@@ -42,7 +50,8 @@ def test_table_output(migrated_db: TestDatabase) -> None:
     assert result.exit_code == 0, result.stderr
     for name in CHECKS:
         assert name in result.stdout
-    assert result.stdout.count("PASS") == len(CHECKS)
+    assert result.stdout.count("PASS") == len(CHECKS) - len(FACTS)
+    assert result.stdout.count("INFO") == len(FACTS)
     assert "FAIL" not in result.stdout and "WARN" not in result.stdout
 
 
@@ -66,7 +75,10 @@ def test_migrations_behind_head(migrated_db: TestDatabase) -> None:
     assert result.exit_code == 1
     checks = checks_of(result)
     assert checks["migrations"]["status"] == "fail"
-    assert checks["migrations"]["problems"] == ["pending 002: Create messages table."]
+    assert checks["migrations"]["problems"] == [
+        "pending 002: Create messages table.",
+        "pending 003: Create chatdb_job_lease, the lease that keeps maintenance jobs apart.",
+    ]
     assert "table messages is missing" in checks["schema: tables, columns, keys"]["problems"]
 
 
@@ -94,7 +106,7 @@ def test_an_extra_index_alone_is_a_warning(migrated_db: TestDatabase) -> None:
     result = Cli(migrated_db.url)("doctor", "--json")
     assert result.exit_code == 0, result.stderr
     assert checks_of(result)["schema: indexes"]["status"] == "warn"
-    assert result.json()["summary"] == {"pass": 6, "warn": 1, "fail": 0}
+    assert result.json()["summary"] == {"pass": 7, "warn": 1, "fail": 0, "info": 2}
 
 
 def test_check_constraints_are_compared(migrated_db: TestDatabase) -> None:

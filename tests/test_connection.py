@@ -51,15 +51,21 @@ def test_passwords_are_masked(url: str, masked: str) -> None:
     assert mask_url(url) == masked
 
 
-def test_neon_pooler_turns_prepared_statements_off() -> None:
+def test_prepared_statements_are_off_unless_asked_for_or_embedded() -> None:
+    """Off for any URL (a pooler cannot be told from its host name), on for chatdb's own server."""
     pooled = Settings(url=normalize_url("postgresql://u:p@ep-x-123-pooler.us-east-2.aws.neon.tech/db?sslmode=require"))
     direct = Settings(url=normalize_url("postgresql://u:p@ep-x-123.us-east-2.aws.neon.tech/db?sslmode=require"))
-    assert pooled.use_prepared_statements is False
-    assert engine_options(pooled)["connect_args"]["prepare_threshold"] is None
-    assert direct.use_prepared_statements is True
-    assert "prepare_threshold" not in engine_options(direct)["connect_args"]
-    forced = Settings(url=direct.url, prepared_statements="off")
-    assert engine_options(forced)["connect_args"]["prepare_threshold"] is None
+    own_bouncer = Settings(url=normalize_url("postgresql://u:p@db.internal:6432/app"))
+    for settings in (pooled, direct, own_bouncer):
+        assert settings.use_prepared_statements is False
+        assert engine_options(settings)["connect_args"]["prepare_threshold"] is None
+    embedded = Settings(url=normalize_url("postgresql://postgres@/chatdb?host=/tmp/x"), source="embedded")
+    assert embedded.use_prepared_statements is True
+    assert "prepare_threshold" not in engine_options(embedded)["connect_args"]
+    forced = Settings(url=direct.url, prepared_statements="on")
+    assert forced.use_prepared_statements is True
+    assert "prepare_threshold" not in engine_options(forced)["connect_args"]
+    assert Settings(url=embedded.url, source="embedded", prepared_statements="off").use_prepared_statements is False
 
 
 def test_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:

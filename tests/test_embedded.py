@@ -32,7 +32,7 @@ def test_migrate_without_a_url_uses_the_embedded_server(embedded_dir: Path) -> N
 
     result = cli("migrate", "--json")
     assert result.exit_code == 0, result.stderr
-    assert result.json()["revision"] == "002"
+    assert result.json()["revision"] == "003"
     assert str(embedded_dir) in result.stderr  # says where the data lives
     assert (embedded_dir / "PG_VERSION").exists()
 
@@ -43,7 +43,7 @@ def test_migrate_without_a_url_uses_the_embedded_server(embedded_dir: Path) -> N
     # The server outlives the command: the next one finds it and the schema.
     again = cli("status", "--json")
     assert again.exit_code == 0, again.stderr
-    assert again.json()["current"] == "002"
+    assert again.json()["current"] == "003"
 
     url = cli("embedded", "url")
     assert url.stdout.strip() == after["url"]

@@ -11,7 +11,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from chatdb.jobs.runner import JOB_LOCK_KEY
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
 from processes import finish, kill_when, start
@@ -80,26 +79,40 @@ def test_import_killed_mid_run_is_finished_by_a_rerun(migrated_db: TestDatabase,
     assert snapshot(migrated_db) == original
 
 
-def test_a_second_job_is_refused_or_waits(migrated_db: TestDatabase, cli: Cli) -> None:
-    seed(migrated_db, 5, updated=OLD)
-    holder = migrated_db.connect(autocommit=True)
-    holder.execute("SET application_name = 'chatdb prune'")
-    holder.execute("SELECT pg_advisory_lock(%s)", [JOB_LOCK_KEY])
-    try:
-        result = cli("archive", "--older-than", "90d")
-        assert_one_line_error(result, 3, "chatdb prune", "holds the maintenance job lock", "--wait")
-        waited = cli("archive", "--older-than", "90d", "--wait", "0.3")
-        assert_one_line_error(waited, 3, "after waiting 0.3s")
-        for job in (("prune", "--older-than", "1y", "--yes"), ("export",), ("unarchive", "--user", "alice")):
-            assert cli(*job).exit_code == 3
-        assert count(migrated_db, "status = 'archived'") == 0
+HOLD = """
+INSERT INTO chatdb_job_lease (name, token, job, host, pid, started_at, heartbeat_at, expires_at)
+VALUES ('maintenance', gen_random_uuid(), 'prune', 'batch-7', 4242, now() - interval '1 hour',
+        now(), now() + interval '1 minute')
+"""
 
-        threading.Timer(0.5, lambda: holder.execute("SELECT pg_advisory_unlock(%s)", [JOB_LOCK_KEY])).start()
-        later = cli("archive", "--older-than", "90d", "--wait", "30", "--json")
-        assert later.exit_code == 0, later.stderr
-        assert later.json()["changed"] == 5
-    finally:
-        holder.close()
+
+def test_a_second_job_is_refused_or_waits(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
+    seed(migrated_db, 5, updated=OLD)
+    migrated_db.sql(HOLD)  # a prune on another host holds the lease
+    result = cli("archive", "--older-than", "90d")
+    assert_one_line_error(
+        result, 3, "is held by prune pid 4242 on host batch-7 since", "(heartbeat 0 s ago)",
+        "--wait", "chatdb lock break",
+    )
+    waited = cli("archive", "--older-than", "90d", "--wait", "0.3", "--quiet")
+    assert_one_line_error(waited, 3, "after waiting 0.3s")
+    told = cli("archive", "--older-than", "90d", "--wait", "0.3")  # off a terminal: one line says it waits
+    assert told.exit_code == 3
+    notice, error = [line for line in told.stderr.splitlines() if line.strip()]
+    assert notice.startswith("waiting for the maintenance lock held by prune pid 4242 on host batch-7")
+    assert notice.endswith("(Ctrl-C to stop)") and error.startswith("Error: ")
+    for job in (("prune", "--older-than", "1y", "--yes"), ("unarchive", "--user", "alice")):
+        assert cli(*job).exit_code == 3
+    assert count(migrated_db, "status = 'archived'") == 0
+    # Jobs that change nothing take no lease: an export and a dry run go ahead.
+    assert cli("export", "-o", str(tmp_path / "all.jsonl"), "--quiet").exit_code == 0
+    assert cli("archive", "--older-than", "90d", "--dry-run").exit_code == 0
+
+    threading.Timer(0.5, lambda: migrated_db.sql("DELETE FROM chatdb_job_lease")).start()
+    later = cli("archive", "--older-than", "90d", "--wait", "30", "--json")
+    assert later.exit_code == 0, later.stderr
+    assert later.json()["changed"] == 5
+    assert migrated_db.scalar("SELECT count(*) FROM chatdb_job_lease") == 0
 
 
 def test_two_real_jobs_at_once_and_ctrl_c(migrated_db: TestDatabase, cli: Cli) -> None:
@@ -110,7 +123,7 @@ def test_two_real_jobs_at_once_and_ctrl_c(migrated_db: TestDatabase, cli: Cli) -
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     second = cli("prune", "--older-than", "1y", "--yes")
-    assert_one_line_error(second, 3, "chatdb archive")
+    assert_one_line_error(second, 3, f"held by archive pid {proc.pid} on host")
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -36,6 +36,16 @@ ALLOWED = {
     ("chatdb/inspection.py", "name"),
     # The embedded server's own database name, a constant.
     ("chatdb/embedded.py", "DATABASE_NAME"),
+    # Index definitions written out from the models to compare with pg_get_indexdef's text
+    # (never executed), and the planner's view of a CHECK expression over one of chatdb's
+    # own tables: the models' constant expressions, or the server's own deparse of a live
+    # constraint that uses only built-in objects, planned by EXPLAIN (not run) inside
+    # doctor's read-only transaction.
+    ("chatdb/catalog.py", "'UNIQUE ' if unique else ''"),
+    ("chatdb/catalog.py", "name"),
+    ("chatdb/catalog.py", "table"),
+    ("chatdb/catalog.py", "columns"),
+    ("chatdb/catalog.py", "expression"),
     # Timeout settings, validated against a strict pattern (tests/test_migration_lint.py).
     ("chatdb/migrations.py", "lock_timeout()"),
     ("chatdb/migrations.py", "statement_timeout()"),

@@ -484,7 +484,7 @@ def _concurrency(
             group.start(
                 {
                     "url": db.settings.url,
-                    "prepared_statements": db.settings.prepared_statements,
+                    "prepared_statements": "on" if db.settings.use_prepared_statements else "off",
                     "connect_timeout": db.settings.connect_timeout,
                     "pool_size": pool_size,
                     "pool_timeout": db.settings.pool.timeout,
@@ -543,7 +543,8 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     from sqlalchemy import text
 
     from chatdb.demo_users import create_demo_users
-    from chatdb.inspection import require_tables
+    from chatdb.inspection import require_current_schema, require_tables
+    from chatdb.topology import require_writable
 
     options = options.checked()
     say = phase or (lambda message: None)
@@ -552,6 +553,8 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     user_id = f"{prefix}1"
     with db.connect() as conn:
         require_tables(conn, "users", "conversations", "messages")
+        require_current_schema(conn)
+        require_writable(conn, "bench", db.display_url)  # it writes rows of its own
         version = str(conn.execute(text("SHOW server_version")).scalar_one())
         limits = _server_limits(conn)
         conversations, messages = _table_sizes(conn)

@@ -64,7 +64,7 @@ def _emit(data: dict[str, Any]) -> None:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def run(config: dict[str, Any]) -> None:

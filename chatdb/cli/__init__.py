@@ -11,6 +11,7 @@ from chatdb.cli import (
     export,
     history,
     importing,
+    lock,
     migrate,
     prune,
     seed,
@@ -34,6 +35,7 @@ prune.register(app)
 seed.register(app)
 bench.register(app)
 embedded.register(app)
+lock.register(app)
 
 def main() -> None:
     app()

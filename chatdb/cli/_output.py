@@ -180,17 +180,25 @@ def human_bytes(size: int | None) -> str:
 class JobProgress:
     """A Rich progress bar with ETA on stderr for a job's phases; nothing off a terminal or when quiet.
 
-    Use as a context manager and pass :meth:`update` as the job's progress callback.
+    Use as a context manager and pass :attr:`callback` as the job's progress
+    callback. While the job waits for the maintenance lock it also says so:
+    on a terminal as a live line with the time waited, off a terminal as one
+    line when the wait starts and one when it ends (not when quiet).
     """
 
     def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
         self.enabled = not quiet and sys.stderr.isatty()
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
+        self._waiting: Any = None
+        self._waited: float | None = None  # off a terminal: when the wait began (monotonic)
 
     @property
     def callback(self) -> Any:
-        return self.update if self.enabled else None
+        if self.enabled:
+            return self.update
+        return None if self.quiet else self._plain
 
     def __enter__(self) -> JobProgress:
         if self.enabled:
@@ -225,10 +233,35 @@ class JobProgress:
     def update(self, event: Any) -> None:
         if self._progress is None:
             return
+        if _is_lock_wait(event):
+            if self._waiting is None:  # who holds it, once, above a live line with the time waited
+                self._progress.console.print(_escape(one_line(event.message())))
+                self._waiting = self._progress.add_task("Waiting for the lock", total=event.wait)
+            self._progress.update(self._waiting, completed=event.waited, total=event.wait)
+            return
+        if self._waiting is not None:  # the lock is ours: the job's own phases follow
+            self._progress.remove_task(self._waiting)
+            self._waiting = None
         task = self._tasks.get(event.phase)
         if task is None:
             task = self._tasks[event.phase] = self._progress.add_task(event.phase.capitalize(), total=event.total)
         self._progress.update(task, completed=event.done, total=event.total)
+
+    def _plain(self, event: Any) -> None:
+        """Off a terminal: only the waiting, as two plain lines for logs."""
+        import time
+
+        if _is_lock_wait(event):
+            if self._waited is None:
+                info(event.message())
+                self._waited = time.monotonic() - event.waited
+        elif self._waited is not None:
+            info(f"got the maintenance lock after waiting {time.monotonic() - self._waited:.0f} s")
+            self._waited = None
+
+
+def _is_lock_wait(event: Any) -> bool:
+    return hasattr(event, "waited") and hasattr(event, "message")
 
 
 def job_summary(result: Any, pairs: Sequence[tuple[str, Any]], *, as_json: bool, title: str) -> None:

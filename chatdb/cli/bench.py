@@ -76,6 +76,7 @@ def bench(
     Reads a random sample of the existing conversations and never changes
     them; writes only to its own user (chatdb-bench-...), deleted at the end.
     Run `chatdb seed` first on an empty database for meaningful figures.
+    Exits with 1 when any operation failed (the report is printed first).
 
     Example:
 
@@ -95,6 +96,12 @@ def bench(
         out.emit_json(report)
     else:
         _render(report)
+    if report.errors:
+        from chatdb.errors import BenchErrorsError
+
+        load = report.concurrency
+        first = next(iter(load.error_messages), "")
+        raise BenchErrorsError(f"{report.errors} of {load.operations} operations failed under load: {first}")
     if check and not report.passed:
         raise typer.Exit(1)
 

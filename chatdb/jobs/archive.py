@@ -145,7 +145,7 @@ def _change_status(
     timeouts = timeouts or JobTimeouts.from_env()
     table = Conversation.__table__
     result = StatusChangeResult(job=job, database=db.display_url, selection=selection, dry_run=dry_run)
-    with job_lock(db, job, wait=wait), JobRun(job, progress) as run:
+    with job_lock(db, job, wait=wait, writes=not dry_run, progress=progress), JobRun(job, progress) as run:
         with db.connect() as conn:
             # Messages and a sample are for the dry run's report; a real run only needs the total.
             matched, messages, _ = queries.selection_size(conn, selection, messages=dry_run)

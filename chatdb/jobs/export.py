@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import chatdb
-from chatdb.errors import UsageError
+from chatdb.errors import ReplicationConflictError, UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.files import MANIFEST_KIND, AtomicExportFile, manifest_path, write_json_atomically
 from chatdb.jobs.runner import (
@@ -129,12 +129,23 @@ def export_conversations(
 
     To a path: written atomically with mode 0600 (``.gz`` compressed) and a
     manifest ``PATH.manifest.json`` with counts and the file's sha256.
+    ``wait`` is accepted like every job's but unused: an export takes no lock.
     """
     check_format(format)
     check_batch_size(batch_size)
-    with job_lock(db, "export", wait=wait), JobRun("export", progress) as run:
-        return write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
-                            timeouts=timeouts or JobTimeouts.from_env())
+    try:
+        # An export changes nothing, so it takes no lease: it runs beside other jobs and on a standby.
+        with job_lock(db, "export", writes=False), JobRun("export", progress) as run:
+            return write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
+                                timeouts=timeouts or JobTimeouts.from_env())
+    except ReplicationConflictError:
+        written = "no file was written" if isinstance(output, Path) else "what was written is incomplete"
+        raise ReplicationConflictError(
+            "the standby cancelled the export to replay changes from the primary (a replication "
+            f"conflict); {written}. Run it again (a smaller selection finishes sooner), run it "
+            "on the primary, or give the standby hot_standby_feedback = on or a longer "
+            "max_standby_streaming_delay"
+        ) from None
 
 
 def write_export(

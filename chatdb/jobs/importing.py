@@ -172,7 +172,7 @@ def import_conversations(
         raise UsageError(f"cannot read {path}: no such file")
     timeouts = timeouts or JobTimeouts.from_env()
     result = ImportResult(database=db.display_url, path=str(path), dry_run=dry_run)
-    with job_lock(db, "import", wait=wait), JobRun("import", progress) as run:
+    with job_lock(db, "import", wait=wait, writes=not dry_run, progress=progress), JobRun("import", progress) as run:
         _check_file(db, path, batch_size, result, run)
         if not dry_run:
             run.start_phase("import", result.conversations)

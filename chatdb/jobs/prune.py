@@ -135,7 +135,7 @@ def prune_conversations(
     selection = replace(selection, status="all" if include_active else "archived")
     timeouts = timeouts or JobTimeouts.from_env()
 
-    with job_lock(db, "prune", wait=wait), JobRun("prune", progress) as run:
+    with job_lock(db, "prune", wait=wait, writes=not dry_run, progress=progress), JobRun("prune", progress) as run:
         with db.connect() as conn:
             # Row bytes need a pass over every row: only for a dry run or a person confirming.
             counted = queries.selection_size(conn, selection, size=dry_run or confirm is not None)

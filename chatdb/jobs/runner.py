@@ -1,9 +1,10 @@
 """What every maintenance job shares: the job lock, short batch transactions,
 progress reports, timing, and how an interrupted or failed run is reported.
 
-A job holds one PostgreSQL advisory lock (session level, on a connection of its
-own) for its whole run, so two jobs never work on one database at once. Its
-work happens in batches, each in its own short transaction with
+A job that changes rows holds the maintenance lease (:mod:`chatdb.jobs.lease`,
+a row renewed in short transactions, so it holds through a transaction-mode
+pooler too) for its whole run, so two such jobs never work on one database at
+once. Its work happens in batches, each in its own short transaction with
 ``lock_timeout`` and ``statement_timeout`` set locally: a batch either commits
 whole or leaves nothing, so a run stopped at any point (Ctrl-C, ``kill -9``, a
 lost connection) is finished by running the job again.
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
     from chatdb.db import Database
 
-# One key for all maintenance jobs (the migration lock is 0x63686174_0001).
-JOB_LOCK_KEY = 0x63686174_0002
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_STATEMENT_TIMEOUT = "60s"
@@ -82,78 +81,44 @@ def check_batch_size(batch_size: int) -> int:
 
 
 @contextmanager
-def job_lock(db: Database, job: str, *, wait: float | None = None) -> Iterator[None]:
-    """Hold the database's job lock for the block; raise :class:`JobLockedError` if taken.
+def job_lock(
+    db: Database,
+    job: str,
+    *,
+    wait: float | None = None,
+    writes: bool = True,
+    progress: Callable[[Any], None] | None = None,
+) -> Iterator[None]:
+    """Check the database once, then hold the maintenance lease for the block if the job ``writes``.
 
-    ``wait`` seconds (None: do not wait) is how long to keep trying. The lock is
-    session level on a dedicated connection, so it is released when the block
-    ends or, if the process dies, when the server notices the connection is gone.
+    Before anything else, on every job: chatdb's tables exist and its schema is
+    at this chatdb's newest revision (a database migrated by a newer chatdb, or
+    not yet migrated, is refused), and a job that writes is refused on a
+    read-only standby. A job that only reads (an export, a dry run) takes no
+    lease: it reads one snapshot and changes nothing. A job that writes holds
+    the lease (:mod:`chatdb.jobs.lease`), waiting up to ``wait`` seconds for it
+    (None: :class:`JobLockedError` at once), and tells ``progress`` while it
+    waits (:class:`~chatdb.jobs.lease.LockWait`).
     """
-    from sqlalchemy import text
+    from chatdb.inspection import require_current_schema
+    from chatdb.jobs import lease as leases
+    from chatdb.topology import require_writable
 
-    from chatdb.inspection import require_tables
-    from chatdb.models import CHATDB_TABLES
-
-    with db.translate():
-        conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    with db.translate(), db.engine.connect() as conn:
+        # Every job reads or writes both tables: say "run chatdb migrate", not "relation does not exist".
+        require_current_schema(conn)
+        if writes:
+            require_writable(conn, job, db.display_url)
+    if not writes:
+        yield
+        return
+    held = leases.acquire(db, job, wait=wait, progress=progress)
+    token = leases.set_held(held)
     try:
-        with db.translate():
-            conn.execute(text("SELECT set_config('application_name', :name, false)"), {"name": f"chatdb {job}"})
-            # Every job reads or writes both tables: say "run chatdb migrate", not "relation does not exist".
-            require_tables(conn, *CHATDB_TABLES)
-            deadline = time.monotonic() + (wait or 0.0)
-            while not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCK_KEY}).scalar_one():
-                remaining = deadline - time.monotonic()
-                if wait is None or remaining <= 0:
-                    raise JobLockedError(_locked_message(conn, db, wait))
-                time.sleep(min(0.25, remaining))
-        try:
-            yield
-        except BaseException:
-            _unlock_after_failure(conn)
-            raise
-        with db.translate():
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCK_KEY})
+        yield
     finally:
-        conn.close()
-
-
-def _unlock_after_failure(conn: Connection) -> None:
-    """Release the job lock without hiding the failure that ended the job.
-
-    If the connection itself is gone (a server restart), so is the lock: the
-    server releases a session's advisory locks when the session ends.
-    """
-    from sqlalchemy import exc, text
-
-    try:
-        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCK_KEY})
-    except exc.SQLAlchemyError:
-        pass
-
-
-def _locked_message(conn: Connection, db: Database, wait: float | None) -> str:
-    from sqlalchemy import text
-
-    holder = conn.execute(
-        text(
-            "SELECT a.application_name, a.pid, a.backend_start FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND l.classid = :hi AND l.objid = :lo LIMIT 1"
-        ),
-        {"hi": JOB_LOCK_KEY >> 32, "lo": JOB_LOCK_KEY & 0xFFFFFFFF},
-    ).first()
-    who = "another maintenance job"
-    if holder is not None:
-        name = holder.application_name or "a client"
-        who = f"{name} (server pid {holder.pid}, connected {holder.backend_start:%Y-%m-%d %H:%M:%S%z})"
-    waited = f" after waiting {wait:g}s" if wait else ""
-    return (
-        f"{who} holds the maintenance job lock on {db.display_url}{waited}; "
-        "run again when it has finished, or pass --wait SECONDS"
-    )
+        leases.reset_held(token)
+        held.release()
 
 
 @contextmanager
@@ -165,14 +130,28 @@ def job_connection(db: Database) -> Iterator[Connection]:
 
 @contextmanager
 def batch_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> Iterator[Connection]:
-    """One batch on ``conn``: a transaction with local lock and statement timeouts, committed on success."""
+    """One batch on ``conn``: a transaction with local lock and statement timeouts, committed on success.
+
+    Inside a job that holds the maintenance lease, the batch first holds the
+    lease's row, and stops before any work if the lease is no longer its own.
+    """
     from sqlalchemy import text
 
+    from chatdb.jobs.lease import held
+
+    lease = held(db)
     with db.translate(), conn.begin():
         conn.execute(
-            text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true)"),
-            {"lock": timeouts.lock, "stmt": timeouts.statement},
+            text(
+                "SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true), "
+                "set_config('application_name', :name, true)"
+            ),
+            # The batch's name shows who is working in pg_stat_activity: "chatdb prune pid 4242".
+            {"lock": timeouts.lock, "stmt": timeouts.statement,
+             "name": lease.application_name if lease else db.settings.application_name},
         )
+        if lease is not None:
+            lease.check(conn)
         yield conn
 
 

@@ -319,4 +319,6 @@ def translate_driver_error(exc: Exception) -> ChatdbError | None:
         return kind(f"{detail} (roll back the transaction before going on)")
     if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
         return DatabaseUnavailable(f"lost the connection to the database: {detail}")
-    return DatabaseError(f"database error: {detail}")
+    from chatdb.db import server_condition
+
+    return server_condition(exc) or DatabaseError(f"database error: {detail}")
