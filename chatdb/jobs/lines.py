@@ -53,7 +53,7 @@ def line_select(c: Any) -> Any:
                 *(r.c[f] for f in MESSAGE_FIELDS if f != "created_at"),
                 true().label(JSON_NULL_FLAG),
                 r.c.created_at,
-            ).subquery("f")
+            ).correlate(r).subquery("f")
         )
         .scalar_subquery()
     )
