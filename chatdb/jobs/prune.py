@@ -179,6 +179,8 @@ def prune_conversations(
         except (JobInterrupted, ChatdbError) as exc:
             if export_to is None or dry_run or isinstance(exc, (UsageError, JobRefusedError)):
                 raise
+            if getattr(exc, "refuses_export", False):
+                raise
             raise _stopped(exc, run, export_to) from None
     assert result is not None
     return result
@@ -273,6 +275,20 @@ def verify_export(
 
     Returns each batch's mark, for the deletion's second read. Anything wrong: nothing is deleted.
     """
+    return _verify(db, path, expected, batch_size, run, timeouts, source)
+
+
+def _refusal(message: str) -> ChatdbError:
+    """The export is not fit to delete from: resuming from it would not help, so no hint to."""
+    exc = ChatdbError(message)
+    exc.refuses_export = True  # type: ignore[attr-defined]
+    return exc
+
+
+def _verify(
+    db: Database, path: Path, expected: dict[str, Any], batch_size: int, run: JobRun, timeouts: JobTimeouts,
+    source: str,
+) -> list[BatchMark]:
     from chatdb.jobs.importing import LineCheck, check_lines, checking_transaction
 
     run.start_phase("verify", expected["conversations"])
@@ -286,20 +302,20 @@ def verify_export(
                 check_lines(conn, batch, found, against_database=False)
                 if found.problems:
                     number, problem = found.problems[0]
-                    raise ChatdbError(
+                    raise _refusal(
                         f"the export {path} could not be restored by chatdb import (line {number}: {problem}); "
                         "nothing was deleted"
                     )
                 run.done = found.conversations
                 run.report()
     except ImportFileError as exc:
-        raise ChatdbError(f"the export {path} does not read back ({exc.message}); nothing was deleted") from None
+        raise _refusal(f"the export {path} does not read back ({exc.message}); nothing was deleted") from None
     differs = compare(expected, {
         "sha256": lines.sha256, "bytes": lines.size,
         "conversations": found.conversations, "messages": found.messages,
     }, source)
     if differs:
-        raise ChatdbError(f"the export {path} does not verify ({'; '.join(differs)}); nothing was deleted")
+        raise _refusal(f"the export {path} does not verify ({'; '.join(differs)}); nothing was deleted")
     return marks
 
 
@@ -406,7 +422,9 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     """
     interrupted = isinstance(exc, JobInterrupted)
     cause = "interrupted" if interrupted else getattr(exc, "cause", exc.message)
-    if run.phase in ("prune", "export"):
+    if run.phase == "prune":  # before any export or deletion: the message says it all
+        return exc
+    if run.phase == "export":
         exc.message = f"{cause} while exporting: nothing was deleted and no export was kept; run the prune again"
         exc.args = (exc.message,)
         return exc
