@@ -122,6 +122,8 @@ class LineCheck:
         return self.bad_lines >= MAX_REPORTED_PROBLEMS
 
     def add_problem(self, number: int, text: str) -> None:
+        if self.full:  # checking stops here: the rest of the batch is not counted
+            return
         self.bad_lines += 1
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append((number, text if len(text) <= _PROBLEM_LENGTH else text[:_PROBLEM_LENGTH] + "…"))
