@@ -17,11 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatdb.jobs.lines import TIMESTAMP_PATTERN
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
 
 OLD = "2020-01-01T00:00:00+00:00"
+# The shape of a timestamp as PostgreSQL's JSON output (and so export) writes it.
+TIMESTAMP_PATTERN = (
+    r"^([0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?"
+    r"([+-][0-9]{2}(:[0-9]{2}){0,2}|Z)( BC)?|-?infinity)$"
+)
 
 
 def exported_lines(db: TestDatabase, cli: Cli, tmp_path: Path, conversations: int = 5) -> list[dict]:

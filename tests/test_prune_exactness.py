@@ -19,7 +19,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from chatdb.errors import ChatdbError

@@ -15,13 +15,10 @@ import gzip
 import hashlib
 import json
 import os
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chatdb.errors import ImportFileError, UsageError
+from chatdb.errors import UsageError
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_KIND = "chatdb-export"

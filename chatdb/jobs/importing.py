@@ -278,7 +278,7 @@ def check_lines(conn: Connection, batch: list[tuple[int, bytes]], found: LineChe
             found.add_problem(number, "empty line")
         else:
             sendable.append((number, line))
-    for number, problem, messages, existing, existing_messages in _checked(conn, sendable, against_database):
+    for number, problem, messages, existing, existing_messages in _checked(conn, sendable, against_database, [0]):
         if problem is not None:
             found.add_problem(number, problem)
             continue
@@ -288,14 +288,19 @@ def check_lines(conn: Connection, batch: list[tuple[int, bytes]], found: LineChe
         found.existing_messages += int(existing_messages)
 
 
-def _checked(conn: Connection, lines: list[tuple[int, str]], against_database: bool) -> list[tuple[Any, ...]]:
-    """The check statement's rows; a line PostgreSQL cannot convert at all is found by halving the batch."""
+def _checked(
+    conn: Connection, lines: list[tuple[int, str]], against_database: bool, failed: list[int]
+) -> list[tuple[Any, ...]]:
+    """The check statement's rows; a line PostgreSQL cannot convert at all is found by halving the batch.
+
+    ``failed`` counts such lines: past :data:`MAX_REPORTED_PROBLEMS` the rest is not searched.
+    """
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
     from chatdb.jobs.lines import CHECK_LINES, batch_parameters
 
-    if not lines:
+    if not lines or failed[0] >= MAX_REPORTED_PROBLEMS:
         return []
     params = batch_parameters([n for n, _ in lines], [t for _, t in lines], against_database=against_database)
     try:
@@ -305,9 +310,10 @@ def _checked(conn: Connection, lines: list[tuple[int, str]], against_database: b
         if not _about_the_data(exc):
             raise
         if len(lines) == 1:
+            failed[0] += 1
             return [(lines[0][0], _describe(exc), None, None, None)]
     half = len(lines) // 2
-    return _checked(conn, lines[:half], against_database) + _checked(conn, lines[half:], against_database)
+    return _checked(conn, lines[:half], against_database, failed) + _checked(conn, lines[half:], against_database, failed)
 
 
 def _about_the_data(exc: Any) -> bool:

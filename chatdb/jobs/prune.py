@@ -23,26 +23,18 @@ and the same rule applies, so only rows still byte-identical are deleted.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatdb.errors import ChatdbError, ImportFileError, JobInterrupted, JobRefusedError, UsageError
+from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
-from chatdb.jobs.reading import (
-    BatchMark,
-    ExportLines,
-    batches,
-    batches_as_checked,
-    compare,
-    expected_of,
-    load_manifest,
-)
+from chatdb.jobs.prune_export import BatchStep, exported_batches, verify_export
+from chatdb.jobs.reading import expected_of, load_manifest
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -59,9 +51,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
-
-_LINE_ID = re.compile(rb'^\{"id":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",')
-
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -151,8 +140,6 @@ def prune_conversations(
     is the export (with its manifest) of an earlier, unfinished prune, whose
     rows still as exported are deleted.
     """
-    from chatdb.jobs import queries
-
     if selection.older_than is None:
         raise UsageError("prune needs a cutoff: selection.older_than", parameters=("selection.older_than",))
     check_batch_size(batch_size)
@@ -254,74 +241,11 @@ def _prune(
         marks = verify_export(db, export_to, expected, batch_size, run, timeouts,
                               source="its manifest" if resume else "what was written")
         result.export_verified = True
-        steps = _exported_batches(export_to, marks, selection, result)
+        steps = exported_batches(export_to, marks, selection, result)
         _delete(db, steps, result, run, timeouts, total=expected["conversations"])
     result.batches = run.batches
     result.duration_seconds = run.elapsed
     return result
-
-
-def verify_export(
-    db: Database,
-    path: Path,
-    expected: dict[str, Any],
-    batch_size: int,
-    run: JobRun,
-    timeouts: JobTimeouts,
-    *,
-    source: str = "what was written",
-) -> list[BatchMark]:
-    """Read the export back whole: as written (sha256, size, counts) and every line one import accepts.
-
-    Returns each batch's mark, for the deletion's second read. Anything wrong: nothing is deleted.
-    """
-    return _verify(db, path, expected, batch_size, run, timeouts, source)
-
-
-def _refusal(message: str) -> ChatdbError:
-    """The export is not fit to delete from: resuming from it would not help, so no hint to."""
-    exc = ChatdbError(message)
-    exc.refuses_export = True  # type: ignore[attr-defined]
-    return exc
-
-
-def _verify(
-    db: Database, path: Path, expected: dict[str, Any], batch_size: int, run: JobRun, timeouts: JobTimeouts,
-    source: str,
-) -> list[BatchMark]:
-    from chatdb.jobs.importing import LineCheck, check_lines, checking_transaction
-
-    run.start_phase("verify", expected["conversations"])
-    lines = ExportLines(path)
-    found = LineCheck()
-    marks: list[BatchMark] = []
-    try:
-        with job_connection(db) as conn, checking_transaction(db, conn, timeouts):
-            for batch, mark in batches(lines, batch_size):
-                marks.append(mark)
-                check_lines(conn, batch, found, against_database=False)
-                if found.problems:
-                    number, problem = found.problems[0]
-                    raise _refusal(
-                        f"the export {path} could not be restored by chatdb import (line {number}: {problem}); "
-                        "nothing was deleted"
-                    )
-                run.done = found.conversations
-                run.report()
-    except ImportFileError as exc:
-        raise _refusal(f"the export {path} does not read back ({exc.message}); nothing was deleted") from None
-    differs = compare(expected, {
-        "sha256": lines.sha256, "bytes": lines.size,
-        "conversations": found.conversations, "messages": found.messages,
-    }, source)
-    if differs:
-        raise _refusal(f"the export {path} does not verify ({'; '.join(differs)}); nothing was deleted")
-    return marks
-
-
-# A batch source yields callables that, inside a batch transaction, lock and
-# return the ids to delete plus how many conversations the batch covered.
-BatchStep = Callable[["Connection"], tuple[list[uuid.UUID], int]]
 
 
 def _keyset_batches(selection: ConversationFilter, batch_size: int) -> Iterator[BatchStep]:
@@ -337,55 +261,6 @@ def _keyset_batches(selection: ConversationFilter, batch_size: int) -> Iterator[
 
     while True:
         yield step
-
-
-def _exported_batches(
-    path: Path, marks: list[BatchMark], selection: ConversationFilter, result: PruneResult
-) -> Iterator[BatchStep]:
-    """The verified export again, batch by batch as checked: delete what is still byte for byte its line."""
-    import hashlib
-
-    for batch in batches_as_checked(ExportLines(path), marks, str(path)):
-        wanted: dict[uuid.UUID, str] = {}
-        for number, line in batch:
-            match = _LINE_ID.match(line)
-            if match is None:
-                raise ChatdbError(f"line {number} of {path} is not a line chatdb export writes; nothing more was deleted")
-            wanted[uuid.UUID(match.group(1).decode())] = hashlib.sha256(line).hexdigest()
-        yield _step_for(wanted, selection, result)
-    yield lambda conn: ([], 0)
-
-
-def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, result: PruneResult) -> BatchStep:
-    def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-        from sqlalchemy import select, text
-
-        from chatdb.jobs import queries
-        from chatdb.jobs.lines import line_digests
-        from chatdb.jobs.queries import conversations as c
-        from chatdb.jobs.queries import id_array
-
-        # The lines were written in UTC: rebuild them in UTC.
-        conn.execute(text("SELECT set_config('TimeZone', 'UTC', true)"))
-        ids = list(wanted)
-        locked = list(conn.execute(
-            select(c.c.id).where(c.c.id == id_array(ids), *selection.conditions(c))
-            .order_by(c.c.id).with_for_update(skip_locked=True)
-        ).scalars())
-        whole = queries.lock_messages(conn, locked)
-        current = dict(conn.execute(line_digests(id_array(whole))).all()) if whole else {}
-        same = [i for i in whole if current.get(i) == wanted[i]]
-        unlocked = [i for i in ids if i not in set(locked)]
-        matching = set(conn.execute(
-            select(c.c.id).where(c.c.id == id_array(unlocked), *selection.conditions(c))
-        ).scalars()) if unlocked else set()
-        present = set(conn.execute(select(c.c.id).where(c.c.id == id_array(unlocked))).scalars()) if unlocked else set()
-        result.in_use += len(matching) + (len(locked) - len(whole))
-        result.changed += (len(whole) - len(same)) + len(present - matching)
-        result.already_deleted += len(unlocked) - len(present)
-        return same, len(wanted)
-
-    return step
 
 
 def _delete(
