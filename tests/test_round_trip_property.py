@@ -68,7 +68,11 @@ timestamps = st.one_of(st.sampled_from(["infinity", "-infinity"]), finite_timest
 # --- jsonb, as JSON text: every type, deep, big numbers, escaped and raw unicode -------------------
 
 storable = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-texts = st.text(alphabet=storable, max_size=40)
+# Text that has broken exporters: JSON's own escapes, line and paragraph separators, a BOM,
+# combining marks, right-to-left overrides, astral characters, the last code point.
+NASTY = ["", " ", "\n", "\r\n", "\t\x01\x1f\x7f", "\\", '"', "\u2028\u2029", "\ufeff", "e\u0301\u0308",
+         "\u202e\u202d", "🙂👩‍👩‍👧", "\U0010ffff", "\ud7ff\ue000", "</script>", "\\u0000"]
+texts = st.one_of(st.text(alphabet=storable, max_size=40), st.lists(st.sampled_from(NASTY), max_size=20).map("".join))
 numbers = st.one_of(
     st.integers().map(str),
     st.integers(-10**60, 10**60).map(str),
@@ -78,16 +82,18 @@ numbers = st.one_of(
 )
 strings = st.builds(lambda s, ascii_only: json.dumps(s, ensure_ascii=ascii_only), texts, st.booleans())
 scalars = st.one_of(st.just("null"), st.just("true"), st.just("false"), numbers, strings)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
-        st.lists(st.tuples(strings, inner), max_size=4).map(
-            lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}"
-        ),
-    ),
-    max_leaves=12,
-)
+
+
+def containers(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Arrays and objects (keys of any text, duplicates too) of ``inner`` values, as JSON text."""
+    arrays = st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]")
+    objects = st.lists(st.tuples(strings, inner), max_size=4).map(
+        lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}"
+    )
+    return arrays | objects
+
+
+json_values = st.recursive(scalars, containers, max_leaves=12)
 deep = st.builds(
     lambda depth, as_object: ('{"a":' * depth + "1" + "}" * depth) if as_object else ("[" * depth + "[]" + "]" * depth),
     st.integers(50, 2000), st.booleans(),
@@ -96,13 +102,13 @@ metadata = st.one_of(st.none(), st.sampled_from(["null", "{}", "[]", '""', '{"":
 
 # --- rows ------------------------------------------------------------------------------------------
 
-user_ids = st.text(alphabet=storable, max_size=255)
+user_ids = st.one_of(st.text(alphabet=storable, max_size=255), st.sampled_from(["", "u" * 255, "🙂" * 255, "a\u0301" * 127]))
 
 
 @st.composite
 def messages_of(draw, conversation_id: str):
     role = draw(st.sampled_from(["user", "assistant"]))
-    content = draw(st.text(alphabet=storable, max_size=1000 if role == "user" else 3000))
+    content = draw(st.one_of(st.text(alphabet=storable, max_size=1000 if role == "user" else 3000), texts))
     return {
         "id": str(draw(st.uuids())), "conversation_id": conversation_id, "user_id": draw(user_ids),
         "role": role, "content": content, "metadata": draw(metadata), "created_at": draw(timestamps),
