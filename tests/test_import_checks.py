@@ -110,6 +110,7 @@ REFUSED = [
 def test_values_the_insert_refuses_fail_the_check_and_nothing_is_written(
     import_db: TestDatabase, tmp_path: Path, field: tuple, raw: str
 ) -> None:
+    import_db.sql("DELETE FROM conversations")
     lines = sample_lines()
     target = lines[4]
     *parents, last = field
