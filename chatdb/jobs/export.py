@@ -221,7 +221,8 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 conn.execute(
-                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', :s, true)"),
+                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', :s, true), "
+                         "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"),
                     {"s": timeouts.statement},
                 )
                 yield conn

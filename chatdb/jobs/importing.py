@@ -254,7 +254,8 @@ def checking_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) 
         transaction = conn.begin()
         try:
             conn.execute(
-                text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true)"),
+                text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true), "
+                     "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"),
                 {"lock": timeouts.lock, "stmt": timeouts.statement},
             )
             conn.execute(text(CREATE_SEEN))
@@ -345,6 +346,7 @@ def _insert(
     from sqlalchemy import text
 
     from chatdb.jobs.lines import INSERT_LINES, batch_parameters
+    from chatdb.jobs.queries import BATCH_SETTINGS
 
     run.start_phase("import", result.conversations)
     result.inserted_conversations = result.inserted_messages = 0
@@ -355,6 +357,7 @@ def _insert(
                 numbers = [n for n, _ in batch]
                 texts = [line.decode("utf-8") for _, line in batch]
                 with batch_transaction(db, conn, timeouts):
+                    conn.execute(text(BATCH_SETTINGS))
                     conversations, messages = conn.execute(
                         text(INSERT_LINES), batch_parameters(numbers, texts)
                     ).one()

@@ -92,12 +92,14 @@ def line_digests(ids_param: Any) -> Any:
 # The chain from line text to typed rows, shared by the check and the insert. Each stage is
 # MATERIALIZED so that no conversion runs on a line an earlier stage found malformed (the
 # planner may otherwise evaluate a cast before the check that guards it).
-#   :numbers bigint[], :lines text[]  - the batch
+#   :numbers bigint[], :lines text    - the batch: its line numbers, and its lines joined by
+#                                       newlines (no line holds one; one text is far cheaper to
+#                                       send than a text[] of escaped elements)
 #   :timestamp text                   - TIMESTAMP_PATTERN
 _STAGES = """
 line AS MATERIALIZED (
     SELECT l.n, CAST(l.t AS jsonb) AS j
-    FROM unnest(CAST(:numbers AS bigint[]), CAST(:lines AS text[])) AS l(n, t)
+    FROM unnest(CAST(:numbers AS bigint[]), string_to_array(CAST(:lines AS text), chr(10))) AS l(n, t)
 ),
 conversation_shape AS MATERIALIZED (
     SELECT n, j, CASE
@@ -245,21 +247,25 @@ problem AS (
     UNION ALL SELECT r.n, 8, 'conversation ' || r.id || ' already exists with '
                              || count(*) || ' messages that this line does not have'
         FROM conversation_row AS r JOIN messages AS m ON m.conversation_id = r.id
-        WHERE :against_database
-          AND NOT EXISTS (SELECT FROM message_row AS f WHERE f.n = r.n AND f.id = m.id)
+        LEFT JOIN message_row AS f ON f.n = r.n AND f.id = m.id
+        WHERE :against_database AND f.id IS NULL
         GROUP BY r.n, r.id
+),
+per_line AS (
+    SELECT m.n, count(*) AS messages, count(e.id) AS existing_messages
+    FROM message_row AS m LEFT JOIN messages AS e ON :against_database AND e.id = m.id
+    GROUP BY m.n
 )
 SELECT n, text, NULL, NULL, NULL FROM (
     SELECT DISTINCT ON (n) n, text FROM problem ORDER BY n, o, text
 ) AS first_problem
 UNION ALL
-SELECT r.n, NULL,
-       (SELECT count(*) FROM message_row AS m WHERE m.n = r.n),
-       (SELECT count(*) FROM conversations AS c WHERE :against_database AND c.id = r.id),
-       (SELECT count(*) FROM message_row AS f JOIN messages AS m ON m.id = f.id
-        WHERE :against_database AND f.n = r.n)
+SELECT r.n, NULL, coalesce(p.messages, 0), CASE WHEN c.id IS NULL THEN 0 ELSE 1 END,
+       coalesce(p.existing_messages, 0)
 FROM conversation_row AS r
-WHERE NOT EXISTS (SELECT FROM problem AS p WHERE p.n = r.n)
+LEFT JOIN per_line AS p ON p.n = r.n
+LEFT JOIN conversations AS c ON :against_database AND c.id = r.id
+WHERE r.n NOT IN (SELECT n FROM problem)
 ORDER BY 1
 """
 
@@ -289,7 +295,7 @@ SELECT (SELECT count(*) FROM new_conversation), (SELECT count(*) FROM new_messag
 def batch_parameters(numbers: list[int], lines: list[str], *, against_database: bool = True) -> dict[str, Any]:
     return {
         "numbers": numbers,
-        "lines": lines,
+        "lines": "\n".join(lines),
         "timestamp": TIMESTAMP_PATTERN,
         "user_message_max_length": USER_MESSAGE_MAX_LENGTH,
         "against_database": against_database,

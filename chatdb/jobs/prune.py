@@ -254,6 +254,9 @@ def _keyset_batches(selection: ConversationFilter, batch_size: int) -> Iterator[
     last: list[uuid.UUID | None] = [None]
 
     def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
+        from sqlalchemy import text
+
+        conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(conn.execute(queries.lock_batch(selection, last[0], batch_size, for_delete=True)).scalars())
         if ids:
             last[0] = ids[-1]

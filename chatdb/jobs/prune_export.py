@@ -121,6 +121,7 @@ def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, resul
 
         # The lines were written in UTC: rebuild them in UTC.
         conn.execute(text("SELECT set_config('TimeZone', 'UTC', true)"))
+        conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(wanted)
         locked = list(conn.execute(
             select(c.c.id).where(c.c.id == id_array(ids), *selection.conditions(c))
