@@ -44,7 +44,7 @@ def import_file(
 
         chatdb import pruned-2026-01.jsonl.gz --dry-run
 
-        ssh backup cat pruned-2026-01.jsonl.gz | chatdb import - --manifest pruned-2026-01.jsonl.gz.manifest.json
+        ssh backup cat p.jsonl.gz | chatdb import - --manifest p.jsonl.gz.manifest.json
     """
     import sys
 

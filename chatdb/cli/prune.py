@@ -86,7 +86,7 @@ def prune(
 
         chatdb prune --older-than 1y --export pruned-2026-01.jsonl.gz --max-rows 5000000 --yes
 
-        chatdb prune --before 2025-01-01T00:00:00+00:00 --export pruned-2026-01.jsonl.gz --resume --yes
+        chatdb prune --before 2025-01-01T00:00:00Z --export pruned.jsonl.gz --resume --yes
     """
     from chatdb.filters import ConversationFilter
     from chatdb.jobs.prune import prune_conversations
