@@ -211,7 +211,7 @@ def test_edge_timestamps_are_pruned_and_restored_exactly(migrated_db: TestDataba
 def test_an_interrupted_prune_says_how_to_finish_and_that_command_finishes(
     migrated_db: TestDatabase, tmp_path: Path
 ) -> None:
-    ids, targets = seed_targets(migrated_db, 1500)
+    ids, targets = seed_targets(migrated_db, 600)
     export = tmp_path / "pruned.jsonl"
     proc = start(migrated_db, "prune", "--older-than", "1y", "--export", str(export), "--batch-size", "5",
                  "--yes", "--quiet")
