@@ -18,13 +18,18 @@ EXIT_INTERRUPTED = 130
 
 
 class ChatdbError(Exception):
-    """Base class for every error chatdb raises deliberately."""
+    """Base class for every error chatdb raises deliberately.
+
+    ``parameters`` lists the library parameters the message names (``max_rows``),
+    so that the command line can say its flags (``--max-rows``) instead.
+    """
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, parameters: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
+        self.parameters = parameters
 
     def __str__(self) -> str:
         return self.message

@@ -174,3 +174,27 @@ def test_confirmation_sees_the_plan_and_can_cancel(migrated_db: TestDatabase) ->
         assert plan.bytes and plan.bytes > 0
         result = prune_conversations(database, selection, confirm=lambda plan: True)
     assert result.deleted_conversations == 4 and count(migrated_db) == 0
+
+
+def test_library_errors_name_parameters_and_the_command_names_flags(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
+    import pytest
+
+    from chatdb.errors import JobRefusedError, UsageError
+
+    seed(migrated_db, 3, updated=OLD, status="archived")
+    existing = tmp_path / "taken.jsonl"
+    existing.write_text("")
+    with migrated_db.database() as database:
+        with pytest.raises(UsageError, match="^max_rows must be 0 or more"):
+            prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=-1)
+        with pytest.raises(UsageError, match="selection.older_than"):
+            prune_conversations(database, ConversationFilter())
+        with pytest.raises(JobRefusedError, match=r"max_rows 1;") as refused:
+            prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=1)
+        assert "--" not in str(refused.value)
+        with pytest.raises(JobRefusedError, match="finish the prune that wrote it with resume$"):
+            prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)),
+                                export_to=existing)
+    assert_one_line_error(cli("prune", "--older-than", "1y", "--max-rows", "1", "--yes"), 1, "more than --max-rows 1")
+    assert_one_line_error(cli("prune", "--older-than", "1y", "--export", str(existing), "--yes"), 1, "with --resume")
+    assert count(migrated_db) == 3

@@ -15,7 +15,17 @@ from chatdb.jobs.runner import DEFAULT_BATCH_SIZE
 
 def import_file(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="A jsonl or jsonl.gz file written by chatdb export.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A jsonl or jsonl.gz file written by chatdb export; - reads stdin.")
+    ],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest", metavar="MANIFEST",
+            help="Check the input against this manifest (default: FILE.manifest.json beside the file, if any).",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     dry_run: DryRunOption = False,
     wait: WaitOption = None,
@@ -24,23 +34,27 @@ def import_file(
 ) -> None:
     """Restore conversations and messages from an export, exactly (ids, timestamps, metadata).
 
-    The whole file is checked first (and against FILE.manifest.json when it
-    is there); a bad line stops the import with its line number and nothing
-    written. Conversations and messages that already exist are skipped and
-    counted, so importing twice is safe.
+    The whole file is checked first, by PostgreSQL, and against
+    FILE.manifest.json when it is there; a bad line or a conflict with the
+    rows already there stops the import with its line number and nothing
+    written. Conversations and messages that already exist exactly as in the
+    file are skipped and counted, so importing twice is safe.
 
     Example:
 
         chatdb import pruned-2026-01.jsonl.gz --dry-run
 
-        chatdb import pruned-2026-01.jsonl.gz --json
+        ssh backup cat p.jsonl.gz | chatdb import - --manifest p.jsonl.gz.manifest.json
     """
+    import sys
+
     from chatdb.jobs.importing import import_conversations
 
+    source = sys.stdin.buffer if str(file) == "-" else file
     db = state(ctx).database()
     with out.JobProgress(quiet=quiet or as_json) as bar:
         result = import_conversations(
-            db, file, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback
+            db, source, manifest=manifest, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback
         )
     verb = "Would insert" if dry_run else "Inserted"
     out.job_summary(
@@ -48,7 +62,7 @@ def import_file(
         [
             ("Database", result.database),
             ("File", result.path),
-            ("Manifest checked", "yes" if result.manifest_checked else "no manifest beside the file"),
+            ("Manifest checked", result.manifest if result.manifest_checked else "no (no manifest found)"),
             ("Conversations in file", result.conversations),
             ("Messages in file", result.messages),
             (f"{verb} conversations", result.inserted_conversations),

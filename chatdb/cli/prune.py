@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +13,7 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
+from chatdb.cli._flags import as_flags
 from chatdb.cli._options import (
     BatchSizeOption,
     BeforeOption,
@@ -42,10 +46,18 @@ def prune(
         typer.Option(
             "--export", metavar="FILE",
             help="First write (and verify) a jsonl export of exactly the rows to delete; "
-            ".gz compresses. FILE must not exist.",
+            ".gz compresses. FILE must not exist (unless --resume).",
             show_default=False,
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Finish an interrupted prune from its own --export FILE: check FILE against its manifest, "
+            "then delete the rows still exactly as exported.",
+        ),
+    ] = False,
     max_rows: Annotated[
         int | None,
         typer.Option(
@@ -64,14 +76,17 @@ def prune(
     """Delete archived conversations (and their messages) older than a cutoff.
 
     Asks for confirmation on a terminal; needs --yes otherwise. With --export,
-    the rows are exported and the file verified before anything is deleted,
-    and only rows still as exported are deleted.
+    the rows are exported and the file verified (as chatdb import would read
+    it) before anything is deleted, and only conversations whose rows are still
+    byte for byte as exported are deleted.
 
     Example:
 
         chatdb prune --older-than 1y --dry-run
 
         chatdb prune --older-than 1y --export pruned-2026-01.jsonl.gz --max-rows 5000000 --yes
+
+        chatdb prune --before 2025-01-01T00:00:00Z --export pruned.jsonl.gz --resume --yes
     """
     from chatdb.filters import ConversationFilter
     from chatdb.jobs.prune import prune_conversations
@@ -80,6 +95,8 @@ def prune(
     if selection.older_than is None:
         raise UsageError("prune needs a cutoff: --older-than DURATION or --before DATE")
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    if resume and export_to is None:
+        raise UsageError("--resume needs --export FILE: the export of the prune to finish")
     if not (dry_run or yes or interactive):
         raise UsageError("prune deletes rows and stdin is not a terminal; pass --yes to confirm (or --dry-run)")
     db = state(ctx).database()
@@ -93,9 +110,9 @@ def prune(
             err=True,
         )
 
-    with out.JobProgress(quiet=quiet or as_json) as bar:
+    with out.JobProgress(quiet=quiet or as_json) as bar, as_flags(FLAGS), finishing(selection, include_active):
         result = prune_conversations(
-            db, selection, include_active=include_active, export_to=export_to, max_rows=max_rows,
+            db, selection, include_active=include_active, export_to=export_to, resume=resume, max_rows=max_rows,
             confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
         )
     plan = result.plan
@@ -119,7 +136,9 @@ def prune(
     pairs += [
         ("Deleted conversations", result.deleted_conversations),
         ("Deleted messages", result.deleted_messages),
-        ("Skipped (in use or changed, kept)", result.skipped),
+        ("Kept: in use by the application", result.in_use),
+        ("Kept: changed since the export", result.changed),
+        ("Already deleted (not in the database)", result.already_deleted),
         ("Batches", result.batches),
         ("Duration", f"{result.duration_seconds:.2f}s"),
         ("Rows/s", result.rows_per_second),
@@ -127,6 +146,34 @@ def prune(
     out.job_summary(result, pairs, as_json=as_json, title="prune")
     if result.skipped and not as_json:
         out.warn(f"{result.skipped} conversations were in use or changed and were kept")
+
+
+FLAGS = {"max_rows": "--max-rows", "resume": "--resume", "export_to": "--export",
+         "selection.older_than": "--older-than or --before"}
+
+
+@contextmanager
+def finishing(selection, include_active: bool) -> Iterator[None]:
+    """An unfinished prune with an export ends with the exact command that finishes it."""
+    from chatdb.errors import ChatdbError
+
+    try:
+        yield
+    except ChatdbError as exc:
+        export = getattr(exc, "resume_from", None)
+        if export is None:
+            raise
+        words = ["chatdb", "prune", "--before", selection.older_than.isoformat()]
+        if selection.since is not None:
+            words += ["--since", selection.since.isoformat()]
+        for user in selection.user_ids:
+            words += ["--user", user]
+        if include_active:
+            words.append("--include-active")
+        words += ["--export", str(export), "--resume", "--yes"]
+        exc.message = f"{exc.stopped}; the export is complete, finish with: {shlex.join(words)}"
+        exc.args = (exc.message,)
+        raise
 
 
 def register(app: typer.Typer) -> None:

@@ -3,15 +3,19 @@
 Memory stays flat whatever the size: conversations are read in keyset batches
 over the primary key, all inside one read-only REPEATABLE READ transaction so
 the file is one consistent snapshot, and PostgreSQL itself builds each jsonl
-line (``row_to_json``), so timestamps keep their offset and microseconds
-and ``metadata`` is written as the JSON it is.
+line (:func:`chatdb.jobs.lines.line_select`), so every timestamp PostgreSQL
+can store (BC, years past 9999, infinity) is written as its JSON output
+gives it, in UTC with microseconds, and ``metadata`` as the JSON it is.
 
 jsonl: one conversation per line, ``{"id", "user_id", "status", "created_at",
 "updated_at", "messages": [{"id", "conversation_id", "user_id", "role",
-"content", "metadata", "created_at"}, ...]}``, messages oldest first.
+"content", "metadata", "created_at"}, ...]}``, messages oldest first; a
+message whose metadata is the JSON value ``null`` (not SQL ``NULL``) also has
+``"metadata_is_json_null": true`` (manifest_version 2).
 json: the same objects in one array. csv: one row per message with its
 conversation's columns (a conversation without messages gets one row with
-empty message columns).
+empty message columns; metadata as JSON text, so SQL NULL is empty and JSON
+null is ``null``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import chatdb
 from chatdb.errors import ReplicationConflictError, UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.files import MANIFEST_KIND, AtomicExportFile, manifest_path, write_json_atomically
+from chatdb.jobs.reading import MANIFEST_VERSIONS
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -44,8 +49,6 @@ if TYPE_CHECKING:
 
 ExportFormat = Literal["jsonl", "json", "csv"]
 FORMATS = ("jsonl", "json", "csv")
-CONVERSATION_FIELDS = ("id", "user_id", "status", "created_at", "updated_at")
-MESSAGE_FIELDS = ("id", "conversation_id", "user_id", "role", "content", "metadata", "created_at")
 CSV_COLUMNS = (
     "conversation_id", "user_id", "status", "conversation_created_at", "conversation_updated_at",
     "message_id", "message_user_id", "role", "content", "metadata", "message_created_at",
@@ -93,7 +96,7 @@ class ExportResult:
 
         return {
             "kind": MANIFEST_KIND,
-            "manifest_version": 1,
+            "manifest_version": MANIFEST_VERSIONS[-1],
             "file": Path(self.path or "").name,
             "format": self.format,
             "compressed": bool(self.path and self.path.endswith(".gz")),
@@ -229,7 +232,8 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 conn.execute(
-                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', :s, true)"),
+                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', :s, true), "
+                         "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"),
                     {"s": timeouts.statement},
                 )
                 yield conn
@@ -238,8 +242,7 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
 
 
 def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
-    from sqlalchemy import Text, cast, func, literal_column, select
-    from sqlalchemy.dialects.postgresql import aggregate_order_by
+    from sqlalchemy import Text, cast, select
 
     from chatdb.jobs.queries import conversations, messages
 
@@ -251,28 +254,22 @@ def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | 
     if format == "csv":
         return (
             select(
-                c.c.id, c.c.user_id, c.c.status, c.c.created_at, c.c.updated_at,
-                m.c.id, m.c.user_id, m.c.role, m.c.content, cast(m.c["metadata"], Text), m.c.created_at,
+                c.c.id, c.c.user_id, c.c.status, _json_text(c.c.created_at), _json_text(c.c.updated_at),
+                m.c.id, m.c.user_id, m.c.role, m.c.content, cast(m.c["metadata"], Text), _json_text(m.c.created_at),
             )
             .select_from(c.outerjoin(m, m.c.conversation_id == c.c.id))
             .order_by(c.c.id, m.c.created_at, m.c.id)
         )
-    # row_to_json over explicit columns: the keys are the column names, in this order.
-    r = select(*(m.c[f] for f in MESSAGE_FIELDS)).where(m.c.conversation_id == c.c.id).correlate(c).subquery("r")
-    nested = (
-        # Aggregating json (not the record itself) keeps json_agg from putting newlines between items.
-        select(func.json_agg(aggregate_order_by(func.row_to_json(literal_column("r")), r.c.created_at, r.c.id)))
-        .select_from(r)
-        .correlate(c)
-        .scalar_subquery()
-    )
-    x = select(
-        *(c.c[f] for f in CONVERSATION_FIELDS),
-        func.coalesce(nested, literal_column("'[]'::json")).label("messages"),
-    ).subquery("x")
-    # Counting through the index is cheaper than measuring the JSON array again.
-    count = select(func.count()).where(m.c.conversation_id == x.c.id).correlate(x).scalar_subquery()
-    return select(x.c.id, cast(func.row_to_json(literal_column("x")), Text), count).order_by(x.c.id)
+    from chatdb.jobs.lines import line_select
+
+    return line_select(c)
+
+
+def _json_text(timestamp: Any) -> Any:
+    """A timestamp as the jsonl lines write it (any year, BC, infinity), not as Python can hold it."""
+    from sqlalchemy import func, literal_column
+
+    return func.to_json(timestamp).op("#>>")(literal_column("'{}'::text[]"))
 
 
 class _JsonLinesWriter:

@@ -1,29 +1,47 @@
-"""Restore conversations and messages from a jsonl (or jsonl.gz) export.
+"""Restore conversations and messages from a jsonl (or jsonl.gz) export, a file or a stream.
 
-The whole file is checked before anything is written: every line must be a
-conversation exactly as ``chatdb export`` writes it (ids, timestamps with an
-offset, roles and statuses the schema allows, messages that belong to their
-conversation), its users must exist, and if a manifest lies beside the file its
-sha256 and counts must match. Any bad line stops the import with the line
-numbers and nothing written. Then rows are inserted in batches, each its own
-transaction, keeping their ids, timestamps and metadata exactly; rows whose id
-already exists are skipped and counted, so an import can be re-run (or resumed
-after an interruption) safely.
+The whole input is checked before anything is written, by PostgreSQL itself:
+each batch of lines goes through the very conversions and checks the insert
+uses (:mod:`chatdb.jobs.lines`), in a transaction that is rolled back, so
+what the check accepts the insert accepts. It also checks that the users
+exist, that no id appears twice in the file, and how each line stands against
+the rows already there: a conversation or message that exists exactly as in
+the file is skipped and counted (so an import can be re-run, or resumed after
+an interruption); one that exists with different values, a message id that
+belongs to another conversation, or a conversation with messages the line
+does not have, is a conflict. Any problem stops the import with the line
+numbers and nothing written; checking stops at the first
+:data:`MAX_REPORTED_PROBLEMS` bad lines. A manifest (beside the file, found
+through symlinks, or given) must match the bytes read.
+
+Then the rows are inserted in batches, each its own transaction, keeping ids,
+timestamps and metadata exactly. The second read is compared batch by batch
+with the first (:mod:`chatdb.jobs.reading`), so only checked bytes are
+inserted; a stream is read once, into an anonymous temporary file.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from chatdb.errors import ImportFileError, UsageError
-from chatdb.jobs.export import CONVERSATION_FIELDS, MESSAGE_FIELDS
-from chatdb.jobs.files import ExportReader, read_manifest
+from chatdb.errors import ImportFileError
+from chatdb.jobs.reading import (
+    MAX_LINE_BYTES,
+    BatchMark,
+    ExportLines,
+    Manifest,
+    batches,
+    batches_as_checked,
+    compare,
+    expected_of,
+    load_manifest,
+    read_manifest,
+    source_file,
+    spool,
+)
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -35,16 +53,16 @@ from chatdb.jobs.runner import (
     job_lock,
     rate,
 )
-from chatdb.models import USER_MESSAGE_MAX_LENGTH, ConversationStatus, MessageRole
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
 
 MAX_REPORTED_PROBLEMS = 10
-_STATUSES = {s.value for s in ConversationStatus}
-_ROLES = {r.value for r in MessageRole}
+_PROBLEM_LENGTH = 300  # a problem quoting a huge value is cut to this many characters
 
 
 @dataclass
@@ -53,11 +71,12 @@ class ImportResult:
     path: str
     dry_run: bool
     manifest_checked: bool = False
+    manifest: str | None = None
     conversations: int = 0  # in the file
     messages: int = 0
     inserted_conversations: int = 0
     inserted_messages: int = 0
-    existing_conversations: int = 0  # already in the database: skipped
+    existing_conversations: int = 0  # already in the database, identical: skipped
     existing_messages: int = 0
     batches: int = 0
     duration_seconds: float = 0.0
@@ -73,6 +92,7 @@ class ImportResult:
             "path": self.path,
             "dry_run": self.dry_run,
             "manifest_checked": self.manifest_checked,
+            "manifest": self.manifest,
             "in_file": {"conversations": self.conversations, "messages": self.messages},
             "inserted": {"conversations": self.inserted_conversations, "messages": self.inserted_messages},
             "existing": {"conversations": self.existing_conversations, "messages": self.existing_messages},
@@ -82,240 +102,286 @@ class ImportResult:
         }
 
 
-class LineProblem(ValueError):
-    pass
+@dataclass
+class LineCheck:
+    """What checking lines found: problems by line, and counts of the lines without one."""
 
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    bad_lines: int = 0
+    conversations: int = 0
+    messages: int = 0
+    existing_conversations: int = 0
+    existing_messages: int = 0
 
-def parse_line(raw: bytes) -> dict[str, Any]:
-    """One exported conversation, checked field by field; :class:`LineProblem` says what is wrong."""
-    try:
-        item = json.loads(raw)
-    except ValueError as exc:
-        raise LineProblem(f"not valid JSON ({exc.msg})") from None
-    if not isinstance(item, dict):
-        raise LineProblem("not a JSON object (import reads jsonl: one conversation per line)")
-    _fields(item, (*CONVERSATION_FIELDS, "messages"), "conversation")
-    conversation_id = _uuid(item["id"], "id")
-    _text(item["user_id"], "user_id", 255)
-    if item["status"] not in _STATUSES:
-        raise LineProblem(f"status {item['status']!r} is not active or archived")
-    _timestamp(item["created_at"], "created_at")
-    _timestamp(item["updated_at"], "updated_at")
-    if not isinstance(item["messages"], list):
-        raise LineProblem("messages is not a list")
-    for index, message in enumerate(item["messages"], 1):
-        where = f"message {index}"
-        if not isinstance(message, dict):
-            raise LineProblem(f"{where} is not an object")
-        _fields(message, MESSAGE_FIELDS, where)
-        _uuid(message["id"], f"{where} id")
-        if _uuid(message["conversation_id"], f"{where} conversation_id") != conversation_id:
-            raise LineProblem(f"{where} belongs to another conversation")
-        _text(message["user_id"], f"{where} user_id", 255)
-        if message["role"] not in _ROLES:
-            raise LineProblem(f"{where} role {message['role']!r} is not user or assistant")
-        if not isinstance(message["content"], str):
-            raise LineProblem(f"{where} content is not text")
-        if message["role"] == "user" and len(message["content"]) > USER_MESSAGE_MAX_LENGTH:
-            raise LineProblem(f"{where} is a user message longer than {USER_MESSAGE_MAX_LENGTH} characters")
-        _timestamp(message["created_at"], f"{where} created_at")
-    return item
+    @property
+    def new_rows(self) -> tuple[int, int]:
+        return self.conversations - self.existing_conversations, self.messages - self.existing_messages
 
+    @property
+    def full(self) -> bool:
+        return self.bad_lines >= MAX_REPORTED_PROBLEMS
 
-def _fields(item: dict[str, Any], expected: tuple[str, ...], what: str) -> None:
-    missing = [f for f in expected if f not in item]
-    if missing:
-        raise LineProblem(f"{what} lacks {', '.join(missing)}")
-    extra = sorted(set(item) - set(expected))
-    if extra:
-        raise LineProblem(f"{what} has unknown fields {', '.join(extra)}")
-
-
-def _uuid(value: Any, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        raise LineProblem(f"{what} {value!r} is not a UUID") from None
-
-
-def _text(value: Any, what: str, limit: int) -> None:
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise LineProblem(f"{what} must be text of 1 to {limit} characters")
-
-
-def _timestamp(value: Any, what: str) -> None:
-    try:
-        moment = datetime.fromisoformat(value)
-    except (ValueError, TypeError):
-        raise LineProblem(f"{what} {value!r} is not an ISO 8601 timestamp") from None
-    if moment.tzinfo is None:
-        raise LineProblem(f"{what} {value!r} has no UTC offset")
+    def add_problem(self, number: int, text: str) -> None:
+        if self.full:  # checking stops here: the rest of the batch is not counted
+            return
+        self.bad_lines += 1
+        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+            self.problems.append((number, text if len(text) <= _PROBLEM_LENGTH else text[:_PROBLEM_LENGTH] + "…"))
 
 
 def import_conversations(
     db: Database,
-    path: Path,
+    source: Path | BinaryIO,
     *,
+    manifest: Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     wait: float | None = None,
     progress: ProgressCallback | None = None,
     timeouts: JobTimeouts | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ImportResult:
-    """Check the whole file, then insert its rows in batches (existing ids skipped and counted)."""
+    """Check the whole input, then insert its rows in batches (identical existing rows skipped and counted).
+
+    ``source`` is a path (resolved through symlinks; the manifest beside the
+    real file is checked if there is one) or a binary stream such as stdin,
+    read once. ``manifest`` names the manifest to check instead.
+    """
     check_batch_size(batch_size)
-    try:
-        readable = path.is_file()
-    except OSError as exc:  # a name too long for the file system, for example
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    if not readable:
-        raise UsageError(f"cannot read {path}: no such file")
+    path = source_file(source) if isinstance(source, Path) else None
+    name = str(source) if isinstance(source, Path) else "stdin"
+    expected = load_manifest(manifest) if manifest is not None else read_manifest(path) if path else None
     timeouts = timeouts or JobTimeouts.from_env()
-    result = ImportResult(database=db.display_url, path=str(path), dry_run=dry_run)
-    with job_lock(db, "import", wait=wait, writes=not dry_run, progress=progress), JobRun("import", progress) as run:
-        _check_file(db, path, batch_size, result, run)
-        if not dry_run:
-            run.start_phase("import", result.conversations)
-            with job_connection(db) as conn:
-                for chunk in _chunks(path, batch_size):
-                    with run.batch():
-                        with batch_transaction(db, conn, timeouts):
-                            conversations, messages = _insert(conn, chunk)
-                        result.inserted_conversations += conversations
-                        result.inserted_messages += messages
-                        run.advance(len(chunk))
-            result.existing_conversations = result.conversations - result.inserted_conversations
-            result.existing_messages = result.messages - result.inserted_messages
-        result.batches = run.batches
-        result.duration_seconds = run.elapsed
+    result = ImportResult(database=db.display_url, path=name, dry_run=dry_run,
+                          manifest=str(expected.path) if expected else None)
+    with _readable_twice(source, path) as (first_read, second_read):
+        with job_lock(db, "import", wait=wait, writes=not dry_run, progress=progress), JobRun("import", progress) as run:
+            lines = ExportLines(first_read, name=name, max_line_bytes=max_line_bytes, copy_to=second_read.copy_to)
+            marks = _check_input(db, lines, batch_size, expected, result, run, timeouts)
+            if not dry_run:
+                _insert(db, second_read.lines(name, max_line_bytes), marks, name, result, run, timeouts)
+            result.batches = run.batches
+            result.duration_seconds = run.elapsed
     return result
 
 
-def _chunks(path: Path, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    chunk: list[tuple[int, dict[str, Any]]] = []
-    for number, line in ExportReader(path):
-        chunk.append((number, json.loads(line)))
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+@dataclass
+class _SecondRead:
+    source: Path | None
+    copy_to: BinaryIO | None
+
+    def lines(self, name: str, max_line_bytes: int) -> ExportLines:
+        if self.copy_to is not None:
+            self.copy_to.flush()
+            self.copy_to.seek(0)
+            return ExportLines(self.copy_to, name=name, max_line_bytes=max_line_bytes)
+        assert self.source is not None
+        return ExportLines(self.source, name=name, max_line_bytes=max_line_bytes)
 
 
-def _check_file(db: Database, path: Path, batch_size: int, result: ImportResult, run: JobRun) -> None:
-    """The validation pass: every line, the users, the manifest; counts existing rows on a dry run."""
-    run.start_phase("validate", None, unit="lines")
-    problems: list[tuple[int, str]] = []
-    bad_lines = 0
-    reader = ExportReader(path)
-    chunk: list[tuple[int, dict[str, Any]]] = []
+@contextmanager
+def _readable_twice(source: Path | BinaryIO, path: Path | None) -> Iterator[tuple[Path | BinaryIO, _SecondRead]]:
+    if path is not None:
+        yield path, _SecondRead(path, None)
+        return
+    with spool() as copy:
+        yield source, _SecondRead(None, copy)
 
-    def check_chunk() -> None:
-        nonlocal bad_lines
-        with db.connect() as conn:
-            for number, user in _missing_users(conn, chunk):
-                bad_lines += 1
-                if len(problems) < MAX_REPORTED_PROBLEMS:
-                    problems.append((number, f"user {user!r} does not exist (restore the user first)"))
-            if result.dry_run and not bad_lines:
-                conversations, messages = _existing(conn, chunk)
-                result.existing_conversations += conversations
-                result.existing_messages += messages
-        chunk.clear()
 
-    try:
-        for number, line in reader:
-            try:
-                item = parse_line(line)
-            except LineProblem as exc:
-                bad_lines += 1
-                if len(problems) < MAX_REPORTED_PROBLEMS:
-                    problems.append((number, str(exc)))
-                continue
-            result.conversations += 1
-            result.messages += len(item["messages"])
-            chunk.append((number, item))
-            if len(chunk) >= batch_size:
-                check_chunk()
-                run.done = result.conversations
+def _check_input(
+    db: Database,
+    lines: ExportLines,
+    batch_size: int,
+    expected: Manifest | None,
+    result: ImportResult,
+    run: JobRun,
+    timeouts: JobTimeouts,
+) -> list[tuple[BatchMark, tuple[int, int]]]:
+    """The checking pass: every line, against the database; then the manifest.
+
+    Returns each batch's mark with the rows it will insert (conversations, messages).
+    """
+    run.start_phase("validate", expected.conversations if expected else None, unit="lines")
+    found = LineCheck()
+    marks: list[tuple[BatchMark, tuple[int, int]]] = []
+    with job_connection(db) as conn, checking_transaction(db, conn, timeouts):
+        try:
+            for batch, mark in batches(lines, batch_size):
+                before = found.new_rows
+                check_lines(conn, batch, found)
+                after = found.new_rows
+                marks.append((mark, (after[0] - before[0], after[1] - before[1])))
+                run.done = mark.last
                 run.report()
-        if chunk:
-            check_chunk()
-    except ImportFileError as exc:
-        problems.extend(exc.problems)
-        bad_lines += 1
-        if not reader.lines:
-            reader.lines = exc.problems[0][0] if exc.problems else 0
-    if reader.lines == 0 and not problems:
-        raise ImportFileError(f"{path} is empty: nothing to import")
-    if problems:
-        listed = "; ".join(f"line {n}: {text}" for n, text in problems)
-        more = f" (and {bad_lines - len(problems)} more)" if bad_lines > len(problems) else ""
-        raise ImportFileError(
-            f"{path}: {bad_lines} bad line{'s' if bad_lines != 1 else ''}, nothing was imported: {listed}{more}",
-            problems,
-        )
-    manifest = read_manifest(path)
-    if manifest is not None:
-        found = {"sha256": reader.sha256, "conversations": result.conversations, "messages": result.messages}
-        differs = [f"{k} {manifest.get(k)!r} in the manifest, {v!r} in the file" for k, v in found.items() if manifest.get(k) != v]
+                if found.full:
+                    break
+        except ImportFileError as exc:
+            for number, text in exc.problems or [(lines.lines + 1, exc.message)]:
+                found.add_problem(number, text)
+    result.conversations, result.messages = found.conversations, found.messages
+    result.existing_conversations = found.existing_conversations
+    result.existing_messages = found.existing_messages
+    if found.problems:
+        listed = "; ".join(f"line {n}: {text}" for n, text in found.problems)
+        count = f"{found.bad_lines} bad line{'s' if found.bad_lines != 1 else ''}"
+        if found.full:
+            count = f"stopped checking at {count}"
+        more = f" (and {found.bad_lines - len(found.problems)} more)" if found.bad_lines > len(found.problems) else ""
+        raise ImportFileError(f"{lines.name}: {count}, nothing was imported: {listed}{more}", found.problems)
+    if expected is not None:
+        differs = compare(expected_of(expected), {
+            "sha256": lines.sha256, "bytes": lines.size,
+            "conversations": found.conversations, "messages": found.messages,
+        })
         if differs:
-            raise ImportFileError(f"{path} does not match its manifest ({'; '.join(differs)}); nothing was imported")
+            raise ImportFileError(
+                f"{lines.name} does not match its manifest {expected.path} ({'; '.join(differs)}); nothing was imported"
+            )
         result.manifest_checked = True
-    if result.dry_run:
-        result.inserted_conversations = result.conversations - result.existing_conversations
-        result.inserted_messages = result.messages - result.existing_messages
+    result.inserted_conversations = result.conversations - result.existing_conversations
+    result.inserted_messages = result.messages - result.existing_messages
+    return marks
 
 
-def _missing_users(conn: Connection, chunk: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, str]]:
-    from sqlalchemy import select
-
-    from chatdb.models import users
-
-    wanted = {item["user_id"] for _, item in chunk} | {m["user_id"] for _, item in chunk for m in item["messages"]}
-    present = set(conn.execute(select(users.c.id).where(users.c.id.in_(list(wanted)))).scalars())
-    missing = []
-    for number, item in chunk:
-        for user in [item["user_id"], *(m["user_id"] for m in item["messages"])]:
-            if user not in present:
-                missing.append((number, user))
-                break
-    return missing
-
-
-def _existing(conn: Connection, chunk: list[tuple[int, dict[str, Any]]]) -> tuple[int, int]:
-    from sqlalchemy import func, select
-
-    from chatdb.jobs.queries import conversations as c
-    from chatdb.jobs.queries import messages as m
-
-    conversation_ids = [uuid.UUID(item["id"]) for _, item in chunk]
-    message_ids = [uuid.UUID(msg["id"]) for _, item in chunk for msg in item["messages"]]
-    conversations = conn.execute(select(func.count()).where(c.c.id.in_(conversation_ids))).scalar_one()
-    messages = conn.execute(select(func.count()).where(m.c.id.in_(message_ids))).scalar_one() if message_ids else 0
-    return int(conversations), int(messages)
-
-
-_INSERT_CONVERSATIONS = """
-INSERT INTO conversations (id, user_id, status, created_at, updated_at)
-SELECT id, user_id, status, created_at, updated_at
-FROM json_populate_recordset(CAST(NULL AS conversations), CAST(:rows AS json))
-ON CONFLICT (id) DO NOTHING
-"""
-_INSERT_MESSAGES = """
-INSERT INTO messages (id, conversation_id, user_id, role, content, metadata, created_at)
-SELECT id, conversation_id, user_id, role, content, metadata, created_at
-FROM json_populate_recordset(CAST(NULL AS messages), CAST(:rows AS json))
-ON CONFLICT (id) DO NOTHING
-"""
-
-
-def _insert(conn: Connection, chunk: list[tuple[int, dict[str, Any]]]) -> tuple[int, int]:
-    """Insert one batch (PostgreSQL reads the timestamps and metadata from the JSON as given)."""
+@contextmanager
+def checking_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> Iterator[None]:
+    """A transaction that is always rolled back, with the ids table the checks fill (``ON COMMIT DROP``)."""
     from sqlalchemy import text
 
-    heads = [{f: item[f] for f in CONVERSATION_FIELDS} for _, item in chunk]
-    bodies = [message for _, item in chunk for message in item["messages"]]
-    conversations = conn.execute(text(_INSERT_CONVERSATIONS), {"rows": json.dumps(heads)}).rowcount
-    messages = conn.execute(text(_INSERT_MESSAGES), {"rows": json.dumps(bodies)}).rowcount if bodies else 0
-    return int(conversations), int(messages)
+    from chatdb.jobs.lines import CREATE_SEEN
+
+    with db.translate():
+        transaction = conn.begin()
+        try:
+            conn.execute(
+                text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true), "
+                     "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"),
+                {"lock": timeouts.lock, "stmt": timeouts.statement},
+            )
+            conn.execute(text(CREATE_SEEN))
+            yield
+        finally:
+            transaction.rollback()
+
+
+def check_lines(conn: Connection, batch: list[tuple[int, bytes]], found: LineCheck, *, against_database: bool = True) -> None:
+    """Check one batch as PostgreSQL would insert it; add what is wrong, and the counts, to ``found``."""
+    sendable: list[tuple[int, str]] = []
+    for number, raw in batch:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            found.add_problem(number, f"not UTF-8 text (byte {exc.start + 1} of the line)")
+            continue
+        if "\x00" in line:
+            found.add_problem(number, "contains a NUL byte")
+        elif not line.strip():
+            found.add_problem(number, "empty line")
+        else:
+            sendable.append((number, line))
+    for number, problem, messages, existing, existing_messages in _checked(conn, sendable, against_database, [0]):
+        if problem is not None:
+            found.add_problem(number, problem)
+            continue
+        found.conversations += 1
+        found.messages += int(messages)
+        found.existing_conversations += int(existing)
+        found.existing_messages += int(existing_messages)
+
+
+def _checked(
+    conn: Connection, lines: list[tuple[int, str]], against_database: bool, failed: list[int]
+) -> list[tuple[Any, ...]]:
+    """The check statement's rows; a line PostgreSQL cannot convert at all is found by halving the batch.
+
+    ``failed`` counts such lines: past :data:`MAX_REPORTED_PROBLEMS` the rest is not searched.
+    """
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import text
+
+    from chatdb.jobs.lines import CHECK_LINES, batch_parameters
+
+    if not lines or failed[0] >= MAX_REPORTED_PROBLEMS:
+        return []
+    params = batch_parameters([n for n, _ in lines], [t for _, t in lines], against_database=against_database)
+    try:
+        with conn.begin_nested():
+            return [tuple(row) for row in conn.execute(text(CHECK_LINES), params)]
+    except sa_exc.DBAPIError as exc:
+        if not _about_the_data(exc):
+            raise
+        if len(lines) == 1:
+            failed[0] += 1
+            return [(lines[0][0], _describe(exc), None, None, None)]
+    half = len(lines) // 2
+    return _checked(conn, lines[:half], against_database, failed) + _checked(conn, lines[half:], against_database, failed)
+
+
+def _about_the_data(exc: Any) -> bool:
+    """A data exception (class 22: bad input for a type) or a program limit (54: nested too deep)."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return sqlstate[:2] in ("22", "54")
+
+
+def _describe(exc: Any) -> str:
+    diag = getattr(getattr(exc, "orig", None), "diag", None)
+    primary = (getattr(diag, "message_primary", None) or str(exc)).strip()
+    detail = (getattr(diag, "message_detail", None) or "").strip().rstrip(".")
+    if primary.startswith("invalid input syntax for type json"):
+        return f"not valid JSON ({detail})" if detail else "not valid JSON"
+    if primary.startswith("stack depth limit exceeded"):
+        return "nested too deeply for PostgreSQL (stack depth limit exceeded)"
+    return f"{primary} ({detail})" if detail else primary
+
+
+def _insert(
+    db: Database,
+    lines: ExportLines,
+    marks: list[tuple[BatchMark, tuple[int, int]]],
+    name: str,
+    result: ImportResult,
+    run: JobRun,
+    timeouts: JobTimeouts,
+) -> None:
+    from sqlalchemy import text
+
+    from chatdb.jobs.lines import INSERT_LINES, batch_parameters
+    from chatdb.jobs.queries import BATCH_SETTINGS
+
+    run.start_phase("import", result.conversations)
+    result.inserted_conversations = result.inserted_messages = 0
+    expected = (new for _, new in marks)
+    with job_connection(db) as conn:
+        for batch in batches_as_checked(lines, [mark for mark, _ in marks], name):
+            with run.batch():
+                numbers = [n for n, _ in batch]
+                texts = [line.decode("utf-8") for _, line in batch]
+                with batch_transaction(db, conn, timeouts):
+                    conn.execute(text(BATCH_SETTINGS))
+                    conversations, messages = conn.execute(
+                        text(INSERT_LINES), batch_parameters(numbers, texts)
+                    ).one()
+                    if (conversations, messages) != next(expected):
+                        # The application wrote these ids since the check: say what differs, write nothing.
+                        raise ImportFileError(
+                            f"the database changed after {name} was checked ({_conflict(conn, numbers, texts)}); "
+                            f"nothing of lines {numbers[0]} to {numbers[-1]} was written"
+                        )
+                result.inserted_conversations += int(conversations)
+                result.inserted_messages += int(messages)
+                run.advance(len(batch))
+    result.existing_conversations = result.conversations - result.inserted_conversations
+    result.existing_messages = result.messages - result.inserted_messages
+
+
+def _conflict(conn: Connection, numbers: list[int], texts: list[str]) -> str:
+    """What the check says of these lines now (inside the insert's transaction, which is then rolled back)."""
+    from sqlalchemy import text
+
+    from chatdb.jobs.lines import CHECK_LINES, CREATE_SEEN, batch_parameters
+
+    conn.execute(text(CREATE_SEEN))
+    for number, problem, *_ in conn.execute(text(CHECK_LINES), batch_parameters(numbers, texts)):
+        if problem is not None:
+            return f"line {number}: {problem}"
+    return "rows were added or deleted meanwhile"

@@ -1,32 +1,40 @@
 """Delete archived conversations (and their messages) older than a cutoff.
 
 Without an export, conversations are taken in keyset batches with ``FOR UPDATE
-SKIP LOCKED``; each batch deletes its conversations' messages and then the
-conversations, in one short transaction.
+SKIP LOCKED``, and their messages too; each batch deletes the conversations
+all of whose rows it could lock, in one short transaction. A conversation the
+application holds (its row or any of its messages) is kept and counted as
+skipped.
 
-With an export, the export of exactly the selected rows is written first, read
-back and checked (line count, message count, sha256) before anything is
-deleted; the deletion then walks the export file itself, batch by batch, and
-deletes a conversation only if it is still as exported (same ``updated_at``,
-same number of messages, still matching the selection). A conversation that
-changed after the export is kept and counted as skipped, so nothing is ever
-deleted that the export does not hold.
+With an export, the export of exactly the selected rows is written first, then
+read back whole and checked before anything is deleted: its sha256, size and
+counts as written, and every line through import's own check
+(:func:`chatdb.jobs.importing.check_lines`), so nothing is deleted that
+``chatdb import`` would refuse to restore. The deletion then walks the file
+again, batch by batch (each batch compared with the sha256 it had when it was
+checked), and deletes a conversation only if, in the deleting transaction and
+with its rows locked, PostgreSQL rebuilds from the current rows exactly the
+bytes of its line (:func:`chatdb.jobs.lines.line_digests`). Any change after
+the export (content, metadata, a timestamp, a status or user, a message added
+or deleted) keeps the conversation, counted as changed. ``resume`` finishes an
+interrupted run from its own export: the file is checked against its manifest
+and the same rule applies, so only rows still byte-identical are deleted.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatdb.errors import ChatdbError, ImportFileError, JobRefusedError, UsageError
+from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.export import ExportResult, write_export
-from chatdb.jobs.files import ExportReader, manifest_path
+from chatdb.jobs.files import manifest_path
+from chatdb.jobs.prune_export import BatchStep, exported_batches, verify_export
+from chatdb.jobs.reading import expected_of, load_manifest
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -43,7 +51,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
-
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -68,13 +75,21 @@ class PrunePlan:
 class PruneResult:
     plan: PrunePlan
     dry_run: bool
+    resumed: bool = False
     deleted_conversations: int = 0
     deleted_messages: int = 0
-    skipped: int = 0  # in use by the application, or changed since the export: kept
+    in_use: int = 0  # the application held a row: kept
+    changed: int = 0  # differs from the export (or no longer matches): kept
+    already_deleted: int = 0  # in the export but gone (an earlier run, or the application, deleted it)
     export: ExportResult | None = None
     export_verified: bool = False
     batches: int = 0
     duration_seconds: float = 0.0
+
+    @property
+    def skipped(self) -> int:
+        """Conversations kept: in use by the application, or changed since the export."""
+        return self.in_use + self.changed
 
     @property
     def rows_per_second(self) -> float:
@@ -85,11 +100,14 @@ class PruneResult:
             "job": "prune",
             "database": self.plan.database,
             "dry_run": self.dry_run,
+            "resumed": self.resumed,
             "include_active": self.plan.include_active,
             "selection": self.plan.selection.as_dict(),
             "planned": self.plan.as_dict(),
             "deleted": {"conversations": self.deleted_conversations, "messages": self.deleted_messages},
             "skipped": self.skipped,
+            "kept": {"in_use": self.in_use, "changed": self.changed},
+            "already_deleted": self.already_deleted,
             "export": self.export.as_dict() if self.export else None,
             "export_verified": self.export_verified,
             "batches": self.batches,
@@ -104,6 +122,7 @@ def prune_conversations(
     *,
     include_active: bool = False,
     export_to: Path | None = None,
+    resume: bool = False,
     max_rows: int | None = None,
     confirm: Callable[[PrunePlan], bool] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -117,97 +136,116 @@ def prune_conversations(
     ``selection.older_than`` is required. ``max_rows`` refuses (before any
     change) when more conversations plus messages would be deleted;
     ``confirm`` is asked with the plan and must return True for the deletion
-    to go ahead; ``export_to`` must not exist yet.
+    to go ahead. ``export_to`` must not exist yet, unless ``resume``: then it
+    is the export (with its manifest) of an earlier, unfinished prune, whose
+    rows still as exported are deleted.
     """
-    from chatdb.jobs import queries
-
     if selection.older_than is None:
-        raise UsageError("prune needs a cutoff: --older-than DURATION or --before DATE")
+        raise UsageError("prune needs a cutoff: selection.older_than", parameters=("selection.older_than",))
     check_batch_size(batch_size)
     if max_rows is not None and max_rows < 0:
-        raise UsageError("--max-rows must be 0 or more")
+        raise UsageError(f"max_rows must be 0 or more, got {max_rows}", parameters=("max_rows",))
+    if resume and export_to is None:
+        raise UsageError("resume needs export_to: the export of the prune to finish", parameters=("resume", "export_to"))
     if export_to is not None and not dry_run:
-        if not export_to.parent.is_dir():
-            raise UsageError(f"cannot write {export_to}: directory {export_to.parent} does not exist")
-        for existing in (export_to, manifest_path(export_to)):
-            if existing.exists():
-                raise JobRefusedError(f"{existing} already exists; prune never overwrites an export, choose a new name")
+        _check_export_target(export_to, resume)
     selection = replace(selection, status="all" if include_active else "archived")
     timeouts = timeouts or JobTimeouts.from_env()
 
-    with job_lock(db, "prune", wait=wait, writes=not dry_run, progress=progress), JobRun("prune", progress) as run:
-        with db.connect() as conn:
-            # Row bytes need a pass over every row: only for a dry run or a person confirming.
-            counted = queries.selection_size(conn, selection, size=dry_run or confirm is not None)
-        conversations, messages, size = counted
-        plan = PrunePlan(
-            db.display_url, selection, include_active, conversations, messages,
-            size if (dry_run or confirm is not None) else None,
-        )
-        result = PruneResult(plan=plan, dry_run=dry_run)
-        if max_rows is not None and plan.rows > max_rows:
-            raise JobRefusedError(
-                f"prune would delete {plan.conversations} conversations and {plan.messages} messages "
-                f"({plan.rows} rows), more than --max-rows {max_rows}; nothing was deleted"
-            )
-        if dry_run or plan.conversations == 0:
-            result.duration_seconds = run.elapsed
-            return result
-        if confirm is not None and not confirm(plan):
-            raise ChatdbError("prune cancelled; nothing was deleted")
-        if export_to is not None:
-            result.export = write_export(
-                db, selection, export_to, format="jsonl", batch_size=batch_size, run=run, timeouts=timeouts
-            )
-            verify_export(export_to, result.export, run)
-            result.export_verified = True
-            batches = _exported_batches(export_to, selection, batch_size)
-            _delete(db, batches, result, run, timeouts, total=result.export.conversations)
-            result.skipped = result.export.conversations - result.deleted_conversations
-        else:
-            _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts,
-                    total=plan.conversations)
-            with db.connect() as conn:
-                result.skipped = queries.selection_size(conn, selection, messages=False)[0]
-        result.batches = run.batches
-        result.duration_seconds = run.elapsed
+    with job_lock(db, "prune", wait=wait, writes=not dry_run, progress=progress):
+        run = JobRun("prune", progress)
+        result: PruneResult | None = None
+        try:
+            with run:
+                try:
+                    result = _prune(db, selection, include_active, export_to, resume, max_rows, confirm,
+                                    batch_size, dry_run, run, timeouts)
+                except ChatdbError as exc:
+                    exc.cause = exc.message  # type: ignore[attr-defined] # before the runner adds to it
+                    raise
+        except (JobInterrupted, ChatdbError) as exc:
+            if export_to is None or dry_run or isinstance(exc, (UsageError, JobRefusedError)):
+                raise
+            if getattr(exc, "refuses_export", False):
+                raise
+            raise _stopped(exc, run, export_to) from None
+    assert result is not None
     return result
 
 
-def verify_export(path: Path, written: ExportResult, run: JobRun) -> None:
-    """Read the export back: every line whole, counts and sha256 as written; else delete nothing."""
-    run.start_phase("verify", written.conversations)
-    reader = ExportReader(path)
-    conversations = messages = 0
-    try:
-        for number, line in reader:
-            try:
-                messages += len(json.loads(line)["messages"])
-            except (ValueError, KeyError, TypeError):
-                raise ImportFileError(f"line {number} is not a conversation") from None
-            conversations += 1
-            if conversations % 1000 == 0:
-                run.done = conversations
-                run.report()
-    except ImportFileError as exc:
-        raise ChatdbError(f"the export {path} does not read back ({exc.message}); nothing was deleted") from None
-    problems = []
-    if reader.sha256 != written.sha256:
-        problems.append("sha256 differs")
-    if (conversations, messages) != (written.conversations, written.messages):
-        problems.append(
-            f"it holds {conversations} conversations and {messages} messages, "
-            f"{written.conversations} and {written.messages} were written"
+def _check_export_target(export_to: Path, resume: bool) -> None:
+    if not export_to.parent.is_dir():
+        raise UsageError(f"cannot write {export_to}: directory {export_to.parent} does not exist")
+    if resume:
+        for needed in (export_to, manifest_path(export_to)):
+            if not needed.is_file():
+                raise JobRefusedError(
+                    f"cannot resume from {export_to}: {needed} does not exist (only a complete, "
+                    "verified export can be resumed; nothing was deleted)"
+                )
+        return
+    for existing in (export_to, manifest_path(export_to)):
+        if existing.exists():
+            raise JobRefusedError(
+                f"{existing} already exists; prune never overwrites an export: choose a new name, "
+                "or finish the prune that wrote it with resume",
+                parameters=("resume",),
+            )
+
+
+def _prune(
+    db: Database,
+    selection: ConversationFilter,
+    include_active: bool,
+    export_to: Path | None,
+    resume: bool,
+    max_rows: int | None,
+    confirm: Callable[[PrunePlan], bool] | None,
+    batch_size: int,
+    dry_run: bool,
+    run: JobRun,
+    timeouts: JobTimeouts,
+) -> PruneResult:
+    from chatdb.jobs import queries
+
+    with db.connect() as conn:
+        # Row bytes need a pass over every row: only for a dry run or a person confirming.
+        measure = dry_run or confirm is not None
+        conversations, messages, size = queries.selection_size(conn, selection, size=measure)
+    plan = PrunePlan(db.display_url, selection, include_active, conversations, messages, size if measure else None)
+    result = PruneResult(plan=plan, dry_run=dry_run, resumed=resume)
+    if max_rows is not None and plan.rows > max_rows:
+        raise JobRefusedError(
+            f"prune would delete {plan.conversations} conversations and {plan.messages} messages "
+            f"({plan.rows} rows), more than max_rows {max_rows}; nothing was deleted",
+            parameters=("max_rows",),
         )
-    if problems:
-        raise ChatdbError(f"the export {path} does not verify ({'; '.join(problems)}); nothing was deleted")
-    run.done = conversations
-    run.report()
-
-
-# A batch source yields callables that, inside a batch transaction, lock and
-# return the ids to delete plus how many conversations the batch covered.
-BatchStep = Callable[["Connection"], tuple[list[uuid.UUID], int]]
+    if dry_run or (plan.conversations == 0 and not resume):
+        result.duration_seconds = run.elapsed
+        return result
+    if confirm is not None and not confirm(plan):
+        raise ChatdbError("prune cancelled; nothing was deleted")
+    if export_to is None:
+        _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations)
+        with db.connect() as conn:
+            result.in_use = queries.selection_size(conn, selection, messages=False)[0]
+    else:
+        if resume:
+            expected = expected_of(load_manifest(manifest_path(export_to)))
+        else:
+            result.export = write_export(
+                db, selection, export_to, format="jsonl", batch_size=batch_size, run=run, timeouts=timeouts
+            )
+            expected = {"sha256": result.export.sha256, "bytes": result.export.bytes,
+                        "conversations": result.export.conversations, "messages": result.export.messages}
+        marks = verify_export(db, export_to, expected, batch_size, run, timeouts,
+                              source="its manifest" if resume else "what was written")
+        result.export_verified = True
+        steps = exported_batches(export_to, marks, selection, result)
+        _delete(db, steps, result, run, timeouts, total=expected["conversations"])
+    result.batches = run.batches
+    result.duration_seconds = run.elapsed
+    return result
 
 
 def _keyset_batches(selection: ConversationFilter, batch_size: int) -> Iterator[BatchStep]:
@@ -216,46 +254,16 @@ def _keyset_batches(selection: ConversationFilter, batch_size: int) -> Iterator[
     last: list[uuid.UUID | None] = [None]
 
     def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
+        from sqlalchemy import text
+
+        conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(conn.execute(queries.lock_batch(selection, last[0], batch_size, for_delete=True)).scalars())
         if ids:
             last[0] = ids[-1]
-        return ids, len(ids)
+        return queries.lock_messages(conn, ids), len(ids)
 
     while True:
         yield step
-
-
-def _exported_batches(path: Path, selection: ConversationFilter, batch_size: int) -> Iterator[BatchStep]:
-    """Batches of (id, updated_at, message count) read from the verified export, in file order."""
-    from sqlalchemy import func, select
-
-    from chatdb.jobs.queries import conversations as c
-    from chatdb.jobs.queries import id_array
-    from chatdb.jobs.queries import messages as m
-
-    def step_for(wanted: dict[uuid.UUID, tuple[datetime, int]]) -> BatchStep:
-        def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-            count = select(func.count()).where(m.c.conversation_id == c.c.id).scalar_subquery()
-            rows = conn.execute(
-                select(c.c.id, c.c.updated_at, count)
-                .where(c.c.id == id_array(list(wanted)), *selection.conditions(c))
-                .order_by(c.c.id)
-                .with_for_update(skip_locked=True, of=c)
-            ).all()
-            ids = [row[0] for row in rows if wanted[row[0]] == (row[1], int(row[2]))]
-            return ids, len(wanted)
-
-        return step
-
-    pending: dict[uuid.UUID, tuple[datetime, int]] = {}
-    for _number, line in ExportReader(path):
-        item = json.loads(line)
-        pending[uuid.UUID(item["id"])] = (datetime.fromisoformat(item["updated_at"]), len(item["messages"]))
-        if len(pending) >= batch_size:
-            yield step_for(pending)
-            pending = {}
-    if pending:
-        yield step_for(pending)
 
 
 def _delete(
@@ -282,3 +290,30 @@ def _delete(
                     run.advance(covered)
             if covered == 0:
                 break
+
+
+def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
+    """What is true after a prune with an export stopped, and how to finish it.
+
+    The message names the library's ``resume``; the command line replaces that
+    with the exact command (``exc.resume_from`` says it can be resumed).
+    """
+    interrupted = isinstance(exc, JobInterrupted)
+    cause = "interrupted" if interrupted else getattr(exc, "cause", exc.message)
+    if run.phase == "prune":  # before any export or deletion: the message says it all
+        return exc
+    if run.phase == "export":
+        exc.message = f"{cause} while exporting: nothing was deleted and no export was kept; run the prune again"
+        exc.args = (exc.message,)
+        return exc
+    done = run.done if run.phase == "delete" else 0
+    of = f" of {run.total}" if run.total is not None else ""
+    where = f"while verifying the export {export_to}" if run.phase == "verify" else (
+        f"after deleting what was still as exported of {done}{of} conversations of the export {export_to}"
+    )
+    exc.stopped = f"{cause} {where}"  # type: ignore[attr-defined]
+    exc.resume_from = export_to  # type: ignore[attr-defined]
+    exc.message = f"{exc.stopped}; the export is complete: finish with resume (the same selection and export_to)"
+    exc.parameters = ("resume", "export_to")
+    exc.args = (exc.message,)
+    return exc
