@@ -152,8 +152,8 @@ def test_no_lease_is_left_behind_after_finished_failed_or_stopped_jobs(
     export = tmp_path / "all.jsonl"
     # The same pooler, job after job: none finds a lock left by the one before (exit 3).
     for args in (("archive", "--older-than", "1d"), ("unarchive", "--older-than", "1d"),
-                 ("archive", "--older-than", "1d", "--dry-run"), ("export", "-o", str(export)),
-                 ("archive", "--older-than", "1d"), ("import", str(export)),
+                 ("archive", "--older-than", "1d", "--dry-run"), ("archive", "--older-than", "1d"),
+                 ("export", "-o", str(export)), ("import", str(export)),
                  ("prune", "--older-than", "1y", "--max-rows", "1", "--yes")):
         result = cli(*args, "--quiet")
         assert result.exit_code == (1 if "--max-rows" in args else 0), (args, result.stderr)
@@ -248,6 +248,10 @@ def test_prepared_statements_through_the_pooler_fail_with_the_setting_that_fixes
     export = tmp_path / "all.jsonl"
     assert Cli(migrated_db.url)("export", "-o", str(export)).exit_code == 0
     migrated_db.sql("DELETE FROM conversations")
+    # Two server connections open at once, so the pooler (round robin) alternates between them.
+    with pooled.connect() as one, pooled.connect() as two:
+        one.execute("BEGIN"), two.execute("BEGIN")
+        one.execute("SELECT 1"), two.execute("SELECT 1")
     outcomes = [Cli(pooled.url)("import", str(export), "--batch-size", "1", "--quiet", env=on) for _ in range(3)]
     failed = [result for result in outcomes if result.exit_code != 0]
     assert failed, "prepared statements through a transaction pooler should have clashed"

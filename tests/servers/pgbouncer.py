@@ -72,6 +72,9 @@ auth_file = {directory}/users.txt
 admin_users = postgres
 pool_mode = transaction
 default_pool_size = {POOL_SIZE}
+; Idle server connections are handed out in turn, not last-used first: a client's
+; consecutive transactions land on different server connections, as under load.
+server_round_robin = 1
 server_idle_timeout = 10
 max_client_conn = 500
 ignore_startup_parameters = extra_float_digits
