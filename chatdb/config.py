@@ -185,7 +185,7 @@ def load_settings(url_option: str | None = None, *, start_embedded: bool = True)
             )
         from chatdb import embedded
 
-        url = embedded.ensure_running().url
+        url = normalize_url(embedded.ensure_running().url)
         source = "embedded"
     return Settings(
         url=url,

@@ -38,7 +38,7 @@ def test_migrate_without_a_url_uses_the_embedded_server(embedded_dir: Path) -> N
 
     after = cli("embedded", "status", "--json").json()
     assert after["running"] is True and after["pid"]
-    assert after["url"].startswith("postgresql+psycopg://postgres@/chatdb?host=")
+    assert after["url"].startswith("postgresql://postgres@/chatdb?host=")
 
     # The server outlives the command: the next one finds it and the schema.
     again = cli("status", "--json")

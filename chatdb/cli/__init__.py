@@ -16,6 +16,7 @@ from chatdb.cli import (
     seed,
     stats,
     status,
+    version,
 )
 from chatdb.cli._app import app
 
@@ -34,6 +35,7 @@ prune.register(app)
 seed.register(app)
 bench.register(app)
 embedded.register(app)
+version.register(app)
 
 def main() -> None:
     app()

@@ -29,6 +29,7 @@ import chatdb
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.files import MANIFEST_KIND, AtomicExportFile, manifest_path, write_json_atomically
+from chatdb.reports import resolve_selection
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -133,6 +134,7 @@ def export_conversations(
     check_format(format)
     check_batch_size(batch_size)
     with job_lock(db, "export", wait=wait), JobRun("export", progress) as run:
+        selection = resolve_selection(db, selection)
         return write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
                             timeouts=timeouts or JobTimeouts.from_env())
 
@@ -184,7 +186,7 @@ def write_export(
             write_json_atomically(manifest_path(output), result.manifest_data())  # type: ignore[arg-type]
         else:
             sink.flush()
-            result.bytes = sink.size
+            result.bytes, result.sha256 = sink.size, sink.sha256
     except BaseException:
         if to_file:
             sink.abort()
@@ -195,11 +197,19 @@ def write_export(
 
 class _StreamSink:
     def __init__(self, stream: BinaryIO) -> None:
+        import hashlib
+
         self.stream = stream
         self.size = 0
+        self._hash = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
+        self._hash.update(data)
         self.stream.write(data)
 
     def flush(self) -> None:

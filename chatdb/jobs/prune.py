@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, ImportFileError, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
+from chatdb.reports import resolve_selection
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import ExportReader, manifest_path
 from chatdb.jobs.runner import (
@@ -136,6 +137,7 @@ def prune_conversations(
     timeouts = timeouts or JobTimeouts.from_env()
 
     with job_lock(db, "prune", wait=wait), JobRun("prune", progress) as run:
+        selection = resolve_selection(db, selection)
         with db.connect() as conn:
             # Row bytes need a pass over every row: only for a dry run or a person confirming.
             counted = queries.selection_size(conn, selection, size=dry_run or confirm is not None)

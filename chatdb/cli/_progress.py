@@ -1,0 +1,112 @@
+"""A job's progress bar on stderr, and the last progress a job reported (for its failure report)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+# The last update any job reported in this command, for the JSON failure report.
+last_update: Any = None
+
+
+def reset() -> None:
+    global last_update
+    last_update = None
+
+
+class JobProgress:
+    """A Rich progress bar with ETA on stderr for a job's phases; nothing off a terminal or when quiet.
+
+    Use as a context manager and pass :attr:`callback` as the job's progress
+    callback. The bar appears with the first update (never before: a job may
+    first ask a question), :meth:`suspended` takes it off the screen while a
+    prompt waits, and a phase that ends is drawn complete.
+    """
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._phase: str | None = None
+
+    @property
+    def callback(self) -> Any:
+        return self.update
+
+    def __enter__(self) -> JobProgress:
+        reset()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            if exc[0] is None:
+                self._complete(self._phase)
+            self._progress.stop()
+            self._progress = None
+
+    def _start(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from chatdb.cli._output import stderr
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=stderr(),
+            transient=False,
+        )
+        self._progress.start()
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """No live display while the block runs (a prompt is drawn and answered there)."""
+        running = self._progress is not None
+        if running:
+            self._progress.stop()
+        try:
+            yield
+        finally:
+            if running:
+                self._progress.start()
+
+    def _complete(self, phase: str | None) -> None:
+        task = self._tasks.get(phase) if phase else None
+        if task is not None:
+            done = self._progress.tasks[task].completed
+            self._progress.update(task, total=done, completed=done)
+
+    def update(self, event: Any) -> None:
+        global last_update
+        last_update = event
+        if not self.enabled:
+            return
+        if self._progress is None:
+            self._start()
+        if event.phase != self._phase:
+            self._complete(self._phase)  # the phase before has ended: it shows N/N, not N/?
+            self._phase = event.phase
+        task = self._tasks.get(event.phase)
+        if task is None:
+            task = self._tasks[event.phase] = self._progress.add_task(event.phase.capitalize(), total=event.total)
+        self._progress.update(task, completed=event.done, total=event.total)
+
+
+def progress_dict() -> dict[str, Any] | None:
+    if last_update is None:
+        return None
+    return {"phase": last_update.phase, "done": last_update.done, "total": last_update.total}
