@@ -40,8 +40,22 @@ EXIT_CLOSED_PIPE = 141
 _debug = False
 
 
+class _Carried(Exception):
+    """Ctrl-C or a closed stdout, carried past Typer (which would turn them into a silent exit 130 or 1)."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 class ChatdbGroup(TyperGroup):
     """Runs every command inside one handler that turns failures into one line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, BrokenPipeError) as exc:
+            raise _Carried(exc) from exc
 
     def main(  # type: ignore[override]
         self,
@@ -78,6 +92,11 @@ class ChatdbGroup(TyperGroup):
         except ChatdbError as exc:
             message = exc.render(FLAGS) if isinstance(exc, UsageError) and exc.parameters else exc.message
             code = _fail(exc, message, exc.exit_code)
+        except _Carried as carried:
+            if isinstance(carried.original, BrokenPipeError):
+                code = _closed_pipe(carried.original)
+            else:
+                code = _fail(None, "interrupted", EXIT_INTERRUPTED)
         except KeyboardInterrupt:
             code = _fail(None, "interrupted", EXIT_INTERRUPTED)
         except BrokenPipeError as exc:

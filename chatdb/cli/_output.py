@@ -40,8 +40,8 @@ json_emitted = False
 
 
 def reset() -> None:
-    global _sink, json_requested, json_emitted
-    _sink, json_requested, json_emitted = None, False, False
+    global _sink, json_requested, json_emitted, writing
+    _sink, json_requested, json_emitted, writing = None, False, False, False
 
 
 def stdout() -> Console:
@@ -52,8 +52,15 @@ def stderr() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
+# True while a write to stdout is under way: one cut short (Ctrl-C) leaves the cursor mid-line.
+writing = False
+
+
 def _write(text: str) -> None:
+    global writing
+    writing = True
     (_sink or sys.stdout).write(text)
+    writing = False
 
 
 def screen() -> Screen:
@@ -96,7 +103,9 @@ def one_line(text: str) -> str:
 
 
 def error(message: str) -> None:
-    """Print one error line on stderr."""
+    """Print one error line on stderr (on a line of its own, even after a row cut short)."""
+    if writing and sys.stderr.isatty():
+        sys.stderr.write("\n")
     stderr().print(f"[bold red]Error:[/] {_escape(one_line(message))}")
 
 

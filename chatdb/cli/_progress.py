@@ -49,20 +49,28 @@ class JobProgress:
     def _start(self) -> None:
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.text import Text
 
         from chatdb.cli._output import stderr
+
+        class Counts(ProgressColumn):
+            """``1,200/16,572`` (``1,200/?`` while the total is unknown), in chatdb's number style."""
+
+            def render(self, task: Any) -> Text:
+                total = "?" if task.total is None else f"{int(task.total):,}"
+                return Text(f"{int(task.completed):,}/{total}", style="progress.download")
 
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            Counts(),
             TaskProgressColumn(),
             TimeElapsedColumn(),
             TextColumn("ETA"),

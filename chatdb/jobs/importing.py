@@ -241,6 +241,8 @@ def _check_file(db: Database, path: Path, batch_size: int, result: ImportResult,
                 run.report()
         if chunk:
             check_chunk()
+        run.done = result.conversations
+        run.report()  # the phase's last count: the bar ends at N/N
     except ImportFileError as exc:
         problems.extend(exc.problems)
         bad_lines += 1
