@@ -345,12 +345,12 @@ def _global_params() -> list[Any]:
 def _add_global_options(group: Any) -> None:
     """Let ``--database-url``, ``--debug`` and ``--no-pager`` also follow the command name."""
     for command in group.commands.values():
-        if isinstance(command, TyperGroup):
-            _add_global_options(command)
-            continue
         if command.short_help is None and command.help:
             # The whole first line in `chatdb --help`, not a summary cut at 45 characters.
             command.short_help = command.help.strip().split("\n\n")[0].replace("\n", " ")
+        if isinstance(command, TyperGroup):
+            _add_global_options(command)
+            continue
         for param in command.params:
             if "--json" in getattr(param, "opts", ()) and param.callback is None:
                 param.callback = lambda ctx, param, value: _set_json(value)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -67,7 +66,10 @@ def fit(text: str, width: int) -> str:
 
 
 def wrap(text: str, width: int) -> list[str]:
-    """``text`` wrapped at ``width`` cells, keeping its own line breaks; long words are folded."""
+    """``text`` wrapped at ``width`` cells (wide characters count double), keeping its own line breaks.
+
+    Words longer than a line are folded; nothing is dropped or cut.
+    """
     width = max(width, 1)
     lines: list[str] = []
     for raw in text.split("\n"):
@@ -75,14 +77,33 @@ def wrap(text: str, width: int) -> list[str]:
         if cell_len(line) <= width:
             lines.append(line)
             continue
-        pieces = textwrap.wrap(line, width, break_long_words=True, break_on_hyphens=False)
-        for piece in pieces or [""]:
-            while cell_len(piece) > width:  # wide characters: textwrap counts code points
-                head = set_cell_size(piece, width)
-                lines.append(head)
-                piece = piece[len(head):]
-            lines.append(piece)
+        current, size = "", 0
+        for word in line.split(" "):
+            length = cell_len(word)
+            if current and size + 1 + length <= width:
+                current, size = f"{current} {word}", size + 1 + length
+                continue
+            if current:
+                lines.append(current)
+            if length > width:  # a word longer than the line: fold it
+                *folded, word = _fold(word, width)
+                lines.extend(folded)
+                length = cell_len(word)
+            current, size = word, length
+        lines.append(current)
     return lines
+
+
+def _fold(word: str, width: int) -> list[str]:
+    pieces, current, size = [], "", 0
+    for char in word:
+        cells = cell_len(char)
+        if current and size + cells > width:
+            pieces.append(current)
+            current, size = "", 0
+        current += char
+        size += cells
+    return [*pieces, current]
 
 
 class Screen:
@@ -206,7 +227,8 @@ def _draw_record(screen: Screen, columns: Sequence[Column], values: Sequence[str
     screen.line(head + "─" * max(screen.width - cell_len(head), 0))
     room = max(screen.width - label - len(GAP), MIN_TEXT_WIDTH)
     for column, value in zip(columns, values):
-        lines = wrap(value, room) or [""]
+        # Free text wraps; an id, number or time stays whole on its line even when that is too long.
+        lines = (wrap(value, room) if not column.fixed else [tsv_cell(value)]) or [""]
         screen.line(screen.bold(column.name) + " " * (label - cell_len(column.name)) + GAP + lines[0])
         for more in lines[1:]:
             screen.line(" " * (label + len(GAP)) + more)

@@ -116,6 +116,7 @@ def _render(result: Any, as_json: bool) -> None:
         ]
         out.job_summary(result, pairs, as_json=as_json, title=f"{result.job} (dry run: nothing changed)")
         if not as_json and result.sample:
+            out.screen().line()
             out.table(
                 [Column("Conversation", "id"), Column("User", "id"), Column("Last activity", "time")],
                 [(s.id, s.user_id, s.updated_at) for s in result.sample],
