@@ -61,3 +61,21 @@ def test_help_lists_every_command_with_its_whole_summary() -> None:
         summary = " ".join(command.help.strip().split("\n\n")[0].split())
         assert f"{name} {summary}" in listed, name
     assert re.search(r"embedded\s+Show, start or stop the embedded PostgreSQL", help_text)
+
+
+def test_dry_run_help_promises_what_each_command_prints(migrated_db) -> None:
+    from jobdata import seed
+
+    def dry_run_help(command: str) -> str:
+        text = Cli(None)(command, "--help", env={"COLUMNS": "200"}).stdout
+        options = text.split("Options:")[1]
+        return " ".join(options.split("--dry-run", 1)[1].split("\n  -")[0].split())
+
+    for command in ("prune", "import"):
+        assert "sample" not in dry_run_help(command) and "first few" not in dry_run_help(command)
+    assert "first few matching conversations" in dry_run_help("archive")
+    seed(migrated_db, 7, updated="2020-01-01T00:00:00+00:00")
+    shown = Cli(migrated_db.url)("archive", "--older-than", "1y", "--dry-run")
+    assert "First 5 of 7, oldest activity first" in shown.stdout
+    pruned = Cli(migrated_db.url)("prune", "--older-than", "1y", "--dry-run", "--include-active")
+    assert "Row bytes: " in pruned.stdout and "First" not in pruned.stdout

@@ -38,6 +38,7 @@ EXIT_CODES_HELP = (
 EXIT_CLOSED_PIPE = 141
 
 _debug = False
+_announced = False
 
 
 class _Carried(Exception):
@@ -65,8 +66,9 @@ class ChatdbGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        global _debug
+        global _debug, _announced
         _debug = os.environ.get("CHATDB_DEBUG", "") not in ("", "0")
+        _announced = False
         out.reset()
         _progress.reset()
         words = list(sys.argv[1:] if args is None else args)
@@ -202,10 +204,12 @@ class AppState:
             url = self.database_url
 
             def resolve() -> Settings:
+                global _announced
                 settings = load_settings(url)
-                if announce and settings.source == "embedded":
+                if announce and settings.source == "embedded" and not _announced:
                     from chatdb import embedded
 
+                    _announced = True  # once per command, however many times it opens the database
                     out.info(f"Using the embedded PostgreSQL in {embedded.data_dir()}")
                 return settings
 

@@ -227,8 +227,14 @@ def table(
     """
     cols = [c if isinstance(c, Column) else Column(c) for c in columns]
     text = {i for i, c in enumerate(cols) if not c.fixed}
-    shown = ([redact(cell(v)) if i in text else cell(v) for i, v in enumerate(row)] for row in rows)
-    return draw(screen(), cols, shown, title=title and redact(title), transcript=transcript)
+    target = screen()
+    # A missing value: "—" in an aligned table; nothing in a transcript or a tab-separated line.
+    empty = "—" if target.terminal and not transcript else ""
+    shown = (
+        [empty if v is None else redact(cell(v)) if i in text else cell(v) for i, v in enumerate(row)]
+        for row in rows
+    )
+    return draw(target, cols, shown, title=title and redact(title), transcript=transcript)
 
 
 def key_values(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:

@@ -95,12 +95,19 @@ def wrap(text: str, width: int) -> list[str]:
 
 
 def _fold(word: str, width: int) -> list[str]:
+    """A word longer than the line in pieces, each ending after a comma when one is near (JSON)."""
     pieces, current, size = [], "", 0
     for char in word:
         cells = cell_len(char)
         if current and size + cells > width:
-            pieces.append(current)
-            current, size = "", 0
+            comma = current.rfind(",")
+            if comma >= width // 2:
+                pieces.append(current[: comma + 1])
+                current = current[comma + 1:]
+            else:
+                pieces.append(current)
+                current = ""
+            size = cell_len(current)
         current += char
         size += cells
     return [*pieces, current]
