@@ -254,6 +254,11 @@ def _check_users_table(conn: Connection) -> None:
         )
 
 
+# How to remove what base leaves behind, said in the messages below (the prefix is seed's).
+_REMOVE_DEMO_USERS = "DELETE FROM users WHERE id LIKE 'chatdb-seed-%'"
+_REMOVE_HISTORY = "DROP TABLE " + VERSION_TABLE
+
+
 def _left_at_base(conn: Connection) -> list[str]:
     """What a downgrade to base leaves in place: demo users in the application's table, chatdb's history table."""
     from chatdb.seed import SEED_USER_PREFIX
@@ -266,50 +271,10 @@ def _left_at_base(conn: Connection) -> list[str]:
         if demo:
             left.append(
                 f"{demo:,} demo users ({SEED_USER_PREFIX}*) in the application's users table: remove them with "
-                f"DELETE FROM users WHERE id LIKE '{SEED_USER_PREFIX}%' (or run chatdb seed --remove before "
-                "downgrading)"
+                f"{_REMOVE_DEMO_USERS} (or run chatdb seed --remove before downgrading)"
             )
     if conn.exec_driver_sql("SELECT to_regclass(%(t)s) IS NOT NULL", {"t": VERSION_TABLE}).scalar_one():
         left.append(
-            f"the empty table {VERSION_TABLE} (chatdb's migration history; harmless): remove it with "
-            f"DROP TABLE {VERSION_TABLE}"
+            f"the empty table {VERSION_TABLE} (chatdb's migration history; harmless): remove it with {_REMOVE_HISTORY}"
         )
     return left
-
-
-def migration_sql(target: str | None, from_revision: str | None) -> str:
-    """The SQL that moves the schema from ``from_revision`` to ``target``, without running it."""
-    from alembic import command
-
-    wanted = resolve_target(target)
-    steps = plan(from_revision, wanted)
-    if steps.direction == "none":
-        return ""
-    buffer = io.StringIO()
-    cfg = alembic_config(buffer=buffer)
-    start, end = from_revision or "base", wanted or "base"
-    if steps.direction == "upgrade":
-        command.upgrade(cfg, f"{start}:{end}", sql=True)
-    else:
-        command.downgrade(cfg, f"{start}:{end}", sql=True)
-    return buffer.getvalue()
-
-
-def schema_drift(conn: Connection) -> list[Any]:
-    """Differences between chatdb's models and the live tables (empty when they agree)."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from chatdb.models import Base
-
-    context = MigrationContext.configure(
-        conn,
-        opts={
-            "version_table": VERSION_TABLE,
-            "include_name": include_name,
-            "include_object": include_object,
-            "compare_type": True,
-            "compare_server_default": True,
-        },
-    )
-    return list(compare_metadata(context, Base.metadata))

@@ -325,8 +325,13 @@ def _set_json(value: bool) -> bool:
     return value
 
 
+_GLOBAL_PARAMS: list[Any] = []
+
+
 def _global_params() -> list[Any]:
     """The global options again, for after the command name (built by Typer from a stand-in command)."""
+    if _GLOBAL_PARAMS:
+        return _GLOBAL_PARAMS
     donor = typer.Typer()
 
     @donor.command()
@@ -343,7 +348,8 @@ def _global_params() -> list[Any]:
     params = list(typer.main.get_command(donor).params)
     for param in params:
         param.expose_value = False
-    return params
+    _GLOBAL_PARAMS.extend(params)
+    return _GLOBAL_PARAMS
 
 
 def _add_global_options(group: Any) -> None:

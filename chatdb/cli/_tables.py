@@ -65,10 +65,12 @@ def fit(text: str, width: int) -> str:
     return set_cell_size(text, max(width - 1, 0)) + "…"
 
 
-def wrap(text: str, width: int) -> list[str]:
+def wrap(text: str, width: int, *, fold: bool = True) -> list[str]:
     """``text`` wrapped at ``width`` cells (wide characters count double), keeping its own line breaks.
 
-    Words longer than a line are folded; nothing is dropped or cut.
+    Words longer than a line are folded, or with ``fold=False`` kept whole on a
+    line of their own (a URL, a path or a hash must stay one piece to be copied);
+    nothing is dropped or cut.
     """
     width = max(width, 1)
     lines: list[str] = []
@@ -85,7 +87,7 @@ def wrap(text: str, width: int) -> list[str]:
                 continue
             if current:
                 lines.append(current)
-            if length > width:  # a word longer than the line: fold it
+            if length > width and fold:  # a word longer than the line: fold it
                 *folded, word = _fold(word, width)
                 lines.extend(folded)
                 length = cell_len(word)
@@ -235,7 +237,7 @@ def _draw_record(screen: Screen, columns: Sequence[Column], values: Sequence[str
     room = max(screen.width - label - len(GAP), MIN_TEXT_WIDTH)
     for column, value in zip(columns, values):
         # Free text wraps; an id, number or time stays whole on its line even when that is too long.
-        lines = (wrap(value, room) if not column.fixed else [tsv_cell(value)]) or [""]
+        lines = (wrap(value, room, fold=False) if not column.fixed else [tsv_cell(value)]) or [""]
         screen.line(screen.bold(column.name) + " " * (label - cell_len(column.name)) + GAP + lines[0])
         for more in lines[1:]:
             screen.line(" " * (label + len(GAP)) + more)
@@ -286,7 +288,7 @@ def key_values(screen: Screen, pairs: Sequence[tuple[str, str]], title: str | No
     label = max(cell_len(k) for k, _ in pairs)
     room = max(screen.width - label - len(GAP), MIN_TEXT_WIDTH)
     for key, value in pairs:
-        lines = wrap(value, room) or [""]
+        lines = wrap(value, room, fold=False) or [""]
         screen.line(screen.bold(key) + " " * (label - cell_len(key)) + GAP + lines[0])
         for more in lines[1:]:
             screen.line(" " * (label + len(GAP)) + more)
