@@ -278,3 +278,41 @@ def _left_at_base(conn: Connection) -> list[str]:
             f"the empty table {VERSION_TABLE} (chatdb's migration history; harmless): remove it with {_REMOVE_HISTORY}"
         )
     return left
+
+
+def migration_sql(target: str | None, from_revision: str | None) -> str:
+    """The SQL that moves the schema from ``from_revision`` to ``target``, without running it."""
+    from alembic import command
+
+    wanted = resolve_target(target)
+    steps = plan(from_revision, wanted)
+    if steps.direction == "none":
+        return ""
+    buffer = io.StringIO()
+    cfg = alembic_config(buffer=buffer)
+    start, end = from_revision or "base", wanted or "base"
+    if steps.direction == "upgrade":
+        command.upgrade(cfg, f"{start}:{end}", sql=True)
+    else:
+        command.downgrade(cfg, f"{start}:{end}", sql=True)
+    return buffer.getvalue()
+
+
+def schema_drift(conn: Connection) -> list[Any]:
+    """Differences between chatdb's models and the live tables (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from chatdb.models import Base
+
+    context = MigrationContext.configure(
+        conn,
+        opts={
+            "version_table": VERSION_TABLE,
+            "include_name": include_name,
+            "include_object": include_object,
+            "compare_type": True,
+            "compare_server_default": True,
+        },
+    )
+    return list(compare_metadata(context, Base.metadata))

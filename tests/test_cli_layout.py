@@ -149,7 +149,7 @@ def test_pipes_and_files_get_one_line_per_record(listed: TestDatabase, tmp_path:
 
 def test_a_closed_stdout_ends_quietly_with_141(migrated_db: TestDatabase, tmp_path: Path) -> None:
     seed(migrated_db, 3000, updated="2021-01-01T00:00:00+00:00", messages=1)
-    for args in ("conversations --all --csv", "conversations --all", f"export -o - --user alice"):
+    for args in ("conversations --all --csv", "conversations --all", "export -o - --user alice"):
         script = (
             f"set -o pipefail; {sys.executable} -m chatdb --database-url '{migrated_db.url}' {args} "
             f"2>{tmp_path}/err | head -1 >/dev/null; echo $?"

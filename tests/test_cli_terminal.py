@@ -21,7 +21,7 @@ def test_prune_prompt_is_whole_on_screen_while_it_waits(migrated_db: TestDatabas
     term = Terminal("--database-url", migrated_db.url, "prune", "--older-than", "1y", "--batch-size", "100",
                     columns=columns)
     prompt = (
-        f"Delete 1,200 conversations and 2,400 messages (", f"of rows) from {mask_url(migrated_db.url)}? [y/N]"
+        "Delete 1,200 conversations and 2,400 messages (", f"of rows) from {mask_url(migrated_db.url)}? [y/N]"
     )
     screen = term.wait_for(prompt[1])
     term.settle()  # nothing may draw over the question while it waits

@@ -298,15 +298,12 @@ def _csv_batch(c: Any, m: Any) -> Any:
     """One row per conversation, as for jsonl: (id, its CSV lines, its number of messages).
 
     PostgreSQL writes the CSV itself, as it writes the jsonl: values as text
-    (timestamps in ISO 8601 as in the jsonl, metadata as JSON), quoted only
-    when they hold a comma, quote or line break, exactly as Python's csv module
-    would. Python then only copies bytes, so csv costs about what jsonl costs.
+    (timestamps in ISO 8601 as in the jsonl, metadata as JSON), quoted as
+    RFC 4180 needs (a value with a comma, quote or line break; metadata
+    always). Python then only copies bytes, so csv costs about what jsonl costs.
     """
     from sqlalchemy import Text, case, cast, func, literal, select
     from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-    def text(value: Any) -> Any:
-        return func.coalesce(cast(value, Text), literal(""))
 
     def iso(value: Any) -> Any:
         return func.btrim(cast(func.to_json(value), Text), literal('"'))
@@ -332,7 +329,11 @@ def _csv_batch(c: Any, m: Any) -> Any:
     # Each conversation's lines come from a subquery on its own messages (through the index), as
     # the jsonl's json_agg does: a join would read the whole messages table for every batch.
     lines = (
-        select(func.string_agg(func.concat(x.c.head, ",", body, "\n"), aggregate_order_by(literal(""), m.c.created_at, m.c.id)))
+        select(
+            func.string_agg(
+                func.concat(x.c.head, ",", body, "\n"), aggregate_order_by(literal(""), m.c.created_at, m.c.id)
+            )
+        )
         .where(m.c.conversation_id == x.c.id)
         .correlate(x)
         .scalar_subquery()
