@@ -196,6 +196,10 @@ def seconds(value: float) -> str:
 
 def cell(value: Any) -> str:
     """How a value looks for people (in a table, a summary or a cron log)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
     if value is None:
         return "—"
     if isinstance(value, bool):

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rich.cells import cell_len, set_cell_size
+from rich.cells import cell_len as _rich_cell_len
+from rich.cells import set_cell_size
 
 Kind = Literal["id", "number", "time", "label", "text"]
 PAGE_ROWS = 500
@@ -30,6 +31,11 @@ MIN_TEXT_WIDTH = 12
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _TSV_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _TSV_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def cell_len(text: str) -> int:
+    """Cells ``text`` takes on a terminal (wide characters count double); ASCII is simply its length."""
+    return len(text) if text.isascii() else _rich_cell_len(text)
 
 
 @dataclass(frozen=True)
