@@ -146,9 +146,10 @@ def test_nothing_matches(seeded: TestDatabase) -> None:
     assert result.json()["conversations"] == []
     assert "No conversations match" in result.stderr
     # One way of saying so is enough: no empty table on stdout.
-    table = Cli(seeded.url)("conversations", "--user", "dave", env={"TTY_COMPATIBLE": "1"})
-    assert table.exit_code == 0 and table.stdout == ""
-    assert table.stderr.strip() == "No conversations match."
+    for env, flags in (({"TTY_COMPATIBLE": "1"}, ()), ({}, ()), ({}, ("--all",)), ({"TTY_COMPATIBLE": "1"}, ("--all",))):
+        table = Cli(seeded.url)("conversations", "--user", "dave", *flags, env=env)
+        assert table.exit_code == 0 and table.stdout == ""
+        assert table.stderr.strip() == "No conversations match."
 
 
 @pytest.mark.parametrize(

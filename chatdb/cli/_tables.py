@@ -269,11 +269,12 @@ def _draw_transcript(screen: Screen, columns: Sequence[Column], rows: Iterable[S
 
 
 def _draw_plain(screen: Screen, columns: Sequence[Column], rows: Iterable[Sequence[str]], title: str | None) -> int:
-    if title:
-        screen.line(tsv_cell(title))
-    screen.line("\t".join(c.name for c in columns))
     drawn = 0
     for page in _pages(rows, PAGE_ROWS):
+        if not drawn:  # no rows, no header: the command says "nothing matches" on stderr
+            if title:
+                screen.line(tsv_cell(title))
+            screen.line("\t".join(c.name for c in columns))
         screen.write("".join("\t".join(tsv_cell(v) for v in row).rstrip() + "\n" for row in page))
         drawn += len(page)
     return drawn
