@@ -97,12 +97,30 @@ def normalize_url(url: str) -> str:
         parts.port  # noqa: B018 - parses and validates the port
     except ValueError as exc:
         raise ConfigurationError(f"malformed database URL {mask_url(url)}: {exc}") from None
+    _check_parameters(parts.query, url)
     try:
         (parts.hostname or "").encode("idna")
     except UnicodeError:
         # Caught here: the resolver would fail at connect time with a bare UnicodeError.
         raise ConfigurationError(f"malformed database URL {mask_url(url)}: invalid host name") from None
     return urlunsplit(parts)
+
+
+def _check_parameters(query: str, url: str) -> None:
+    """Every ``?name=value`` must be a libpq connection parameter, or connecting fails with a vaguer message."""
+    if not query:
+        return
+    import psycopg.pq
+
+    known = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
+    unknown = [name for name, _ in parse_qsl(query, keep_blank_values=True) if name not in known]
+    if unknown:
+        names = ", ".join(repr(n) for n in dict.fromkeys(unknown))
+        raise ConfigurationError(
+            f"the database URL {mask_url(url)} has {names}, which "
+            f"{'is not a connection parameter' if len(unknown) == 1 else 'are not connection parameters'} "
+            "(libpq's, such as sslmode, connect_timeout or application_name)"
+        )
 
 
 def mask_url(url: str) -> str:
@@ -189,7 +207,7 @@ def load_settings(url_option: str | None = None, *, start_embedded: bool = True)
             )
         from chatdb import embedded
 
-        url = embedded.ensure_running().url
+        url = normalize_url(embedded.ensure_running().url)
         source = "embedded"
     return Settings(
         url=url,

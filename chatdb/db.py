@@ -86,7 +86,7 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
         if known is not None:
             raise known from exc
         if _is_connect_failure(exc):
-            raise DatabaseUnavailable(f"cannot connect{where}: {_describe(exc)}") from exc
+            raise DatabaseUnavailable(f"cannot connect{where}: {_describe(exc, settings)}") from exc
         if exc.connection_invalidated:
             # Connected once, then lost (server restart, network): not a login problem.
             raise DatabaseUnavailable(f"lost the connection{where}: {_describe(exc)}") from exc
@@ -148,14 +148,23 @@ def _is_connect_failure(exc: Any) -> bool:
         # psycopg raises OperationalError with no SQLSTATE both when it never got a
         # session and when an open one breaks ("server closed the connection").
         first = str(orig).strip().lower()
-        return first.startswith("connection failed") or first.startswith("connection to server")
+        return first.startswith(("connection failed", "connection to server", "connection timeout expired"))
     return sqlstate in ("28P01", "28000", "3D000", "57P03")
 
 
-def _describe(exc: Any) -> str:
+def _describe(exc: Any, settings: Settings | None = None) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
     from chatdb.errors import describe_connection_failure
 
-    return describe_connection_failure(exc)
+    said = describe_connection_failure(exc)
+    if settings is not None and said.startswith("timed out"):
+        parts = urlsplit(settings.url)
+        query = parse_qs(parts.query)
+        host = parts.hostname or query.get("host", ["the local socket"])[0]
+        port = parts.port or query.get("port", ["5432"])[0]
+        said = f"no answer from {host} port {port} within {settings.connect_timeout}s (CHATDB_CONNECT_TIMEOUT)"
+    return said
 
 
 def _first_line(exc: Any) -> str:

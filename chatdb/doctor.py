@@ -69,7 +69,7 @@ def diagnose(db: Database) -> DoctorReport:
     elapsed = (time.perf_counter() - started) * 1000
     checks = [Check("connection", "pass", f"connected to {db.display_url} in {elapsed:.0f} ms")]
     steps: list[Callable[[Connection], Check | list[Check]]] = [
-        _server_version, _server_role, lambda _conn: _endpoint(db), _migrations, _users_table,
+        _server_version, _server_role, lambda _conn: _endpoint(db), _migrations, users_table_check,
         _columns_and_keys, _constraints_and_indexes, _pg_stat_statements,
     ]
     with db.translate(), db.engine.connect() as conn:
@@ -109,7 +109,8 @@ def _migrations(conn: Connection) -> Check:
     )
 
 
-def _users_table(conn: Connection) -> Check:
+def users_table_check(conn: Connection) -> Check:
+    """Whether chatdb's foreign keys can reference the application's users(id) (migrate asks this too)."""
     row = conn.exec_driver_sql(
         """
         SELECT format_type(a.atttypid, a.atttypmod), a.attnotnull,

@@ -25,14 +25,20 @@ _log.addHandler(logging.NullHandler())
 _log.propagate = False
 
 
+SYSTEM_USER = "embedded_postgres"
+DEFAULT_PORT = 5432
+_MAX_SOCKET_PATH = 107  # bytes in sockaddr_un.sun_path, less the final NUL (Linux)
+
+
 @dataclass(frozen=True)
 class EmbeddedStatus:
     data_dir: Path
     initialized: bool
     running: bool
     pid: int | None
-    url: str | None
+    url: str | None  # a libpq URL (postgresql://…): psql takes it, and so does chatdb
     version: str | None
+    run_as: str  # the operating-system user the server runs as
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -42,7 +48,18 @@ class EmbeddedStatus:
             "pid": self.pid,
             "url": self.url,
             "version": self.version,
+            "run_as": self.run_as,
         }
+
+
+def run_as() -> str:
+    """Who the server runs as: PostgreSQL refuses root, so as root the embedded package
+    runs it as the system user ``embedded_postgres`` (created with ``useradd`` if missing)."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return SYSTEM_USER
+    import getpass
+
+    return getpass.getuser()
 
 
 def data_dir() -> Path:
@@ -78,11 +95,18 @@ def _postmaster(path: Path):
     return info if info is not None and info.is_running() else None
 
 
-def _url_for(info) -> str:
+def _url_for(info, database: str = DATABASE_NAME) -> str:
     # postmaster.pid names the socket directory; connect to chatdb's own database.
     if info.socket_dir is not None:
-        return f"postgresql+psycopg://postgres@/{DATABASE_NAME}?host={info.socket_dir}&port={info.port}"
-    return f"postgresql+psycopg://postgres@{info.hostname}:{info.port}/{DATABASE_NAME}"
+        return f"postgresql://postgres@/{database}?host={info.socket_dir}&port={info.port}"
+    return f"postgresql://postgres@{info.hostname}:{info.port}/{database}"
+
+
+def _expected_url(path: Path) -> str | None:
+    """The URL a stopped server will have: its socket lives in the data directory when the path is short enough."""
+    if len(str(path / f".s.PGSQL.{DEFAULT_PORT}").encode()) > _MAX_SOCKET_PATH:
+        return None  # the package picks a shorter socket directory when it starts the server
+    return f"postgresql://postgres@/{DATABASE_NAME}?host={path}&port={DEFAULT_PORT}"
 
 
 def status() -> EmbeddedStatus:
@@ -94,8 +118,9 @@ def status() -> EmbeddedStatus:
         initialized=version_file.exists(),
         running=info is not None,
         pid=info.pid if info else None,
-        url=_url_for(info) if info else None,
+        url=_url_for(info) if info else _expected_url(path),
         version=version_file.read_text().strip() if version_file.exists() else None,
+        run_as=run_as(),
     )
 
 
@@ -123,9 +148,7 @@ def ensure_running() -> EmbeddedStatus:
 def _ensure_database(info) -> None:
     import psycopg
 
-    admin = _url_for(info).replace("postgresql+psycopg://", "postgresql://").replace(
-        f"/{DATABASE_NAME}?", "/postgres?"
-    )
+    admin = _url_for(info, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
@@ -144,7 +167,7 @@ def stop() -> bool:
     if info is None:
         return False
     pkg = _package()
-    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    user = SYSTEM_USER if run_as() == SYSTEM_USER else None
     try:
         pkg.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=user)
     except subprocess.CalledProcessError as exc:

@@ -36,9 +36,26 @@ class ChatdbError(Exception):
 
 
 class UsageError(ChatdbError):
-    """The caller asked for something malformed (bad option value, bad id)."""
+    """The caller asked for something malformed (bad option value, bad id).
+
+    A message may name the caller's parameters as ``{name}`` placeholders
+    (listed in ``parameters``): the message reads ``name`` for a Python caller,
+    and :meth:`render` lets the command line show its own option instead.
+    """
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, parameters: tuple[str, ...] = ()) -> None:
+        self.template = message
+        self.parameters = parameters
+        super().__init__(self.render())
+
+    def render(self, names: dict[str, str] | None = None) -> str:
+        """The message with each ``{parameter}`` written as ``names[parameter]`` (else its own name)."""
+        text = self.template
+        for parameter in self.parameters:
+            text = text.replace("{" + parameter + "}", (names or {}).get(parameter, parameter))
+        return text
 
 
 class ConfigurationError(UsageError):

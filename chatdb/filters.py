@@ -23,14 +23,34 @@ if TYPE_CHECKING:
 StatusChoice = Literal["active", "archived", "all"]
 
 
-def parse_uuid(value: str | uuid.UUID, what: str = "conversation id") -> uuid.UUID:
+def parse_uuid(value: str | uuid.UUID, what: str = "conversation id", parameter: str | None = None) -> uuid.UUID:
     """A UUID from a string, or an :class:`InvalidIdError` that says which value was wrong."""
     if isinstance(value, uuid.UUID):
         return value
     try:
         return uuid.UUID(str(value).strip())
     except (ValueError, AttributeError):
-        raise InvalidIdError(f"malformed {what} {str(value)!r}: expected a UUID") from None
+        head = f"{{{parameter}}}: " if parameter else ""
+        raise InvalidIdError(
+            f"{head}malformed {what} {str(value)!r}: expected a UUID",
+            parameters=(parameter,) if parameter else (),
+        ) from None
+
+
+def _conversation_ref(value: str | uuid.UUID) -> uuid.UUID | str:
+    """A whole conversation id, or the hex digits of a short prefix of one (checked, not looked up)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    raw = str(value).strip()
+    if len(raw.replace("-", "")) >= 32:
+        return parse_uuid(raw, parameter="conversation_ids")
+    from chatdb.reports import uuid_prefix_range
+
+    try:
+        uuid_prefix_range(raw)
+    except InvalidIdError as exc:
+        raise InvalidIdError("{conversation_ids}: " + exc.message, parameters=("conversation_ids",)) from None
+    return raw.lower().replace("-", "")
 
 
 @dataclass(frozen=True)
@@ -38,7 +58,10 @@ class ConversationFilter:
     """Conversations to act on; every field narrows the selection (None = no limit).
 
     ``older_than`` and ``since`` compare with ``updated_at`` (last activity):
-    ``updated_at < older_than`` and ``updated_at >= since``.
+    ``updated_at < older_than`` and ``updated_at >= since``. Conversations may
+    be named by a short prefix of their id (``conversation_prefixes``, as
+    ``chatdb history`` accepts); :func:`chatdb.reports.resolve_selection` turns
+    those into ids and checks that every named user and conversation exists.
     """
 
     user_ids: tuple[str, ...] = ()
@@ -46,6 +69,7 @@ class ConversationFilter:
     older_than: datetime | None = None
     since: datetime | None = None
     conversation_ids: tuple[uuid.UUID, ...] = field(default=())
+    conversation_prefixes: tuple[str, ...] = field(default=())
 
     @classmethod
     def build(
@@ -56,30 +80,53 @@ class ConversationFilter:
         older_than: datetime | None = None,
         since: datetime | None = None,
         conversation_ids: Sequence[str | uuid.UUID] | None = None,
+        allow_future: bool = False,
+        now: datetime | None = None,
     ) -> ConversationFilter:
+        """Check every choice; a cutoff later than ``now`` is refused unless ``allow_future``."""
         if status not in ("active", "archived", "all"):
-            raise UsageError(f"unknown status {status!r}: use active, archived or all")
-        for moment, name in ((older_than, "older-than"), (since, "since")):
+            raise UsageError(
+                f"{{status}}: must be active, archived or all, got {status!r}", parameters=("status",)
+            )
+        for moment, name in ((older_than, "older_than"), (since, "since")):
             if moment is not None and moment.tzinfo is None:
-                raise UsageError(f"--{name} needs a time zone")
+                raise UsageError(f"{{{name}}}: {moment} has no time zone", parameters=(name,))
         if older_than is not None and since is not None and since >= older_than:
-            raise UsageError("--since must be earlier than the --older-than/--before cutoff")
+            raise UsageError("{since}: must be earlier than the cutoff", parameters=("since",))
+        if older_than is not None and not allow_future:
+            from chatdb.timeparse import utcnow
+
+            if older_than > (now or utcnow()):
+                raise UsageError(
+                    f"the cutoff {older_than.isoformat(sep=' ', timespec='seconds')} is in the future, so every "
+                    "conversation's last activity is before it; pass {allow_future} if that is meant",
+                    parameters=("allow_future",),
+                )
         if any(not u.strip() for u in users or ()):
             # Dropping it would widen the selection to every user, which archive and prune must never do.
-            raise UsageError("--user cannot be empty")
+            raise UsageError("{users}: an empty user id would select every user", parameters=("users",))
         if any("\x00" in u for u in users or ()):
             # PostgreSQL text cannot hold NUL, so no user id has one: a usage error, not a database error.
-            raise UsageError("--user cannot contain the NUL character")
+            raise UsageError("{users}: a user id cannot contain the NUL character", parameters=("users",))
+        refs = [_conversation_ref(c) for c in conversation_ids or ()]
         return cls(
             user_ids=tuple(dict.fromkeys(users or ())),
             status=status,  # type: ignore[arg-type]
             older_than=older_than,
             since=since,
-            conversation_ids=tuple(dict.fromkeys(parse_uuid(c) for c in (conversation_ids or ()))),
+            conversation_ids=tuple(dict.fromkeys(r for r in refs if isinstance(r, uuid.UUID))),
+            conversation_prefixes=tuple(dict.fromkeys(r for r in refs if isinstance(r, str))),
         )
+
+    @property
+    def names_conversations(self) -> bool:
+        return bool(self.conversation_ids or self.conversation_prefixes)
 
     def conditions(self, table: Any) -> list[ColumnElement[bool]]:
         """SQL conditions on ``table`` (the conversations table or an alias of it)."""
+        if self.conversation_prefixes:
+            # A prefix may match several conversations: resolve_selection says which one is meant first.
+            raise ValueError("resolve the conversation id prefixes first (chatdb.reports.resolve_selection)")
         found: list[ColumnElement[bool]] = []
         if self.user_ids:
             found.append(table.c.user_id.in_(self.user_ids))
@@ -99,5 +146,5 @@ class ConversationFilter:
             "status": self.status,
             "older_than": self.older_than,
             "since": self.since,
-            "conversations": [str(c) for c in self.conversation_ids],
+            "conversations": [str(c) for c in self.conversation_ids] + list(self.conversation_prefixes),
         }

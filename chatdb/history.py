@@ -39,6 +39,16 @@ class HistoryPage:
     has_older: bool = False
     has_newer: bool = False
 
+    @property
+    def older_cursor(self) -> uuid.UUID | None:
+        """The ``before`` that gives the page before this one (None: this is the first)."""
+        return self.messages[0].id if self.has_older and self.messages else None
+
+    @property
+    def newer_cursor(self) -> uuid.UUID | None:
+        """The ``after`` that gives the page after this one (None: this is the last)."""
+        return self.messages[-1].id if self.has_newer and self.messages else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "conversation": {**self.conversation.as_dict(), "messages": self.message_count},
@@ -49,6 +59,8 @@ class HistoryPage:
                 "after": None if self.after is None else str(self.after),
                 "has_older": self.has_older,
                 "has_newer": self.has_newer,
+                "older": None if self.older_cursor is None else str(self.older_cursor),
+                "newer": None if self.newer_cursor is None else str(self.newer_cursor),
             },
         }
 
@@ -68,11 +80,9 @@ def conversation_history(
     them) or newer than ``after`` (the first ``limit`` of them).
     ``limit=None`` returns every message in range.
     """
-    from chatdb.filters import parse_uuid
     from chatdb.repositories import ConversationRepository, MessageRepository
 
-    before_id = None if before is None else parse_uuid(before, "message id (--before)")
-    after_id = None if after is None else parse_uuid(after, "message id (--after)")
+    before_id, after_id = check_page(limit=limit, before=before, after=after)
     with db.session() as session:
         # One snapshot for the count and every page, even while the app writes.
         conn = session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -93,6 +103,8 @@ def conversation_history(
                 has_older, has_newer = True, len(found) > limit or before_id is not None
                 found = found[:limit]
         count = messages.count(cid)
+        if not found and before_id is not None and after_id is not None:
+            _check_range(session, before_id, after_id)
     return HistoryPage(
         conversation=record,
         message_count=count,
@@ -103,6 +115,44 @@ def conversation_history(
         has_older=has_older,
         has_newer=has_newer,
     )
+
+
+def check_page(
+    *, limit: int | None, before: str | uuid.UUID | None, after: str | uuid.UUID | None
+) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """The paging arguments, checked without a connection: the cursors as ids."""
+    from chatdb.errors import UsageError
+    from chatdb.filters import parse_uuid
+
+    if limit is not None and limit < 1:
+        raise UsageError(f"{{limit}}: must be at least 1, got {limit}", parameters=("limit",))
+    before_id = None if before is None else parse_uuid(before, "message id", parameter="before")
+    after_id = None if after is None else parse_uuid(after, "message id", parameter="after")
+    if before_id is not None and before_id == after_id:
+        raise UsageError(
+            "{before} and {after} name the same message: no message is both older and newer than it",
+            parameters=("before", "after"),
+        )
+    return before_id, after_id
+
+
+def _check_range(session: Any, before: uuid.UUID, after: uuid.UUID) -> None:
+    """Both cursors given: the one for ``after`` must be the older message, or the range is empty."""
+    from sqlalchemy import select
+
+    from chatdb.errors import UsageError
+    from chatdb.models import Message
+
+    table = Message.__table__
+    keys = dict(
+        (row.id, (row.created_at, row.id))
+        for row in session.execute(select(table.c.id, table.c.created_at).where(table.c.id.in_([before, after])))
+    )
+    if before in keys and after in keys and keys[after] >= keys[before]:
+        raise UsageError(
+            "{after} must name an older message than {before}: between them there is nothing to show",
+            parameters=("before", "after"),
+        )
 
 
 def _every_message(

@@ -206,9 +206,11 @@ def plan(current_rev: str | None, target: str | None) -> MigrationPlan:
 class MigrationResult:
     plan: MigrationPlan
     revision: str | None
+    # What chatdb leaves behind at base, each with how to remove it.
+    remaining: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.plan.as_dict(), "revision": self.revision}
+        return {**self.plan.as_dict(), "revision": self.revision, "remaining": self.remaining}
 
 
 def migrate(db: Database, target: str | None = "head") -> MigrationResult:
@@ -227,6 +229,8 @@ def migrate(db: Database, target: str | None = "head") -> MigrationResult:
             # Wait for any other migration first, so the plan reflects its outcome.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             steps = plan(current_revision(conn), wanted)
+            if steps.direction == "upgrade":
+                _check_users_table(conn)
             if steps.direction != "none":
                 cfg = alembic_config(conn)
                 destination = wanted or "base"
@@ -238,7 +242,48 @@ def migrate(db: Database, target: str | None = "head") -> MigrationResult:
                 except CommandError as exc:
                     raise MigrationError(f"migration failed: {exc}") from exc
             reached = current_revision(conn)
-    return MigrationResult(plan=steps, revision=reached)
+            remaining = _left_at_base(conn) if reached is None else []
+    return MigrationResult(plan=steps, revision=reached, remaining=remaining)
+
+
+def _check_users_table(conn: Connection) -> None:
+    """Refuse, before any DDL, a users table chatdb's foreign keys cannot reference (doctor's check)."""
+    from chatdb.doctor import users_table_check
+
+    exists = conn.exec_driver_sql("SELECT to_regclass('users') IS NOT NULL").scalar_one()
+    if not exists:
+        return  # migration 001 creates a minimal one
+    check = users_table_check(conn)
+    if check.status == "fail":
+        raise MigrationError(
+            f"cannot migrate: {check.detail} (chatdb doctor reports the same); nothing was changed"
+        )
+
+
+# How to remove what base leaves behind, said in the messages below (the prefix is seed's).
+_REMOVE_DEMO_USERS = "DELETE FROM users WHERE id LIKE 'chatdb-seed-%'"
+_REMOVE_HISTORY = "DROP TABLE " + VERSION_TABLE
+
+
+def _left_at_base(conn: Connection) -> list[str]:
+    """What a downgrade to base leaves in place: demo users in the application's table, chatdb's history table."""
+    from chatdb.seed import SEED_USER_PREFIX
+
+    left = []
+    if conn.exec_driver_sql("SELECT to_regclass('users') IS NOT NULL").scalar_one():
+        demo = conn.exec_driver_sql(
+            "SELECT count(*) FROM users WHERE starts_with(id::text, %(p)s)", {"p": SEED_USER_PREFIX}
+        ).scalar_one()
+        if demo:
+            left.append(
+                f"{demo:,} demo users ({SEED_USER_PREFIX}*) in the application's users table: remove them with "
+                f"{_REMOVE_DEMO_USERS} (or run chatdb seed --remove before downgrading)"
+            )
+    if conn.exec_driver_sql("SELECT to_regclass(%(t)s) IS NOT NULL", {"t": VERSION_TABLE}).scalar_one():
+        left.append(
+            f"the empty table {VERSION_TABLE} (chatdb's migration history; harmless): remove it with {_REMOVE_HISTORY}"
+        )
+    return left
 
 
 def migration_sql(target: str | None, from_revision: str | None) -> str:

@@ -18,6 +18,7 @@ from chatdb.errors import (
     ConversationNotFoundError,
     InvalidIdError,
     UsageError,
+    UserNotFoundError,
 )
 from chatdb.filters import ConversationFilter
 from chatdb.inspection import require_tables
@@ -131,14 +132,15 @@ def list_conversations(
     a large selection instead).
     """
     if limit is not None and limit < 1:
-        raise UsageError(f"the limit must be at least 1, got {limit}")
+        raise UsageError(f"{{limit}}: must be at least 1, got {limit}", parameters=("limit",))
     selection = selection or ConversationFilter()
-    statement = _listing_statement(selection)
-    if limit is not None:
-        # One row more than asked tells whether there are more, without counting them all.
-        statement = statement.limit(limit + 1)
     with db.connect() as conn:
         require_tables(conn, "conversations", "messages")
+        selection = resolve_selection(conn, selection)
+        statement = _listing_statement(selection)
+        if limit is not None:
+            # One row more than asked tells whether there are more, without counting them all.
+            statement = statement.limit(limit + 1)
         rows = conn.execute(statement).all()
     more = limit is not None and len(rows) > limit
     found = [_summary(row) for row in (rows[:limit] if limit is not None else rows)]
@@ -153,9 +155,9 @@ def iter_conversations(
     A server-side cursor keeps memory flat however many there are; the
     connection stays open until the iterator is exhausted or closed.
     """
-    statement = _listing_statement(selection or ConversationFilter())
     with db.connect() as conn:
         require_tables(conn, "conversations", "messages")
+        statement = _listing_statement(resolve_selection(conn, selection or ConversationFilter()))
         result = conn.execution_options(yield_per=batch).execute(statement)
         for row in result:
             yield _summary(row)
@@ -223,3 +225,46 @@ def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUI
             f"conversation prefix {raw!r} is ambiguous; it matches {shown}{more} (give more digits)"
         )
     return rows[0]
+
+
+def resolve_selection(conn: Connection | Database, selection: ConversationFilter) -> ConversationFilter:
+    """``selection`` with its id prefixes resolved, after checking that what it names exists.
+
+    Every job and listing calls this first: a user or conversation named
+    explicitly that does not exist is an error naming it
+    (:class:`UserNotFoundError`, :class:`ConversationNotFoundError`, exit 1),
+    not a silent "0 matched"; an ambiguous prefix is an :class:`AmbiguousError`.
+    """
+    if not (selection.user_ids or selection.names_conversations):
+        return selection
+    if not hasattr(conn, "execute"):
+        with conn.connect() as opened:  # type: ignore[union-attr]
+            return resolve_selection(opened, selection)
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from chatdb.models import Conversation, users
+
+    if selection.user_ids:
+        wanted = list(selection.user_ids)
+        present = set(conn.execute(select(users.c.id).where(users.c.id.in_(wanted))).scalars())  # type: ignore[union-attr]
+        missing = [u for u in wanted if u not in present]
+        if missing:
+            names = ", ".join(repr(u) for u in missing)
+            raise UserNotFoundError(f"no user {names} in the users table" if len(missing) == 1
+                                    else f"no users {names} in the users table")
+    ids = list(selection.conversation_ids)
+    problems = []
+    if ids:
+        table = Conversation.__table__
+        present_ids = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())  # type: ignore[union-attr]
+        problems += [f"no conversation has id '{i}'" for i in ids if i not in present_ids]
+    for prefix in selection.conversation_prefixes:
+        try:
+            ids.append(resolve_conversation_id(conn, prefix))  # type: ignore[arg-type]
+        except ConversationNotFoundError as exc:
+            problems.append(exc.message)
+    if problems:
+        raise ConversationNotFoundError("; ".join(problems))
+    return replace(selection, conversation_ids=tuple(dict.fromkeys(ids)), conversation_prefixes=())

@@ -107,26 +107,26 @@ _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3.1-70b")
 
 def _texts(lines: tuple[str, ...], lengths: Callable[[random.Random], int], count: int,
            rng: random.Random) -> list[str]:
-    """``count`` messages of sentences in random order, cut at a word near the drawn length.
+    """``count`` messages of whole sentences in random order, about as long as the drawn length.
 
-    The database picks from these for every row: choosing from an array is much
-    cheaper per row than cutting text server-side.
+    Each message ends where a sentence ends: sentences are added while the
+    next one still fits, and the first is always kept whole (every line is far
+    below the user-message limit). The database picks from these for every
+    row: choosing from an array is much cheaper per row than cutting text
+    server-side.
     """
     found = []
     for _ in range(count):
         wanted = lengths(rng)
-        words: list[str] = []
-        size = 0
-        while size < wanted:
-            for word in rng.choice(lines).split():
-                if size + len(word) + 1 > wanted and words:
-                    break
-                words.append(word)
-                size += len(word) + 1
-            else:
-                continue
-            break
-        found.append(" ".join(words)[:wanted])
+        sentences = [rng.choice(lines)]
+        size = len(sentences[0])
+        while True:
+            following = rng.choice(lines)
+            if size + 1 + len(following) > wanted:
+                break
+            sentences.append(following)
+            size += 1 + len(following)
+        found.append(" ".join(sentences))
     return found
 
 

@@ -153,7 +153,7 @@ def cutoff(
     Each may be given as text or already parsed (the CLI's shared options parse them).
     """
     if older_than and before:
-        raise UsageError("give either --older-than or --before, not both")
+        raise UsageError("give either {older_than} or {before}, not both", parameters=("older_than", "before"))
     if older_than:
         duration = parse_duration(older_than) if isinstance(older_than, str) else older_than
         return duration.before(now or utcnow())

@@ -52,7 +52,10 @@ def test_latest_twenty_oldest_first(seeded: TestDatabase) -> None:
     assert report["conversation"]["messages"] == 25
     assert report["conversation"]["user_id"] == "alice"
     assert datetime.fromisoformat(report["conversation"]["updated_at"]) == datetime(2025, 3, 1, 12, tzinfo=UTC)
-    assert report["page"] == {"limit": 20, "before": None, "after": None, "has_older": True, "has_newer": False}
+    assert report["page"] == {
+        "limit": 20, "before": None, "after": None, "has_older": True, "has_newer": False,
+        "older": report["messages"][0]["id"], "newer": None,
+    }
     first = report["messages"][0]
     assert set(first) == {"id", "conversation_id", "user_id", "role", "content", "metadata", "created_at"}
     assert datetime.fromisoformat(first["created_at"]).utcoffset() is not None
@@ -131,7 +134,7 @@ def test_long_content_is_wrapped_not_cut(seeded: TestDatabase) -> None:
         "VALUES (%s, 'alice', 'assistant', %s, '2030-01-01Z')",
         (ALICE, words),
     )
-    result = Cli(seeded.url)("history", ALICE, "-n", "1", env={"COLUMNS": "100"})
+    result = Cli(seeded.url)("history", ALICE, "-n", "1", env={"COLUMNS": "100", "TTY_COMPATIBLE": "1"})
     assert result.exit_code == 0
     assert max(len(line) for line in result.stdout.splitlines()) <= 100
     for i in (0, 60, 119):

@@ -108,8 +108,10 @@ def test_unreachable_server(migrated_db: TestDatabase) -> None:
 def test_unreachable_server_from_environment_in_json_mode(migrated_db: TestDatabase) -> None:
     result = Cli("postgresql://app:hunter2@127.0.0.1:1/chatdb")("status", "--json")
     assert_one_line_error(result, 1, "cannot connect")
-    assert result.stdout == ""
-    assert "hunter2" not in result.stderr
+    # stdout carries the same failure as one JSON object (docs/cli.md, "JSON when something fails").
+    assert result.json() == {"ok": False, "error": result.stderr.strip().removeprefix("Error: "), "exit_code": 1,
+                             "progress": None}
+    assert "hunter2" not in result.stderr + result.stdout
 
 
 def test_missing_database(pg_server: Server) -> None:

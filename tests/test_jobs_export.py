@@ -125,6 +125,29 @@ def test_csv_has_one_row_per_message(migrated_db: TestDatabase, cli: Cli, tmp_pa
     assert rows[0]["conversation_updated_at"].endswith("+00:00")
 
 
+def test_csv_round_trips_hostile_values(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
+    user = 'o\'brien, "the" user'
+    migrated_db.sql("INSERT INTO users (id) VALUES (%s)", [user])
+    cid = migrated_db.scalar("INSERT INTO conversations (user_id) VALUES (%s) RETURNING id::text", [user])
+    contents = ['line one\r\nline "two", three', "", " leading space", "tab\there \\ back", "🙂,"]
+    for n, content in enumerate(contents):
+        migrated_db.sql(
+            "INSERT INTO messages (conversation_id, user_id, role, content, metadata, created_at) "
+            "VALUES (%s, %s, 'assistant', %s, %s, now() + %s * interval '1 second')",
+            [cid, user, content, None if n % 2 else '{"k": "v, \\"q\\""}', n],
+        )
+    target = tmp_path / "hostile.csv"
+    assert cli("export", "-o", str(target)).exit_code == 0
+    with target.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    stored = migrated_db.sql(
+        "SELECT id::text, content, metadata FROM messages WHERE conversation_id = %s ORDER BY created_at", [cid]
+    )
+    assert [(r["message_id"], r["content"], json.loads(r["metadata"]) if r["metadata"] else None) for r in rows] \
+        == [tuple(s) for s in stored]
+    assert {r["user_id"] for r in rows} == {user}
+
+
 def test_json_array_and_stdout(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
     seed_mix(migrated_db)
     target = tmp_path / "all.json"
@@ -140,7 +163,7 @@ def test_json_array_and_stdout(migrated_db: TestDatabase, cli: Cli, tmp_path: Pa
     assert "Exported 7 conversations" in streamed.stderr
 
     nothing = tmp_path / "none.json"
-    assert cli("export", "-o", str(nothing), "--user", "nobody").exit_code == 0
+    assert cli("export", "-o", str(nothing), "--since", "2999-01-01").exit_code == 0  # matches nothing
     assert json.loads(nothing.read_text()) == []
 
 

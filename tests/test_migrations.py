@@ -233,6 +233,43 @@ def test_bare_database_gets_a_users_table_that_base_removes(empty_db: TestDataba
     assert "users" not in tables_in(empty_db)
 
 
+@pytest.mark.parametrize(
+    "ddl, said",
+    [
+        ("CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL UNIQUE)", "users.id is integer"),
+        ("CREATE TABLE users (uid varchar(255) PRIMARY KEY)", "users has no id column"),
+        ("CREATE TABLE users (id varchar(255))", "users.id has no primary key or unique constraint"),
+    ],
+)
+def test_migrate_refuses_a_users_table_it_cannot_reference(empty_db: TestDatabase, ddl: str, said: str) -> None:
+    empty_db.sql(ddl)
+    result = Cli(empty_db.url)("migrate")
+    assert_one_line_error(result, 1, said, "chatdb doctor reports the same", "nothing was changed")
+    assert "foreign key" not in result.stderr
+    assert {"conversations", "messages", "chatdb_alembic_version"} & tables_in(empty_db) == set()
+    doctor = Cli(empty_db.url)("doctor", "--json").json()
+    assert said in next(c["detail"] for c in doctor["checks"] if c["name"] == "users table")
+
+
+def test_migrate_base_says_what_it_leaves_behind(empty_db: TestDatabase) -> None:
+    empty_db.sql("CREATE TABLE users (id varchar(255) PRIMARY KEY)")  # the application's own table
+    cli = Cli(empty_db.url)
+    assert cli("migrate").exit_code == 0
+    assert cli("seed", "--conversations", "6", "--messages", "12", "--users", "3").exit_code == 0
+    result = cli("migrate", "base", "--yes")
+    assert result.exit_code == 0, result.stderr
+    left = [line for line in result.stderr.splitlines() if line.startswith("Left in place: ")]
+    assert len(left) == 2
+    assert "3 demo users (chatdb-seed-*)" in left[0] and "DELETE FROM users WHERE id LIKE 'chatdb-seed-%'" in left[0]
+    assert "chatdb seed --remove" in left[0]
+    assert "DROP TABLE chatdb_alembic_version" in left[1]
+    assert empty_db.scalar("SELECT count(*) FROM users") == 3
+    again = cli("migrate", "--json")
+    assert again.json()["ok"] is True and again.json()["remaining"] == []
+    empty_db.sql("DELETE FROM users WHERE id LIKE 'chatdb-seed-%'")
+    assert cli("migrate", "base", "--yes", "--json").json()["remaining"] == [left[1].removeprefix("Left in place: ")]
+
+
 def test_concurrent_migrations_apply_once(empty_db: TestDatabase) -> None:
     # Separate processes, as two deploy pipelines would be.
     env = {**os.environ, "CHATDB_DATABASE_URL": empty_db.url}

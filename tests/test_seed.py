@@ -49,6 +49,8 @@ def test_seeded_data_looks_like_a_chatbot(cli: Cli, migrated_db: TestDatabase) -
     # User messages respect the limit; assistant messages carry the model call's metadata.
     assert db.scalar("SELECT max(length(content)) FROM messages WHERE role = 'user'") <= 1000
     assert db.scalar("SELECT min(length(content)) FROM messages") > 0
+    # Every message ends where a sentence ends, never mid-word ("Translate 'we will").
+    assert db.scalar("SELECT count(*) FROM messages WHERE content !~ '[.?!]$'") == 0
     assert db.scalar("SELECT count(*) FROM messages WHERE role = 'user' AND metadata IS NOT NULL") == 0
     assert db.scalar(
         "SELECT count(*) FROM messages WHERE role = 'assistant' AND NOT (metadata ?& "

@@ -17,6 +17,7 @@ from chatdb.cli import (
     seed,
     stats,
     status,
+    version,
 )
 from chatdb.cli._app import app
 
@@ -36,6 +37,7 @@ seed.register(app)
 bench.register(app)
 embedded.register(app)
 lock.register(app)
+version.register(app)
 
 def main() -> None:
     app()

@@ -1,11 +1,30 @@
-"""Options shared by every command, declared once."""
+"""Options shared by every command, declared once, and how library parameters map to them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+# The library names its parameters; the command line shows the option that sets each one.
+FLAGS = {
+    "users": "--user",
+    "conversation_ids": "--conversation",
+    "status": "--status",
+    "older_than": "--older-than",
+    "before": "--before",
+    "after": "--after",
+    "since": "--since",
+    "limit": "--limit",
+    "batch_size": "--batch-size",
+    "max_rows": "--max-rows",
+    "allow_future": "--allow-future",
+    "export_to": "--export",
+    "output": "--output",
+    "format": "--format",
+}
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
@@ -16,7 +35,7 @@ YesOption = Annotated[
 
 
 def _as_param(parse):
-    """Wrap a chatdb parser so its UsageError reads as Typer's 'Invalid value for …'."""
+    """Wrap a chatdb parser so its UsageError reads as a bad value of the option."""
 
     def convert(value):
         from chatdb.errors import UsageError
@@ -45,6 +64,45 @@ def _instant(value: str):
 
 duration_param = _as_param(_duration)
 instant_param = _as_param(_instant)
+
+
+def count_param(minimum: int = 1):
+    """A whole number of at least ``minimum``, in chatdb's words when it is not."""
+
+    def convert(value: Any) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip().replace("_", ""))
+            except ValueError:
+                raise typer.BadParameter(f"expected a whole number, got {str(value)!r}") from None
+        if number < minimum:
+            raise typer.BadParameter(f"must be at least {minimum}, got {number}")
+        return number
+
+    return convert
+
+
+def choice_param(choices: Sequence[str]):
+    """One of ``choices`` (any case), or a message listing them."""
+
+    def convert(value: Any) -> str:
+        text = str(getattr(value, "value", value)).strip().lower()
+        if text not in choices:
+            listed = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+            raise typer.BadParameter(f"must be {listed}, got {str(value)!r}")
+        return text
+
+    return convert
+
+
+def _completer(choices: Sequence[str]):
+    def complete(incomplete: str) -> list[str]:
+        return [c for c in choices if c.startswith(incomplete.lower())]
+
+    return complete
+
 
 # Durations (90d, 12w, 6mo, 1y, 36h, P90D) become chatdb.timeparse.Duration.
 OlderThanOption = Annotated[
@@ -78,6 +136,12 @@ SinceOption = Annotated[
         show_default=False,
     ),
 ]
+AllowFutureOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-future", help="Accept a cutoff (--older-than/--before) later than now, which matches everything."
+    ),
+]
 
 CsvOption = Annotated[
     bool, typer.Option("--csv", help="Print the rows as CSV on stdout (for spreadsheets and scripts).")
@@ -101,6 +165,9 @@ def output_format(as_json: bool, as_csv: bool = False) -> OutputFormat:
     return OutputFormat.CSV if as_csv else OutputFormat.TABLE
 
 
+STATUSES = ("active", "archived", "all")
+
+
 class StatusChoice(str, Enum):
     ACTIVE = "active"
     ARCHIVED = "archived"
@@ -117,8 +184,14 @@ UserOption = Annotated[
     ),
 ]
 StatusOption = Annotated[
-    StatusChoice,
-    typer.Option("--status", help="Only conversations with this status.", case_sensitive=False),
+    str,
+    typer.Option(
+        "--status",
+        metavar="STATUS",
+        parser=choice_param(STATUSES),
+        autocompletion=_completer(STATUSES),
+        help="Only conversations with this status: active, archived or all.",
+    ),
 ]
 AllOption = Annotated[
     bool, typer.Option("--all", help="Show every row (ignores --limit).")
@@ -127,7 +200,7 @@ AllOption = Annotated[
 
 def limit_option(what: str):
     """``--limit N`` (at least 1) for a command that shows at most N ``what``."""
-    return typer.Option("--limit", "-n", metavar="N", min=1, help=f"Show at most N {what}.")
+    return typer.Option("--limit", "-n", metavar="N", parser=count_param(1), help=f"Show at most N {what}.")
 
 
 # Options every maintenance job shares.
@@ -136,19 +209,34 @@ BatchSizeOption = Annotated[
     typer.Option(
         "--batch-size",
         metavar="N",
-        min=1,
+        parser=count_param(1),
         help="Conversations per batch; each batch is its own short transaction.",
     ),
 ]
-DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Print exact counts (and a sample) and change nothing.")
-]
+
+
+def dry_run_option(what: str):
+    return typer.Option("--dry-run", help=f"Print {what} and change nothing.")
+
+
+def _wait_seconds(value: Any) -> float | None:
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected a number of seconds, got {str(value)!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise typer.BadParameter(f"must be 0 or more seconds, got {str(value)!r}")
+    return seconds
+
+
 WaitOption = Annotated[
     float | None,
     typer.Option(
         "--wait",
         metavar="SECONDS",
-        min=0,
+        parser=_wait_seconds,
         help="If another job holds the lock, wait up to this long for it (default: exit 3 at once).",
         show_default=False,
     ),
@@ -159,7 +247,9 @@ QuietOption = Annotated[
 ConversationOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--conversation", metavar="ID", help="Only this conversation (repeatable).", show_default=False
+        "--conversation",
+        metavar="ID",
+        help="Only this conversation: an id or a unique prefix of one (repeatable).",
+        show_default=False,
     ),
 ]
-

@@ -1,7 +1,11 @@
-"""The one place that draws output: Rich tables for people, JSON/CSV for scripts.
+"""The one place that draws output: tables for people, JSON and CSV for scripts.
 
-Data goes to stdout, messages and errors to stderr. Rich turns colour off
-by itself when stdout is not a terminal or ``NO_COLOR`` is set.
+Data goes to stdout, messages and errors to stderr. On a terminal, tables are
+aligned to its width (``_tables``) and long output goes through the pager
+(``_pager``); in a pipe or file nothing is wrapped, padded or coloured. Rich
+turns colour off by itself when a stream is not a terminal or ``NO_COLOR`` is
+set. Numbers for people carry thousands separators (``16,572``); JSON and CSV
+carry plain numbers.
 """
 
 from __future__ import annotations
@@ -12,17 +16,32 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-# C0 (except tab and newline), DEL and C1 control characters.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from chatdb.cli._progress import JobProgress  # noqa: F401 - re-exported for the commands
+from chatdb.cli._tables import Column, Screen, draw, visible
+
+__all__ = ["Column", "JobProgress"]
+
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+
+# Where stdout's drawn lines go: sys.stdout, or the pager while one is in use.
+_sink: Any = None
+# Set by --json (and read by the error boundary): the failure is reported as JSON too.
+json_requested = False
+# Whether a JSON document already went to stdout (the failure report must not add a second).
+json_emitted = False
+
+
+def reset() -> None:
+    global _sink, json_requested, json_emitted, writing
+    _sink, json_requested, json_emitted, writing = None, False, False, False
 
 
 def stdout() -> Console:
@@ -31,6 +50,47 @@ def stdout() -> Console:
 
 def stderr() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+# True while a write to stdout is under way: one cut short (Ctrl-C) leaves the cursor mid-line.
+writing = False
+
+
+def _write(text: str) -> None:
+    global writing
+    writing = True
+    (_sink or sys.stdout).write(text)
+    writing = False
+
+
+def screen() -> Screen:
+    console = stdout()
+    terminal = console.is_terminal
+    return Screen(
+        _write,
+        terminal=terminal,
+        width=console.width if terminal else 10**9,
+        bold=terminal and console.color_system is not None and not console.no_color,
+    )
+
+
+@contextmanager
+def paged(disabled: bool = False) -> Iterator[None]:
+    """Stdout through the pager when it is a terminal and the output is longer than the screen."""
+    global _sink
+    from chatdb.cli._pager import Pager, pager_command
+
+    command = pager_command(disabled)
+    if command is None or _sink is not None:
+        yield
+        return
+    pager = Pager(command, stdout().height)
+    _sink = pager
+    try:
+        yield
+    finally:
+        _sink = None
+        pager.close()
 
 
 def redact(text: str) -> str:
@@ -43,7 +103,9 @@ def one_line(text: str) -> str:
 
 
 def error(message: str) -> None:
-    """Print one error line on stderr."""
+    """Print one error line on stderr (on a line of its own, even after a row cut short)."""
+    if writing and sys.stderr.isatty():
+        sys.stderr.write("\n")
     stderr().print(f"[bold red]Error:[/] {_escape(one_line(message))}")
 
 
@@ -61,14 +123,14 @@ def success(message: str) -> None:
 
 
 def _escape(text: str) -> str:
-    """Text safe to draw: Rich markup escaped, control characters shown as ``\\x1b``.
+    """Text safe to draw with Rich: markup escaped, control characters shown as ``\\x1b``.
 
     Message content and ids come from users; an escape sequence in them must
     not reach the terminal (it could clear the screen or rewrite what is shown).
     """
     from rich.markup import escape
 
-    return escape(_CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text))
+    return escape(visible(text))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -81,9 +143,7 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
+    if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
@@ -94,8 +154,14 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, ensure_ascii=False) + "\n")
+def emit_json(data: Any, *, ok: bool | None = None) -> None:
+    """One JSON document on stdout; ``ok`` puts ``"ok"`` first (the jobs' envelope)."""
+    global json_emitted
+    plain = to_jsonable(data)
+    if ok is not None and isinstance(plain, dict):
+        plain = {"ok": ok, **plain}
+    json_emitted = True
+    sys.stdout.write(json.dumps(plain, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
@@ -113,10 +179,35 @@ def _csv_cell(value: Any) -> Any:
     return plain
 
 
-def cell(value: Any) -> str:
-    """How a value looks in a table cell."""
+def number(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def rate(value: float | None) -> str:
+    """A rate for people: whole numbers from 10 up (``28,949``), one decimal below (``4.2``)."""
     if value is None:
         return "—"
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:,.2f}s" if value < 100 else f"{value:,.0f}s"
+
+
+def cell(value: Any) -> str:
+    """How a value looks for people (in a table, a summary or a cron log)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return rate(value)
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     plain = to_jsonable(value)
@@ -126,43 +217,34 @@ def cell(value: Any) -> str:
 
 
 def table(
-    columns: Sequence[str],
+    columns: Sequence[Column | str],
     rows: Iterable[Sequence[Any]],
     *,
     title: str | None = None,
-    justify: Mapping[str, str] | None = None,
-    no_wrap: Collection[str] = (),
-    ratios: Mapping[str, int] | None = None,
-) -> None:
-    """Draw rows as a Rich table on stdout.
+    transcript: bool = False,
+) -> int:
+    """Draw rows on stdout, a page at a time as they come; returns how many were drawn.
 
-    ``no_wrap`` columns (ids, times) are never folded; with ``ratios`` the
-    table fills the terminal and those columns share the width left over.
+    Columns are :class:`Column` (or a name: a label column). A text column is
+    one line in a table (cut with "…") and whole in the record and transcript
+    layouts; everything drawn has passwords in URLs hidden.
     """
-    justify = justify or {}
-    ratios = ratios or {}
-    grid = Table(title=title, title_justify="left", header_style="bold", expand=bool(ratios))
-    for column in columns:
-        grid.add_column(
-            column,
-            justify=justify.get(column, "left"),  # type: ignore[arg-type]
-            overflow="fold",
-            no_wrap=column in no_wrap,
-            min_width=len(column) if column in no_wrap else None,
-            ratio=ratios.get(column),
-        )
-    for row in rows:
-        grid.add_row(*(_escape(cell(v)) for v in row))
-    stdout().print(grid)
+    cols = [c if isinstance(c, Column) else Column(c) for c in columns]
+    text = {i for i, c in enumerate(cols) if not c.fixed}
+    target = screen()
+    # A missing value: "—" in an aligned table; nothing in a transcript or a tab-separated line.
+    empty = "—" if target.terminal and not transcript else ""
+    shown = (
+        [empty if v is None else redact(cell(v)) if i in text else cell(v) for i, v in enumerate(row)]
+        for row in rows
+    )
+    return draw(target, cols, shown, title=title and redact(title), transcript=transcript)
 
 
 def key_values(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:
-    grid = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
-    for key, value in pairs:
-        grid.add_row(key, _escape(cell(value)))
-    stdout().print(grid)
+    from chatdb.cli._tables import key_values as draw_pairs
+
+    draw_pairs(screen(), [(key, redact(cell(value))) for key, value in pairs], title)
 
 
 def human_bytes(size: int | None) -> str:
@@ -172,101 +254,14 @@ def human_bytes(size: int | None) -> str:
     value = float(size)
     for unit in ("bytes", "kB", "MB", "GB", "TB"):
         if abs(value) < 1024 or unit == "TB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+            return f"{int(value):,} bytes" if unit == "bytes" else f"{value:,.1f} {unit}"
         value /= 1024
-    return f"{size} bytes"
-
-
-class JobProgress:
-    """A Rich progress bar with ETA on stderr for a job's phases; nothing off a terminal or when quiet.
-
-    Use as a context manager and pass :attr:`callback` as the job's progress
-    callback. While the job waits for the maintenance lock it also says so:
-    on a terminal as a live line with the time waited, off a terminal as one
-    line when the wait starts and one when it ends (not when quiet).
-    """
-
-    def __init__(self, *, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.enabled = not quiet and sys.stderr.isatty()
-        self._progress: Any = None
-        self._tasks: dict[str, Any] = {}
-        self._waiting: Any = None
-        self._waited: float | None = None  # off a terminal: when the wait began (monotonic)
-
-    @property
-    def callback(self) -> Any:
-        if self.enabled:
-            return self.update
-        return None if self.quiet else self._plain
-
-    def __enter__(self) -> JobProgress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=stderr(),
-                transient=False,
-            )
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-    def update(self, event: Any) -> None:
-        if self._progress is None:
-            return
-        if _is_lock_wait(event):
-            if self._waiting is None:  # who holds it, once, above a live line with the time waited
-                self._progress.console.print(_escape(one_line(event.message())))
-                self._waiting = self._progress.add_task("Waiting for the lock", total=event.wait)
-            self._progress.update(self._waiting, completed=event.waited, total=event.wait)
-            return
-        if self._waiting is not None:  # the lock is ours: the job's own phases follow
-            self._progress.remove_task(self._waiting)
-            self._waiting = None
-        task = self._tasks.get(event.phase)
-        if task is None:
-            task = self._tasks[event.phase] = self._progress.add_task(event.phase.capitalize(), total=event.total)
-        self._progress.update(task, completed=event.done, total=event.total)
-
-    def _plain(self, event: Any) -> None:
-        """Off a terminal: only the waiting, as two plain lines for logs."""
-        import time
-
-        if _is_lock_wait(event):
-            if self._waited is None:
-                info(event.message())
-                self._waited = time.monotonic() - event.waited
-        elif self._waited is not None:
-            info(f"got the maintenance lock after waiting {time.monotonic() - self._waited:.0f} s")
-            self._waited = None
-
-
-def _is_lock_wait(event: Any) -> bool:
-    return hasattr(event, "waited") and hasattr(event, "message")
+    return f"{size:,} bytes"
 
 
 def job_summary(result: Any, pairs: Sequence[tuple[str, Any]], *, as_json: bool, title: str) -> None:
-    """A job's final summary: a key/value table for people, or its ``as_dict()`` as JSON."""
+    """A job's final summary: key/value lines for people, or ``{"ok": true, …as_dict()}`` as JSON."""
     if as_json:
-        emit_json(result)
+        emit_json(result, ok=True)
         return
     key_values(pairs, title=title)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
 from chatdb.cli._options import (
+    AllowFutureOption,
     BatchSizeOption,
     BeforeOption,
     ConversationOption,
-    DryRunOption,
+    dry_run_option,
     JsonOption,
     OlderThanOption,
     QuietOption,
@@ -20,8 +21,13 @@ from chatdb.cli._options import (
     UserOption,
     WaitOption,
 )
-from chatdb.timeparse import cutoff
+from chatdb.cli._output import Column
 from chatdb.jobs.runner import DEFAULT_BATCH_SIZE
+from chatdb.timeparse import cutoff
+
+DryRunOption = Annotated[
+    bool, dry_run_option("the exact counts and the first few matching conversations (oldest first)")
+]
 
 
 def archive(
@@ -30,6 +36,7 @@ def archive(
     before: BeforeOption = None,
     since: SinceOption = None,
     user: UserOption = None,
+    allow_future: AllowFutureOption = False,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     dry_run: DryRunOption = False,
     wait: WaitOption = None,
@@ -51,7 +58,9 @@ def archive(
     from chatdb.filters import ConversationFilter
     from chatdb.jobs.archive import archive_conversations
 
-    selection = ConversationFilter.build(users=user, older_than=cutoff(older_than, before), since=since)
+    selection = ConversationFilter.build(
+        users=user, older_than=cutoff(older_than, before), since=since, allow_future=allow_future
+    )
     db = state(ctx).database()
     with out.JobProgress(quiet=quiet or as_json) as bar:
         result = archive_conversations(
@@ -67,6 +76,7 @@ def unarchive(
     older_than: OlderThanOption = None,
     before: BeforeOption = None,
     since: SinceOption = None,
+    allow_future: AllowFutureOption = False,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     dry_run: DryRunOption = False,
     wait: WaitOption = None,
@@ -85,7 +95,8 @@ def unarchive(
     from chatdb.jobs.archive import unarchive_conversations
 
     selection = ConversationFilter.build(
-        users=user, conversation_ids=conversation, older_than=cutoff(older_than, before), since=since
+        users=user, conversation_ids=conversation, older_than=cutoff(older_than, before), since=since,
+        allow_future=allow_future,
     )
     db = state(ctx).database()
     with out.JobProgress(quiet=quiet or as_json) as bar:
@@ -105,10 +116,11 @@ def _render(result: Any, as_json: bool) -> None:
         ]
         out.job_summary(result, pairs, as_json=as_json, title=f"{result.job} (dry run: nothing changed)")
         if not as_json and result.sample:
+            out.screen().line()
             out.table(
-                ["Conversation", "User", "Last activity"],
+                [Column("Conversation", "id"), Column("User", "id"), Column("Last activity", "time")],
                 [(s.id, s.user_id, s.updated_at) for s in result.sample],
-                title=f"First {len(result.sample)} of {result.matched}, oldest activity first",
+                title=f"First {len(result.sample)} of {result.matched:,}, oldest activity first",
             )
         return
     pairs = [
@@ -117,12 +129,12 @@ def _render(result: Any, as_json: bool) -> None:
         (verb.capitalize(), result.changed),
         ("Skipped (in use, left for the next run)", result.skipped),
         ("Batches", result.batches),
-        ("Duration", f"{result.duration_seconds:.2f}s"),
-        ("Rows/s", result.rows_per_second),
+        ("Duration", out.seconds(result.duration_seconds)),
+        ("Rows/s", out.rate(result.rows_per_second)),
     ]
     out.job_summary(result, pairs, as_json=as_json, title=result.job)
     if result.skipped and not as_json:
-        out.warn(f"{result.skipped} conversations were in use and were skipped; run it again to finish")
+        out.warn(f"{result.skipped:,} conversations were in use and were skipped; run it again to finish")
 
 
 def register(app: typer.Typer) -> None:

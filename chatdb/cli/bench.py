@@ -8,7 +8,7 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._options import JsonOption
+from chatdb.cli._options import JsonOption, count_param
 
 
 def _seconds(value: str) -> float:
@@ -41,16 +41,16 @@ def bench(
         ),
     ] = "30s",  # type: ignore[assignment]
     clients: Annotated[
-        int, typer.Option("--clients", metavar="N", min=1, help="Concurrent clients in the concurrency run.")
+        int, typer.Option("--clients", metavar="N", parser=count_param(1), help="Concurrent clients in the concurrency run.")
     ] = 100,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", metavar="N", min=1, help="Processes hosting the clients (default: one per core, at least 2).", show_default=False),
+        typer.Option("--workers", metavar="N", parser=count_param(1), help="Processes hosting the clients (default: one per core, at least 2).", show_default=False),
     ] = None,
     connections: Annotated[
         int | None,
         typer.Option(
-            "--connections", metavar="N", min=1, show_default=False,
+            "--connections", metavar="N", parser=count_param(1), show_default=False,
             help="Server connections the clients share (default: all clients, or what max_connections leaves).",
         ),
     ] = None,
@@ -62,7 +62,7 @@ def bench(
         ),
     ] = "0",  # type: ignore[assignment]
     sample: Annotated[
-        int, typer.Option("--sample", metavar="N", min=1, help="Existing conversations the reads are spread over.")
+        int, typer.Option("--sample", metavar="N", parser=count_param(1), help="Existing conversations the reads are spread over.")
     ] = 1000,
     check: Annotated[
         bool, typer.Option("--check", help="Exit with 1 when a goal is not met (for CI).")
@@ -126,14 +126,14 @@ def _render(report) -> None:  # noqa: ANN001 - a BenchReport, imported lazily
         ))
     clients_goal = report.goals[-1]
     rows.append((
-        f"{load.clients} clients: {load.throughput:,.0f} ops/s, {load.errors} errors",
+        f"{load.clients:,} clients: {out.rate(load.throughput)} ops/s, {load.errors:,} errors",
         load.overall.p50, load.overall.p95, load.overall.p99, None, None, "100+ clients, 0 errors",
         clients_goal.status,
     ))
+    number = {c: out.Column(c, "number") for c in ("p50 ms", "p95 ms", "p99 ms", "raw p95 ms", "× raw")}
     out.table(
-        ["Pattern", "p50 ms", "p95 ms", "p99 ms", "raw p95 ms", "× raw", "Goal", "Result"],
-        [tuple(f"{v:.2f}" if isinstance(v, float) else v for v in row) for row in rows],
-        justify={c: "right" for c in ("p50 ms", "p95 ms", "p99 ms", "raw p95 ms", "× raw")},
+        [out.Column("Pattern", "text"), *number.values(), out.Column("Goal"), out.Column("Result")],
+        [tuple(f"{v:,.2f}" if isinstance(v, float) else v for v in row) for row in rows],
     )
     limits = report.limits
     out.key_values([

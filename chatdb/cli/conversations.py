@@ -8,15 +8,16 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
+from chatdb.cli._output import Column
 from chatdb.cli._options import (
     AllOption,
+    AllowFutureOption,
     BeforeOption,
     CsvOption,
     JsonOption,
     OlderThanOption,
     OutputFormat,
     SinceOption,
-    StatusChoice,
     StatusOption,
     UserOption,
     limit_option,
@@ -24,13 +25,23 @@ from chatdb.cli._options import (
 )
 
 
+COLUMNS = [
+    Column("ID", "id"),
+    Column("User", "id"),
+    Column("Status"),
+    Column("Messages", "number"),
+    Column("Last activity", "time"),
+]
+
+
 def conversations(
     ctx: typer.Context,
     user: UserOption = None,
-    status: StatusOption = StatusChoice.ALL,
+    status: StatusOption = "all",
     older_than: OlderThanOption = None,
     before: BeforeOption = None,
     since: SinceOption = None,
+    allow_future: AllowFutureOption = False,
     limit: Annotated[int, limit_option("conversations")] = 50,
     show_all: AllOption = False,
     as_json: JsonOption = False,
@@ -53,13 +64,21 @@ def conversations(
 
     mode = output_format(as_json, as_csv)
     selection = ConversationFilter.build(
-        users=user, status=status.value, older_than=cutoff(older_than, before), since=since
+        users=user, status=status, older_than=cutoff(older_than, before), since=since,
+        allow_future=allow_future,
     )
-    db = state(ctx).database()
-    if mode is OutputFormat.CSV and show_all:
-        # Streamed: `--all --csv` of millions of rows needs no more memory than of ten.
+    app = state(ctx)
+    db = app.database()
+    if show_all and mode is not OutputFormat.JSON:
+        # Streamed: `--all` of millions of rows needs no more memory than of ten.
         streamed = iter_conversations(db, selection)
-        out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in streamed))
+        if mode is OutputFormat.CSV:
+            out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in streamed))
+            return
+        with out.paged(app.no_pager):
+            drawn = out.table(COLUMNS, ((c.id, c.user_id, c.status, c.messages, c.updated_at) for c in streamed))
+        if not drawn:
+            out.info("No conversations match.")
         return
     listing = list_conversations(db, selection, limit=None if show_all else limit)
     found = listing.conversations
@@ -67,19 +86,15 @@ def conversations(
         out.emit_json(listing)
     elif mode is OutputFormat.CSV:
         out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in found))
-    else:
-        out.table(
-            ["ID", "User", "Status", "Messages", "Last activity"],
-            [(c.id, c.user_id, c.status, c.messages, c.updated_at) for c in found],
-            justify={"Messages": "right"},
-            no_wrap={"ID", "Last activity"},
-        )
-    if not listing.conversations:
+    elif found:
+        with out.paged(app.no_pager):
+            out.table(COLUMNS, [(c.id, c.user_id, c.status, c.messages, c.updated_at) for c in found])
+    if not found:
         out.info("No conversations match.")
     elif listing.more:
         out.info(
-            f"Showing the {len(listing.conversations)} with the newest activity; "
-            "there are more (raise --limit, or --all)."
+            f"Showing the {len(found):,} with the newest activity; there are more "
+            f"(raise --limit, or --all)."
         )
 
 

@@ -6,6 +6,7 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
+from chatdb.cli._output import Column
 from chatdb.cli._options import JsonOption
 from chatdb.errors import ChecksFailedError
 
@@ -31,11 +32,14 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         out.emit_json(report)
     else:
-        rows = []
-        for check in report.checks:
-            rows.append((check.status.upper(), check.name, check.detail))
-            rows.extend(("", "", f"- {problem}") for problem in check.problems)
-        out.table(["Result", "Check", "Detail"], rows, no_wrap={"Result"}, title=report.database)
+        rows = [
+            (check.status.upper(), check.name, "\n".join([check.detail, *(f"- {p}" for p in check.problems)]))
+            for check in report.checks
+        ]
+        out.table(
+            [Column("Result"), Column("Check", "id"), Column("Detail", "text")], rows,
+            title=report.database, transcript=True,
+        )
     failed = [check.name for check in report.checks if check.status == "fail"]
     if failed:
         raise ChecksFailedError(f"{len(failed)} check(s) failed: {', '.join(failed)}")

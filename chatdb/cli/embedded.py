@@ -16,7 +16,7 @@ group = typer.Typer(
 
 @group.command("status")
 def embedded_status(as_json: JsonOption = False) -> None:
-    """Show where the embedded server keeps its data, and whether it runs.
+    """Show where the embedded server keeps its data, whether it runs, its URL and its user.
 
     Example:
 
@@ -28,13 +28,17 @@ def embedded_status(as_json: JsonOption = False) -> None:
     if as_json:
         out.emit_json(report)
         return
+    runs_as = report.run_as
+    if runs_as == embedded.SYSTEM_USER:
+        runs_as += " (PostgreSQL refuses to run as root; the embedded package creates this system user with useradd)"
     out.key_values(
         [
             ("Data directory", report.data_dir),
             ("Initialized", "yes" if report.initialized else "no"),
             ("PostgreSQL", report.version),
             ("Running", f"yes (pid {report.pid})" if report.running else "no"),
-            ("URL", report.url),
+            ("URL", report.url or "chosen when it starts"),
+            ("Runs as", runs_as),
         ]
     )
 
@@ -51,7 +55,7 @@ def embedded_start(as_json: JsonOption = False) -> None:
 
     report = embedded.ensure_running()
     if as_json:
-        out.emit_json(report)
+        out.emit_json(report, ok=True)
         return
     out.success(f"The embedded PostgreSQL is running (pid {report.pid}).")
     out.info(f"URL: {report.url}")
@@ -59,11 +63,11 @@ def embedded_start(as_json: JsonOption = False) -> None:
 
 @group.command("url")
 def embedded_url() -> None:
-    """Print the embedded server's URL, starting it if needed (for psql or scripts).
+    """Print the embedded server's URL, starting it if needed (psql and chatdb both take it).
 
     Example:
 
-        psql "$(chatdb embedded url | sed 's/+psycopg//')"
+        psql "$(chatdb embedded url)"
     """
     from chatdb import embedded
 

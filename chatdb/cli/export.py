@@ -11,6 +11,7 @@ import typer
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
 from chatdb.cli._options import (
+    AllowFutureOption,
     BatchSizeOption,
     BeforeOption,
     ConversationOption,
@@ -18,19 +19,28 @@ from chatdb.cli._options import (
     OlderThanOption,
     QuietOption,
     SinceOption,
+    StatusOption,
     UserOption,
     WaitOption,
 )
-from chatdb.timeparse import cutoff
 from chatdb.errors import UsageError
 from chatdb.jobs.runner import DEFAULT_BATCH_SIZE
+from chatdb.timeparse import cutoff
 
 OutputOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--output", "-o", metavar="FILE",
         help="Write to FILE (atomically, mode 0600, with FILE.manifest.json); .gz compresses. "
-        "Default: stdout.",
+        "- or no -o: stdout.",
+        show_default=False,
+    ),
+]
+ManifestOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest", metavar="FILE",
+        help="With stdout output: also write the manifest (counts, SHA-256 of the bytes written) to FILE.",
         show_default=False,
     ),
 ]
@@ -43,11 +53,6 @@ FormatOption = Annotated[
         show_default=False,
     ),
 ]
-StatusOption = Annotated[
-    str, typer.Option("--status", metavar="STATUS", help="active, archived or all.")
-]
-
-
 def format_for(output: Path | None, chosen: str | None) -> str:
     if chosen is not None:
         return chosen
@@ -61,12 +66,14 @@ def format_for(output: Path | None, chosen: str | None) -> str:
 def export(
     ctx: typer.Context,
     output: OutputOption = None,
+    manifest: ManifestOption = None,
     format: FormatOption = None,
     user: UserOption = None,
     status: StatusOption = "all",
     older_than: OlderThanOption = None,
     before: BeforeOption = None,
     since: SinceOption = None,
+    allow_future: AllowFutureOption = False,
     conversation: ConversationOption = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     wait: WaitOption = None,
@@ -88,24 +95,36 @@ def export(
     from chatdb.filters import ConversationFilter
     from chatdb.jobs.export import check_format, export_conversations
 
-    fmt = check_format(format_for(output, format))
-    if as_json and output is None:
+    target = _output_path(output)
+    fmt = check_format(format_for(target, format))
+    if as_json and target is None:
         raise UsageError("--json needs -o FILE: without it, stdout carries the export itself")
-    if output is not None and output.is_dir():
-        raise UsageError(f"-o {output} is a directory; give a file name")
+    if manifest is not None and target is not None:
+        raise UsageError(f"--manifest is for stdout output: the manifest of -o FILE is {target}.manifest.json")
+    if manifest is not None and (str(manifest).strip() == "" or manifest.is_dir()):
+        raise UsageError("--manifest needs a file name")
     selection = ConversationFilter.build(
         users=user, status=status, older_than=cutoff(older_than, before), since=since,
-        conversation_ids=conversation,
+        conversation_ids=conversation, allow_future=allow_future,
     )
     db = state(ctx).database()
     with out.JobProgress(quiet=quiet or as_json) as bar:
         result = export_conversations(
-            db, selection, output if output is not None else sys.stdout.buffer,
+            db, selection, target if target is not None else sys.stdout.buffer,
             format=fmt, batch_size=batch_size, wait=wait, progress=bar.callback,
         )
-    if output is None:
+    if target is None:
+        if manifest is not None:
+            from chatdb.jobs.files import write_json_atomically
+
+            write_json_atomically(manifest, result.manifest_data())
         if not quiet:
-            out.info(f"Exported {result.conversations} conversations and {result.messages} messages.")
+            out.info(
+                f"Exported {result.conversations:,} conversations and {result.messages:,} messages"
+                f" ({out.human_bytes(result.bytes)}, SHA-256 {result.sha256})."
+                if result.sha256 else
+                f"Exported {result.conversations:,} conversations and {result.messages:,} messages."
+            )
         return
     out.job_summary(
         result,
@@ -116,14 +135,26 @@ def export(
             ("Format", result.format),
             ("Conversations", result.conversations),
             ("Messages", result.messages),
-            ("Bytes", result.bytes),
+            ("Size", out.human_bytes(result.bytes)),
             ("SHA-256", result.sha256),
-            ("Duration", f"{result.duration_seconds:.2f}s"),
-            ("Rows/s", result.rows_per_second),
+            ("Duration", out.seconds(result.duration_seconds)),
+            ("Rows/s", out.rate(result.rows_per_second)),
         ],
         as_json=as_json,
         title="export",
     )
+
+
+def _output_path(output: str | None) -> Path | None:
+    """``-o FILE`` as a path; None for stdout (no ``-o``, or ``-o -``)."""
+    if output is None or output == "-":
+        return None
+    if not output.strip():
+        raise UsageError("--output: needs a file name, or - for stdout")
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"--output: {output} is a directory; give a file name")
+    return path
 
 
 def register(app: typer.Typer) -> None:

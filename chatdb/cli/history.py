@@ -8,6 +8,7 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
+from chatdb.cli._output import Column
 from chatdb.cli._options import AllOption, CsvOption, JsonOption, OutputFormat, limit_option, output_format
 
 
@@ -47,39 +48,52 @@ def history(
 
         chatdb history 3f2a9c1d-5b6e-4c1a-9f00-1234567890ab --all --json
     """
-    from chatdb.history import MESSAGE_COLUMNS, conversation_history
+    from chatdb.history import MESSAGE_COLUMNS, check_page, conversation_history
 
     mode = output_format(as_json, as_csv)
-    page = conversation_history(
-        state(ctx).database(), conversation, limit=None if show_all else limit, before=before, after=after
-    )
+    wanted = None if show_all else limit
+    check_page(limit=wanted, before=before, after=after)  # usage errors before any connection
+    app = state(ctx)
+    page = conversation_history(app.database(), conversation, limit=wanted, before=before, after=after)
     if mode is OutputFormat.JSON:
         out.emit_json(page)
-        return
-    if mode is OutputFormat.CSV:
+    elif mode is OutputFormat.CSV:
         out.emit_csv(MESSAGE_COLUMNS, ([getattr(m, k) for k in MESSAGE_COLUMNS] for m in page.messages))
-        return
-    record = page.conversation
-    out.key_values(
-        [
-            ("Conversation", record.id),
-            ("User", record.user_id),
-            ("Status", record.status),
-            ("Created", record.created_at),
-            ("Last activity", record.updated_at),
-            ("Messages", f"{page.message_count} ({len(page.messages)} shown)"),
-        ]
-    )
-    out.table(
-        ["Time", "Role", "Message", "Metadata"],
-        [(m.created_at, m.role, m.content, m.metadata) for m in page.messages],
-        no_wrap={"Time", "Role"},
-        ratios={"Message": 3, "Metadata": 1},
-    )
-    if page.has_older and page.messages:
-        out.info(f"Older messages: chatdb history {record.id} --before {page.messages[0].id}")
-    if page.has_newer and page.messages:
-        out.info(f"Newer messages: chatdb history {record.id} --after {page.messages[-1].id}")
+    else:
+        record = page.conversation
+        with out.paged(app.no_pager):
+            out.key_values(
+                [
+                    ("Conversation", record.id),
+                    ("User", record.user_id),
+                    ("Status", record.status),
+                    ("Created", record.created_at),
+                    ("Last activity", record.updated_at),
+                    ("Messages", f"{page.message_count:,} ({len(page.messages):,} shown)"),
+                ]
+            )
+            if page.messages:
+                out.screen().line()
+            out.table(
+                MESSAGE_TABLE,
+                [(m.created_at, m.role, m.id, m.content, m.metadata) for m in page.messages],
+                transcript=True,
+            )
+    # The next pages' commands, on stderr in every mode (the cursors are in the JSON too).
+    same_size = f" -n {limit}" if ctx.get_parameter_source("limit").name != "DEFAULT" and not show_all else ""
+    if page.older_cursor is not None:
+        out.info(f"Older messages: chatdb history {page.conversation.id} --before {page.older_cursor}{same_size}")
+    if page.newer_cursor is not None:
+        out.info(f"Newer messages: chatdb history {page.conversation.id} --after {page.newer_cursor}{same_size}")
+
+
+MESSAGE_TABLE = [
+    Column("Time", "time"),
+    Column("Role"),
+    Column("ID", "id"),
+    Column("Message", "text", weight=3),
+    Column("Metadata", "text"),
+]
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,12 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._options import BatchSizeOption, DryRunOption, JsonOption, QuietOption, WaitOption
+from chatdb.cli._options import BatchSizeOption, JsonOption, QuietOption, WaitOption, dry_run_option
 from chatdb.jobs.runner import DEFAULT_BATCH_SIZE
+
+DryRunOption = Annotated[
+    bool, dry_run_option("the result of checking the whole file and the exact counts it would insert")
+]
 
 
 def import_file(
@@ -70,8 +74,8 @@ def import_file(
             ("Already present conversations (skipped)", result.existing_conversations),
             ("Already present messages (skipped)", result.existing_messages),
             ("Batches", result.batches),
-            ("Duration", f"{result.duration_seconds:.2f}s"),
-            ("Rows/s", result.rows_per_second),
+            ("Duration", out.seconds(result.duration_seconds)),
+            ("Rows/s", out.rate(result.rows_per_second)),
         ],
         as_json=as_json,
         title="import (dry run: nothing written)" if dry_run else "import",

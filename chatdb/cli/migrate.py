@@ -80,7 +80,7 @@ def migrate(
 
     result = migrations.migrate(db, target)
     if as_json:
-        out.emit_json({"database": db.display_url, **result.as_dict()})
+        out.emit_json({"database": db.display_url, **result.as_dict()}, ok=True)
         return
     if result.plan.direction == "none":
         out.info(f"{db.display_url} is already at {result.revision or 'base'}; nothing to do.")
@@ -91,6 +91,8 @@ def migrate(
     )
     for step in result.plan.steps:
         out.info(f"  {step.id}  {step.description}")
+    for left in result.remaining:
+        out.info(f"Left in place: {left}")
 
 
 def register(app: typer.Typer) -> None:

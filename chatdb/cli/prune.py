@@ -15,9 +15,9 @@ from chatdb.cli import _output as out
 from chatdb.cli._app import state
 from chatdb.cli._flags import as_flags
 from chatdb.cli._options import (
+    AllowFutureOption,
     BatchSizeOption,
     BeforeOption,
-    DryRunOption,
     JsonOption,
     OlderThanOption,
     QuietOption,
@@ -25,10 +25,16 @@ from chatdb.cli._options import (
     UserOption,
     WaitOption,
     YesOption,
+    count_param,
+    dry_run_option,
 )
-from chatdb.timeparse import cutoff
 from chatdb.errors import UsageError
 from chatdb.jobs.runner import DEFAULT_BATCH_SIZE
+from chatdb.timeparse import cutoff
+
+DryRunOption = Annotated[
+    bool, dry_run_option("the exact number of conversations and messages that would go, and their size")
+]
 
 
 def prune(
@@ -61,11 +67,12 @@ def prune(
     max_rows: Annotated[
         int | None,
         typer.Option(
-            "--max-rows", metavar="N", min=0,
+            "--max-rows", metavar="N", parser=count_param(0),
             help="Refuse, deleting nothing, if more than N rows (conversations + messages) would go.",
             show_default=False,
         ),
     ] = None,
+    allow_future: AllowFutureOption = False,
     yes: YesOption = False,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     dry_run: DryRunOption = False,
@@ -91,7 +98,9 @@ def prune(
     from chatdb.filters import ConversationFilter
     from chatdb.jobs.prune import prune_conversations
 
-    selection = ConversationFilter.build(users=user, older_than=cutoff(older_than, before), since=since)
+    selection = ConversationFilter.build(
+        users=user, older_than=cutoff(older_than, before), since=since, allow_future=allow_future
+    )
     if selection.older_than is None:
         raise UsageError("prune needs a cutoff: --older-than DURATION or --before DATE")
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
@@ -103,14 +112,17 @@ def prune(
     if include_active:
         out.warn("--include-active: ACTIVE conversations older than the cutoff will be deleted too")
 
-    def confirm(plan) -> bool:
-        return typer.confirm(
-            f"Delete {plan.conversations} conversations and {plan.messages} messages "
-            f"(about {plan.bytes} bytes of rows) from {plan.database}?",
-            err=True,
-        )
-
     with out.JobProgress(quiet=quiet or as_json) as bar, as_flags(FLAGS), finishing(selection, include_active):
+
+        def confirm(plan) -> bool:  # noqa: ANN001 - a PrunePlan
+            # Asked from inside the job: the progress bar must not draw over the question.
+            with bar.suspended():
+                return typer.confirm(
+                    f"Delete {plan.conversations:,} conversations and {plan.messages:,} messages "
+                    f"({out.human_bytes(plan.bytes)} of rows) from {plan.database}?",
+                    err=True,
+                )
+
         result = prune_conversations(
             db, selection, include_active=include_active, export_to=export_to, resume=resume, max_rows=max_rows,
             confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
@@ -140,12 +152,12 @@ def prune(
         ("Kept: changed since the export", result.changed),
         ("Already deleted (not in the database)", result.already_deleted),
         ("Batches", result.batches),
-        ("Duration", f"{result.duration_seconds:.2f}s"),
-        ("Rows/s", result.rows_per_second),
+        ("Duration", out.seconds(result.duration_seconds)),
+        ("Rows/s", out.rate(result.rows_per_second)),
     ]
     out.job_summary(result, pairs, as_json=as_json, title="prune")
     if result.skipped and not as_json:
-        out.warn(f"{result.skipped} conversations were in use or changed and were kept")
+        out.warn(f"{result.skipped:,} conversations were in use or changed and were kept")
 
 
 FLAGS = {"max_rows": "--max-rows", "resume": "--resume", "export_to": "--export",

@@ -9,12 +9,12 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._options import JsonOption, YesOption
+from chatdb.cli._options import JsonOption, YesOption, count_param
 from chatdb.errors import UsageError
 
 
 def _count(name: str, help: str):
-    return typer.Option(name, metavar="N", min=1, help=help, show_default=False)
+    return typer.Option(name, metavar="N", parser=count_param(1), help=help, show_default=False)
 
 
 def seed(
@@ -36,10 +36,10 @@ def seed(
         bool, typer.Option("--dry-run", help="With --remove: count what would be deleted, delete nothing.")
     ] = False,
     batch: Annotated[
-        int, typer.Option("--batch", metavar="N", min=1, help="Messages per transaction.")
+        int, typer.Option("--batch", metavar="N", parser=count_param(1), help="Messages per transaction.")
     ] = 50_000,
     jobs: Annotated[
-        int, typer.Option("--jobs", metavar="N", min=1, help="Batches written at once, each on its own connection.")
+        int, typer.Option("--jobs", metavar="N", parser=count_param(1), help="Batches written at once, each on its own connection.")
     ] = 2,
     yes: YesOption = False,
     as_json: JsonOption = False,
@@ -73,13 +73,13 @@ def seed(
     db = state(ctx).database()
     if not as_json and sys.stderr.isatty():
         out.info(
-            f"Seeding {db.display_url} with {scale.users} users, {scale.conversations} conversations "
-            f"and {scale.messages} messages."
+            f"Seeding {db.display_url} with {scale.users:,} users, {scale.conversations:,} conversations "
+            f"and {scale.messages:,} messages."
         )
     with out.JobProgress(quiet=as_json) as bar:
         result = seeding.seed(db, scale, force=force, batch_messages=batch, jobs=jobs, progress=bar.callback)
     if as_json:
-        out.emit_json(result)
+        out.emit_json(result, ok=True)
         return
     out.key_values(
         [
@@ -88,8 +88,8 @@ def seed(
             ("Conversations", result.conversations),
             ("Messages", result.messages),
             ("Very long conversations", result.long_conversations),
-            ("Seconds", f"{result.seconds:.1f}"),
-            ("Messages per second", f"{result.messages_per_second:,.0f}"),
+            ("Duration", out.seconds(result.seconds)),
+            ("Messages per second", out.rate(result.messages_per_second)),
         ]
     )
     out.success(f"Demo users' ids start with {result.user_prefix}; 'chatdb seed --remove' deletes them.")
@@ -107,15 +107,15 @@ def _remove(ctx: typer.Context, *, dry_run: bool, yes: bool, as_json: bool) -> N
             )
         counted = seeding.remove_seed(db, dry_run=True)
         typer.confirm(
-            f"Delete {counted.users} demo users, {counted.conversations} conversations and "
-            f"{counted.messages} messages from {db.display_url}?",
+            f"Delete {counted.users:,} demo users, {counted.conversations:,} conversations and "
+            f"{counted.messages:,} messages from {db.display_url}?",
             abort=True,
             err=True,
         )
     with out.JobProgress(quiet=as_json or dry_run) as bar:
         result = seeding.remove_seed(db, dry_run=dry_run, progress=bar.callback)
     if as_json:
-        out.emit_json(result)
+        out.emit_json(result, ok=True)
         return
     verb = "Would delete" if dry_run else "Deleted"
     out.key_values(

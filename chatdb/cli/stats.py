@@ -8,13 +8,14 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._options import JsonOption
+from chatdb.cli._output import Column
+from chatdb.cli._options import JsonOption, count_param
 
 
 def stats(
     ctx: typer.Context,
     top: Annotated[
-        int, typer.Option("--top", metavar="N", min=1, help="How many busiest users and slowest statements.")
+        int, typer.Option("--top", metavar="N", parser=count_param(1), help="How many busiest users and slowest statements.")
     ] = 10,
     as_json: JsonOption = False,
 ) -> None:
@@ -32,12 +33,18 @@ def stats(
     """
     from chatdb.stats import database_stats
 
-    report = database_stats(state(ctx).database(), top=top)
+    app = state(ctx)
+    report = database_stats(app.database(), top=top)
     if as_json:
         out.emit_json(report)
         return
-    status = ", ".join(f"{n} {name}" for name, n in report.conversations_by_status.items())
-    roles = ", ".join(f"{n} {name}" for name, n in report.messages_by_role.items())
+    status = ", ".join(f"{n:,} {name}" for name, n in report.conversations_by_status.items())
+    roles = ", ".join(f"{n:,} {name}" for name, n in report.messages_by_role.items())
+    with out.paged(app.no_pager):
+        _render(report, top, status, roles)
+
+
+def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 - a DatabaseStats
     out.key_values(
         [
             ("Database", report.database),
@@ -50,22 +57,22 @@ def stats(
             ("Newest message", report.activity["newest_message"]),
         ]
     )
-    numbers = {"Rows", "Table size", "Index size", "Total", "Seq scans", "Index scans", "Size",
-               "Entries (est.)", "Scans", "Tuples read", "Tuples fetched", "Conversations", "Messages",
-               "Calls", "Mean ms", "Max ms", "Total ms"}
-    right = {name: "right" for name in numbers}
+    screen = out.screen()
+    screen.line()
     out.table(
-        ["Table", "Rows", "Table size", "Index size", "Total", "Seq scans", "Index scans"],
+        [Column("Table", "id"), N("Rows"), N("Table size"), N("Index size"), N("Total"), N("Seq scans"),
+         N("Index scans")],
         [
             (t.name, t.rows, out.human_bytes(t.size_bytes), out.human_bytes(t.indexes_size_bytes),
              out.human_bytes(t.total_size_bytes), t.sequential_scans, t.index_scans)
             for t in report.tables
         ],
         title="Tables",
-        justify=right,
     )
+    screen.line()
     out.table(
-        ["Index", "Table", "Size", "Entries (est.)", "Scans", "Tuples read", "Tuples fetched"],
+        [Column("Index", "id"), Column("Table", "id"), N("Size"), N("Entries (est.)"), N("Scans"),
+         N("Tuples read"), N("Tuples fetched")],
         [
             (i.name, i.table, out.human_bytes(i.size_bytes), i.entries_estimate, i.scans,
              i.tuples_read, i.tuples_fetched)
@@ -73,29 +80,31 @@ def stats(
             for i in t.indexes
         ],
         title="Indexes (scans since the statistics were last reset)",
-        justify=right,
-        no_wrap={"Index"},
     )
+    screen.line()
     out.table(
-        ["User", "Conversations", "Messages", "Last activity"],
+        [Column("User", "id"), N("Conversations"), N("Messages"), Column("Last activity", "time")],
         [(u.user_id, u.conversations, u.messages, u.last_activity) for u in report.busiest_users],
         title=f"Busiest users (top {top} by messages)",
-        justify=right,
     )
     slow = report.slow_statements
+    screen.line()
     if not slow.available:
         out.key_values([("Slowest statements", f"not available: {slow.reason}")])
         return
     out.table(
-        ["Mean ms", "Max ms", "Calls", "Total ms", "Statement"],
+        [N("Mean ms"), N("Max ms"), N("Calls"), N("Total ms"), Column("Statement", "text")],
         [
-            (f"{s['mean_ms']:.2f}", f"{s['max_ms']:.2f}", s["calls"], f"{s['total_ms']:.1f}",
+            (f"{s['mean_ms']:,.2f}", f"{s['max_ms']:,.2f}", s["calls"], f"{s['total_ms']:,.1f}",
              out.one_line(s["query"]))
             for s in slow.statements
         ],
         title=f"Slowest statements on chatdb's tables (top {top} by mean time, pg_stat_statements)",
-        justify=right,
     )
+
+
+def N(name: str) -> Column:  # noqa: N802 - reads like the column it makes
+    return Column(name, "number")
 
 
 def register(app: typer.Typer) -> None:

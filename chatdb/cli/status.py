@@ -6,6 +6,7 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
+from chatdb.cli._output import Column
 from chatdb.cli._options import JsonOption
 
 
@@ -32,15 +33,16 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         ]
     )
     if report.pending:
+        out.screen().line()
         out.table(
-            ["Pending", "Description"],
+            [Column("Pending", "id"), Column("Description", "text")],
             [(rev.id, rev.description) for rev in report.pending],
             title="Pending migrations (run: chatdb migrate)",
         )
+    out.screen().line()
     out.table(
-        ["Table", "Rows"],
+        [Column("Table", "id"), Column("Rows", "number")],
         [(t.name, t.rows if t.exists else "missing") for t in report.tables],
-        justify={"Rows": "right"},
     )
 
 

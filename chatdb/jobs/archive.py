@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
+from chatdb.reports import resolve_selection
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -98,7 +99,7 @@ def archive_conversations(
     is required, so a bare call never archives everything.
     """
     if selection.older_than is None:
-        raise UsageError("archive needs a cutoff: --older-than DURATION or --before DATE")
+        raise UsageError("archive needs a cutoff ({older_than})", parameters=("older_than",))
     return _change_status(
         db, "archive", replace(selection, status="active"), "archived",
         batch_size=batch_size, dry_run=dry_run, wait=wait, progress=progress, timeouts=timeouts,
@@ -116,8 +117,11 @@ def unarchive_conversations(
     timeouts: JobTimeouts | None = None,
 ) -> StatusChangeResult:
     """Make archived conversations matching ``selection`` active again (``updated_at`` unchanged)."""
-    if not (selection.conversation_ids or selection.user_ids or selection.older_than or selection.since):
-        raise UsageError("say which conversations to unarchive: --conversation ID, --user ID, or a time filter")
+    if not (selection.names_conversations or selection.user_ids or selection.older_than or selection.since):
+        raise UsageError(
+            "say which conversations to unarchive: {conversation_ids}, {users}, or a time filter",
+            parameters=("conversation_ids", "users"),
+        )
     return _change_status(
         db, "unarchive", replace(selection, status="archived"), "active",
         batch_size=batch_size, dry_run=dry_run, wait=wait, progress=progress, timeouts=timeouts,
@@ -146,6 +150,7 @@ def _change_status(
     table = Conversation.__table__
     result = StatusChangeResult(job=job, database=db.display_url, selection=selection, dry_run=dry_run)
     with job_lock(db, job, wait=wait, writes=not dry_run, progress=progress), JobRun(job, progress) as run:
+        result.selection = selection = resolve_selection(db, selection)
         with db.connect() as conn:
             # Messages and a sample are for the dry run's report; a real run only needs the total.
             matched, messages, _ = queries.selection_size(conn, selection, messages=dry_run)

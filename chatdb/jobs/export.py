@@ -34,6 +34,7 @@ from chatdb.errors import ReplicationConflictError, UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.files import MANIFEST_KIND, AtomicExportFile, manifest_path, write_json_atomically
 from chatdb.jobs.reading import MANIFEST_VERSIONS
+from chatdb.reports import resolve_selection
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -139,6 +140,7 @@ def export_conversations(
     try:
         # An export changes nothing, so it takes no lease: it runs beside other jobs and on a standby.
         with job_lock(db, "export", writes=False), JobRun("export", progress) as run:
+            selection = resolve_selection(db, selection)
             return write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
                                 timeouts=timeouts or JobTimeouts.from_env())
     except ReplicationConflictError:
@@ -198,7 +200,7 @@ def write_export(
             write_json_atomically(manifest_path(output), result.manifest_data())  # type: ignore[arg-type]
         else:
             sink.flush()
-            result.bytes = sink.size
+            result.bytes, result.sha256 = sink.size, sink.sha256
     except BaseException:
         if to_file:
             sink.abort()
@@ -209,11 +211,19 @@ def write_export(
 
 class _StreamSink:
     def __init__(self, stream: BinaryIO) -> None:
+        import hashlib
+
         self.stream = stream
         self.size = 0
+        self._hash = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
+        self._hash.update(data)
         self.stream.write(data)
 
     def flush(self) -> None:
@@ -252,24 +262,10 @@ def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | 
     c = page.order_by(conversations.c.id).limit(limit).subquery("c")
     m = messages.alias("m")
     if format == "csv":
-        return (
-            select(
-                c.c.id, c.c.user_id, c.c.status, _json_text(c.c.created_at), _json_text(c.c.updated_at),
-                m.c.id, m.c.user_id, m.c.role, m.c.content, cast(m.c["metadata"], Text), _json_text(m.c.created_at),
-            )
-            .select_from(c.outerjoin(m, m.c.conversation_id == c.c.id))
-            .order_by(c.c.id, m.c.created_at, m.c.id)
-        )
+        return _csv_batch(c, m)
     from chatdb.jobs.lines import line_select
 
     return line_select(c)
-
-
-def _json_text(timestamp: Any) -> Any:
-    """A timestamp as the jsonl lines write it (any year, BC, infinity), not as Python can hold it."""
-    from sqlalchemy import func, literal_column
-
-    return func.to_json(timestamp).op("#>>")(literal_column("'{}'::text[]"))
 
 
 class _JsonLinesWriter:
@@ -299,37 +295,69 @@ class _JsonArrayWriter(_JsonLinesWriter):
         self.sink.write(b"[]\n" if self.first else b"\n]\n")
 
 
+def _csv_batch(c: Any, m: Any) -> Any:
+    """One row per conversation, as for jsonl: (id, its CSV lines, its number of messages).
+
+    PostgreSQL writes the CSV itself, as it writes the jsonl: values as text
+    (timestamps in ISO 8601 as in the jsonl, metadata as JSON), quoted as
+    RFC 4180 needs (a value with a comma, quote or line break; metadata
+    always). Python then only copies bytes, so csv costs about what jsonl costs.
+    """
+    from sqlalchemy import Text, case, cast, func, literal, select
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    def iso(value: Any) -> Any:
+        return func.btrim(cast(func.to_json(value), Text), literal('"'))
+
+    def quoted(value: Any) -> Any:
+        return func.concat('"', func.replace(value, '"', '""'), '"')
+
+    def free(value: Any) -> Any:
+        """Text that may hold a comma, quote or line break: quoted when it does."""
+        return case((value.op("~")(literal('[",\r\n]')), quoted(value)), else_=value)
+
+    # Ids, statuses, roles and timestamps never need quotes; JSON metadata always does.
+    head = func.concat_ws(
+        ",", cast(c.c.id, Text), free(c.c.user_id), cast(c.c.status, Text), iso(c.c.created_at),
+        iso(c.c.updated_at),
+    ).label("head")
+    body = func.concat_ws(
+        ",", cast(m.c.id, Text), free(m.c.user_id), cast(m.c.role, Text), free(m.c.content),
+        case((m.c["metadata"].is_(None), literal("")), else_=quoted(cast(m.c["metadata"], Text))),
+        iso(m.c.created_at),
+    )
+    x = select(c.c.id, head).subquery("x")
+    # Each conversation's lines come from a subquery on its own messages (through the index), as
+    # the jsonl's json_agg does: a join would read the whole messages table for every batch.
+    lines = (
+        select(
+            func.string_agg(
+                func.concat(x.c.head, ",", body, "\n"), aggregate_order_by(literal(""), m.c.created_at, m.c.id)
+            )
+        )
+        .where(m.c.conversation_id == x.c.id)
+        .correlate(x)
+        .scalar_subquery()
+    )
+    count = select(func.count()).where(m.c.conversation_id == x.c.id).correlate(x).scalar_subquery()
+    # A conversation without messages has one row, its six message columns empty.
+    alone = func.concat(x.c.head, ",,,,,,\n")
+    return select(x.c.id, func.coalesce(lines, alone), count).order_by(x.c.id)
+
+
 class _CsvWriter:
     def __init__(self, sink: Any) -> None:
         self.sink = sink
-        self.buffer = io.StringIO()
-        self.csv = csv.writer(self.buffer, lineterminator="\n")
-        self.csv.writerow(CSV_COLUMNS)
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(CSV_COLUMNS)
+        self.sink.write(buffer.getvalue().encode())
 
     def write_batch(self, rows: list[Any]) -> tuple[int, int]:
-        messages = 0
-        conversations = len({row[0] for row in rows})
-        for row in rows:
-            if row[5] is not None:
-                messages += 1
-            self.csv.writerow([_csv_value(v) for v in row])
-        self.sink.write(self.buffer.getvalue().encode())
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        return conversations, messages
+        self.sink.write("".join(row[1] for row in rows).encode())
+        return len(rows), sum(int(row[2]) for row in rows)
 
     def finish(self) -> None:
-        self.sink.write(self.buffer.getvalue().encode())
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "value"):  # enums
-        return value.value
-    return str(value) if isinstance(value, uuid.UUID) else value
+        pass
 
 
 _WRITERS: dict[str, Callable[[Any], Any]] = {

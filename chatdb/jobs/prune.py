@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
+from chatdb.reports import resolve_selection
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
 from chatdb.jobs.prune_export import BatchStep, exported_batches, verify_export
@@ -208,6 +209,7 @@ def _prune(
 ) -> PruneResult:
     from chatdb.jobs import queries
 
+    selection = resolve_selection(db, selection)
     with db.connect() as conn:
         # Row bytes need a pass over every row: only for a dry run or a person confirming.
         measure = dry_run or confirm is not None

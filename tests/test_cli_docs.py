@@ -1,0 +1,81 @@
+"""docs/cli.md against the commands: fences that close, every command and its --help examples documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import Cli
+from test_cli_conventions import COMMANDS
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = (ROOT / "docs" / "cli.md").read_text()
+
+
+def test_code_fences_are_balanced() -> None:
+    """Each ``` opens a block and the next one closes it; a fence never sits inside a block."""
+    fences = [n for n, line in enumerate(DOCS.splitlines(), 1) if line.lstrip().startswith("```")]
+    assert len(fences) % 2 == 0, f"an unclosed fence near line {fences[-1]}"
+    lines = DOCS.splitlines()
+    for opening, closing in zip(fences[::2], fences[1::2]):
+        assert lines[closing - 1].strip() == "```", f"line {closing} should close the block opened at {opening}"
+        inside = lines[opening:closing - 1]
+        assert not any(line.startswith("## ") for line in inside), f"a heading inside the block at line {opening}"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
+def test_every_command_and_its_help_examples_are_in_the_docs(path: tuple[str, ...]) -> None:
+    assert f"## chatdb {path[0]}" in DOCS
+    help_text = Cli(None)(*path, "--help").stdout
+    examples = []
+    for line in help_text.split("Example:")[1].splitlines()[1:]:
+        if line.strip() and not line.startswith(" "):
+            break  # the next section (Arguments:, Options:)
+        if line.strip():
+            examples.append(line.strip())
+    assert examples
+    for example in examples:
+        assert example in DOCS, f"{example!r} (from chatdb {' '.join(path)} --help) is not in docs/cli.md"
+
+
+def test_every_option_is_documented() -> None:
+    missing = []
+    for path, command in COMMANDS:
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--") and opt not in ("--help", "--database-url", "--debug", "--no-pager") \
+                        and opt not in DOCS:
+                    missing.append(f"chatdb {' '.join(path)} {opt}")
+    assert missing == []
+
+
+def test_help_lists_every_command_with_its_whole_summary() -> None:
+    help_text = Cli(None)("--help", env={"COLUMNS": "80"}).stdout
+    listed = " ".join(help_text.split("Commands:")[1].split())
+    assert "..." not in listed
+    for (name, *rest), command in COMMANDS:
+        if rest:
+            continue
+        summary = " ".join(command.help.strip().split("\n\n")[0].split())
+        assert f"{name} {summary}" in listed, name
+    assert re.search(r"embedded\s+Show, start or stop the embedded PostgreSQL", help_text)
+
+
+def test_dry_run_help_promises_what_each_command_prints(migrated_db) -> None:
+    from jobdata import seed
+
+    def dry_run_help(command: str) -> str:
+        text = Cli(None)(command, "--help", env={"COLUMNS": "200"}).stdout
+        options = text.split("Options:")[1]
+        return " ".join(options.split("--dry-run", 1)[1].split("\n  -")[0].split())
+
+    for command in ("prune", "import"):
+        assert "sample" not in dry_run_help(command) and "first few" not in dry_run_help(command)
+    assert "first few matching conversations" in dry_run_help("archive")
+    seed(migrated_db, 7, updated="2020-01-01T00:00:00+00:00")
+    shown = Cli(migrated_db.url)("archive", "--older-than", "1y", "--dry-run")
+    assert "First 5 of 7, oldest activity first" in shown.stdout
+    pruned = Cli(migrated_db.url)("prune", "--older-than", "1y", "--dry-run", "--include-active")
+    assert "Row bytes: " in pruned.stdout and "First" not in pruned.stdout
