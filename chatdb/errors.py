@@ -20,42 +20,45 @@ EXIT_INTERRUPTED = 130
 class ChatdbError(Exception):
     """Base class for every error chatdb raises deliberately.
 
-    ``parameters`` lists the library parameters the message names (``max_rows``),
-    so that the command line can say its flags (``--max-rows``) instead.
+    A message may name the caller's parameters as ``{name}`` placeholders,
+    listed in ``parameters``: :attr:`message` reads ``name`` (what a Python
+    caller passed), and :meth:`render` lets the command line say its own
+    option (``--max-rows`` for ``max_rows``) instead.
     """
 
     exit_code = EXIT_FAILURE
 
     def __init__(self, message: str, *, parameters: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.message = message
+        self.template = message
         self.parameters = parameters
+        self.message = self._filled(None)
+        super().__init__(self.message)
+
+    def _filled(self, names: dict[str, str] | None) -> str:
+        text = self.template
+        for parameter in self.parameters:
+            text = text.replace("{" + parameter + "}", (names or {}).get(parameter, parameter))
+        return text
+
+    def render(self, names: dict[str, str] | None = None) -> str:
+        """The message with each parameter written as ``names`` says (else its own name).
+
+        Text added to :attr:`message` after the error was made (how far a job
+        got, say) is kept.
+        """
+        plain = self._filled(None)
+        if not names or not self.parameters or not self.message.startswith(plain):
+            return self.message
+        return self._filled(names) + self.message[len(plain):]
 
     def __str__(self) -> str:
         return self.message
 
 
 class UsageError(ChatdbError):
-    """The caller asked for something malformed (bad option value, bad id).
-
-    A message may name the caller's parameters as ``{name}`` placeholders
-    (listed in ``parameters``): the message reads ``name`` for a Python caller,
-    and :meth:`render` lets the command line show its own option instead.
-    """
+    """The caller asked for something malformed (bad option value, bad id)."""
 
     exit_code = EXIT_USAGE
-
-    def __init__(self, message: str, *, parameters: tuple[str, ...] = ()) -> None:
-        self.template = message
-        self.parameters = parameters
-        super().__init__(self.render())
-
-    def render(self, names: dict[str, str] | None = None) -> str:
-        """The message with each ``{parameter}`` written as ``names[parameter]`` (else its own name)."""
-        text = self.template
-        for parameter in self.parameters:
-            text = text.replace("{" + parameter + "}", (names or {}).get(parameter, parameter))
-        return text
 
 
 class ConfigurationError(UsageError):

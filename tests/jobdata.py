@@ -60,3 +60,15 @@ def snapshot(db: TestDatabase) -> tuple[list[tuple[Any, ...]], list[tuple[Any, .
 
 def count(db: TestDatabase, where: str = "true", params: Any = None) -> int:
     return int(db.scalar(f"SELECT count(*) FROM conversations WHERE {where}", params))
+
+
+def hold_lease(db: TestDatabase, *, minutes: int = 10) -> None:
+    """A prune on another host holds the maintenance lease (heartbeat now, expiring in ``minutes``)."""
+    db.sql(
+        """
+        INSERT INTO chatdb_job_lease (name, token, job, host, pid, started_at, heartbeat_at, expires_at)
+        VALUES ('maintenance', gen_random_uuid(), 'prune', 'batch-7', 4242, now() - interval '1 hour',
+                now(), now() + make_interval(mins => %s))
+        """,
+        [minutes],
+    )

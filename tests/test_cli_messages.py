@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 import chatdb
+from chatdb import migrations
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.reports import list_conversations
 from chatdb.timeparse import cutoff
 from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed
+from jobdata import count, hold_lease, seed
 
 OLD = "2020-01-01T00:00:00+00:00"
 UNKNOWN = "2f1c7a0e-4b7e-4a55-9a43-0c1d1f6b7b10"
@@ -119,21 +120,16 @@ def test_a_future_cutoff_is_refused_unless_allowed(migrated_db: TestDatabase) ->
 
 
 def test_success_and_failure_json_of_a_job(migrated_db: TestDatabase) -> None:
-    import psycopg
-
-    from chatdb.jobs.runner import JOB_LOCK_KEY
-
     seed(migrated_db, 2, updated=OLD)
     cli = Cli(migrated_db.url)
     done = cli("archive", "--older-than", "1y", "--json")
     assert list(done.json())[:2] == ["ok", "job"] and done.json()["ok"] is True
-    with psycopg.connect(migrated_db.libpq_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (JOB_LOCK_KEY,))
-        locked = cli("prune", "--older-than", "1y", "--yes", "--json")
+    hold_lease(migrated_db)
+    locked = cli("prune", "--older-than", "1y", "--yes", "--json")
     assert locked.exit_code == 3
     report = locked.json()
     assert report == {"ok": False, "error": report["error"], "exit_code": 3, "progress": None}
-    assert "holds the maintenance job lock" in report["error"]
+    assert "the maintenance lock on" in report["error"] and "is held by prune pid 4242" in report["error"]
     assert locked.stderr.strip() == f"Error: {report['error']}"
 
 
@@ -160,7 +156,7 @@ def test_history_ranges_and_paging_hints(migrated_db: TestDatabase) -> None:
 def test_global_options_after_the_command(migrated_db: TestDatabase) -> None:
     result = Cli(None)("status", "--json", "--database-url", migrated_db.url, "--debug")
     assert result.exit_code == 0, result.stderr
-    assert result.json()["current"] == "002"
+    assert result.json()["current"] == migrated_db.scalar("SELECT version_num FROM chatdb_alembic_version")
     help_text = Cli(None)("status", "--help").stdout
     assert "--database-url" in help_text and "--no-pager" in help_text
 
@@ -170,7 +166,7 @@ def test_versions(migrated_db: TestDatabase) -> None:
     assert short.exit_code == 0 and short.stdout == f"chatdb {chatdb.__version__}\n"
     report = Cli(migrated_db.url)("version", "--json").json()
     assert report["chatdb"] == chatdb.__version__
-    assert report["schema_revision"] == report["schema_head"] == "002"
+    assert report["schema_revision"] == report["schema_head"] == migrations.head()
     assert report["server_version"] == migrated_db.scalar("SHOW server_version")
 
 

@@ -55,12 +55,12 @@ def test_migrate_without_a_url_uses_the_embedded_server(embedded_dir: Path) -> N
     # The server outlives the command: the next one finds it and the schema.
     again = cli("status", "--json")
     assert again.exit_code == 0, again.stderr
-    assert again.json()["current"] == "003"
+    assert again.json()["current"] == migrations.head()
 
     url = cli("embedded", "url")
     assert url.stdout.strip() == after["url"] == before.json()["url"]
     # A libpq URL: psql takes it as it is, and so does chatdb.
-    assert Cli(url.stdout.strip())("status", "--json").json()["current"] == "002"
+    assert Cli(url.stdout.strip())("status", "--json").json()["current"] == migrations.head()
     if shutil.which("psql"):
         asked = subprocess.run(["psql", url.stdout.strip(), "-Atc", "SELECT current_database()"],
                                capture_output=True, text=True, timeout=30)

@@ -17,22 +17,17 @@ from pathlib import Path
 import pytest
 
 from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed, snapshot
+from jobdata import count, hold_lease, seed, snapshot
 from processes import start
 
 OLD = "2020-01-01T00:00:00+00:00"
-HOLD = """
-INSERT INTO chatdb_job_lease (name, token, job, host, pid, started_at, heartbeat_at, expires_at)
-VALUES ('maintenance', gen_random_uuid(), 'prune', 'batch-7', 4242, now() - interval '1 hour',
-        now(), now() + interval '10 minutes')
-"""
 
 
 def test_lock_status_and_break(migrated_db: TestDatabase, cli: Cli) -> None:
     free = cli("lock", "status", "--json")
     assert free.exit_code == 0 and free.json()["held"] is False and free.json()["holder"] is None
     assert "is free" in cli("lock", "status").stderr
-    migrated_db.sql(HOLD)
+    hold_lease(migrated_db, minutes=10)
     held = cli("lock", "status", "--json").json()
     assert held["held"] is True
     assert {k: held["holder"][k] for k in ("job", "host", "pid")} == {"job": "prune", "host": "batch-7", "pid": 4242}
@@ -77,7 +72,7 @@ def assert_one_line_error_text(stderr: str, *fragments: str) -> None:
 
 def test_waiting_for_the_lock_is_shown_on_a_terminal_and_ctrl_c_stops_it(migrated_db: TestDatabase) -> None:
     seed(migrated_db, 3, updated=OLD)
-    migrated_db.sql(HOLD)
+    hold_lease(migrated_db, minutes=10)
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "LINES": "40", "TERM": "xterm"}
     command = [sys.executable, "-m", "chatdb", "--database-url", migrated_db.url,
                "archive", "--older-than", "1d", "--wait", "120"]
@@ -117,7 +112,7 @@ def test_waiting_for_the_lock_is_shown_on_a_terminal_and_ctrl_c_stops_it(migrate
 
 def test_ctrl_c_while_waiting_off_a_terminal_is_one_line(migrated_db: TestDatabase) -> None:
     seed(migrated_db, 3, updated=OLD)
-    migrated_db.sql(HOLD)
+    hold_lease(migrated_db, minutes=10)
     proc = start(migrated_db, "archive", "--older-than", "1d", "--wait", "120", "--quiet")
     deadline = time.monotonic() + 60
     # Waiting means asking for the lease, and finding it held, again and again.

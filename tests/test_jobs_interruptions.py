@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed, snapshot
+from jobdata import count, hold_lease, seed, snapshot
 from processes import finish, kill_when, start
 
 OLD = "2020-01-01T00:00:00+00:00"
@@ -79,16 +79,11 @@ def test_import_killed_mid_run_is_finished_by_a_rerun(migrated_db: TestDatabase,
     assert snapshot(migrated_db) == original
 
 
-HOLD = """
-INSERT INTO chatdb_job_lease (name, token, job, host, pid, started_at, heartbeat_at, expires_at)
-VALUES ('maintenance', gen_random_uuid(), 'prune', 'batch-7', 4242, now() - interval '1 hour',
-        now(), now() + interval '1 minute')
-"""
 
 
 def test_a_second_job_is_refused_or_waits(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
     seed(migrated_db, 5, updated=OLD)
-    migrated_db.sql(HOLD)  # a prune on another host holds the lease
+    hold_lease(migrated_db, minutes=1)  # a prune on another host holds the lease
     result = cli("archive", "--older-than", "90d")
     assert_one_line_error(
         result, 3, "is held by prune pid 4242 on host batch-7 since", "(heartbeat 0 s ago)",

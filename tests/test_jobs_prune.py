@@ -187,7 +187,7 @@ def test_library_errors_name_parameters_and_the_command_names_flags(migrated_db:
     with migrated_db.database() as database:
         with pytest.raises(UsageError, match="^max_rows must be 0 or more"):
             prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=-1)
-        with pytest.raises(UsageError, match="selection.older_than"):
+        with pytest.raises(UsageError, match=r"prune needs a cutoff \(older_than\)"):
             prune_conversations(database, ConversationFilter())
         with pytest.raises(JobRefusedError, match=r"max_rows 1;") as refused:
             prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=1)

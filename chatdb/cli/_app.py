@@ -92,7 +92,7 @@ class ChatdbGroup(TyperGroup):
         except click.exceptions.ClickException as exc:
             code = _fail(exc, exc.format_message(), exc.exit_code)
         except ChatdbError as exc:
-            message = exc.render(FLAGS) if isinstance(exc, UsageError) and exc.parameters else exc.message
+            message = exc.render(FLAGS)
             code = _fail(exc, message, exc.exit_code)
         except _Carried as carried:
             if isinstance(carried.original, BrokenPipeError):

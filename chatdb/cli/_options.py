@@ -22,6 +22,7 @@ FLAGS = {
     "max_rows": "--max-rows",
     "allow_future": "--allow-future",
     "export_to": "--export",
+    "resume": "--resume",
     "output": "--output",
     "format": "--format",
 }

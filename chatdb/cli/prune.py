@@ -13,7 +13,6 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._flags import as_flags
 from chatdb.cli._options import (
     AllowFutureOption,
     BatchSizeOption,
@@ -112,7 +111,7 @@ def prune(
     if include_active:
         out.warn("--include-active: ACTIVE conversations older than the cutoff will be deleted too")
 
-    with out.JobProgress(quiet=quiet or as_json) as bar, as_flags(FLAGS), finishing(selection, include_active):
+    with out.JobProgress(quiet=quiet or as_json) as bar, finishing(selection, include_active):
 
         def confirm(plan) -> bool:  # noqa: ANN001 - a PrunePlan
             # Asked from inside the job: the progress bar must not draw over the question.
@@ -158,10 +157,6 @@ def prune(
     out.job_summary(result, pairs, as_json=as_json, title="prune")
     if result.skipped and not as_json:
         out.warn(f"{result.skipped:,} conversations were in use or changed and were kept")
-
-
-FLAGS = {"max_rows": "--max-rows", "resume": "--resume", "export_to": "--export",
-         "selection.older_than": "--older-than or --before"}
 
 
 @contextmanager

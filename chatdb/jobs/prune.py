@@ -142,12 +142,12 @@ def prune_conversations(
     rows still as exported are deleted.
     """
     if selection.older_than is None:
-        raise UsageError("prune needs a cutoff: selection.older_than", parameters=("selection.older_than",))
+        raise UsageError("prune needs a cutoff ({older_than})", parameters=("older_than",))
     check_batch_size(batch_size)
     if max_rows is not None and max_rows < 0:
-        raise UsageError(f"max_rows must be 0 or more, got {max_rows}", parameters=("max_rows",))
+        raise UsageError(f"{{max_rows}} must be 0 or more, got {max_rows}", parameters=("max_rows",))
     if resume and export_to is None:
-        raise UsageError("resume needs export_to: the export of the prune to finish", parameters=("resume", "export_to"))
+        raise UsageError("{resume} needs {export_to}: the export of the prune to finish", parameters=("resume", "export_to"))
     if export_to is not None and not dry_run:
         _check_export_target(export_to, resume)
     selection = replace(selection, status="all" if include_active else "archived")
@@ -189,7 +189,7 @@ def _check_export_target(export_to: Path, resume: bool) -> None:
         if existing.exists():
             raise JobRefusedError(
                 f"{existing} already exists; prune never overwrites an export: choose a new name, "
-                "or finish the prune that wrote it with resume",
+                "or finish the prune that wrote it with {resume}",
                 parameters=("resume",),
             )
 
@@ -219,7 +219,7 @@ def _prune(
     if max_rows is not None and plan.rows > max_rows:
         raise JobRefusedError(
             f"prune would delete {plan.conversations} conversations and {plan.messages} messages "
-            f"({plan.rows} rows), more than max_rows {max_rows}; nothing was deleted",
+            f"({plan.rows} rows), more than {{max_rows}} {max_rows}; nothing was deleted",
             parameters=("max_rows",),
         )
     if dry_run or (plan.conversations == 0 and not resume):
