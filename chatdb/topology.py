@@ -70,17 +70,17 @@ def server_role(conn: Connection) -> ServerRole:
     return ServerRole(bool(in_recovery), bool(read_only), None if lag is None else float(lag))
 
 
-def require_writable(conn: Connection, command: str, where: str) -> ServerRole:
-    """Stop ``command`` before any work when the server cannot take writes."""
+def require_writable(conn: Connection, command: str, where: str, *, why: str = "changes data") -> ServerRole:
+    """Stop ``command`` before any work when the server cannot take writes (``why`` it needs them)."""
     role = server_role(conn)
     if role.in_recovery:
         raise ReadOnlyServerError(
-            f"{command} changes data, but {where} is a read-only standby (a replica in recovery); "
+            f"{command} {why}, but {where} is a read-only standby (a replica in recovery); "
             "run it against the primary"
         )
     if role.read_only:
         raise ReadOnlyServerError(
-            f"{command} changes data, but {where} is read-only (default_transaction_read_only is on); "
+            f"{command} {why}, but {where} is read-only (default_transaction_read_only is on); "
             "run it against a read-write server"
         )
     return role

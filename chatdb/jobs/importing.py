@@ -156,6 +156,8 @@ def import_conversations(
                           manifest=str(expected.path) if expected else None)
     with _readable_twice(source, path) as (first_read, second_read):
         with job_lock(db, "import", wait=wait, writes=not dry_run, progress=progress), JobRun("import", progress) as run:
+            if dry_run:
+                _require_temporary_tables(db)
             lines = ExportLines(first_read, name=name, max_line_bytes=max_line_bytes, copy_to=second_read.copy_to)
             marks = _check_input(db, lines, batch_size, expected, result, run, timeouts)
             if not dry_run:
@@ -163,6 +165,15 @@ def import_conversations(
             result.batches = run.batches
             result.duration_seconds = run.elapsed
     return result
+
+
+def _require_temporary_tables(db: Database) -> None:
+    """The check keeps the file's ids in a temporary table, which a standby cannot create."""
+    from chatdb.topology import require_writable
+
+    with db.translate(), db.engine.connect() as conn:
+        require_writable(conn, "import --dry-run", db.display_url,
+                         why="checks the file with a temporary table (a write, even for a dry run)")
 
 
 @dataclass
