@@ -36,4 +36,9 @@ bench.register(app)
 embedded.register(app)
 
 def main() -> None:
-    app()
+    """The ``chatdb`` program: SIGINT and SIGTERM are stop requests from start to exit."""
+    from chatdb.jobs import stopping
+
+    with stopping.handling_signals():
+        stopping.ignore_after_exit()
+        app()

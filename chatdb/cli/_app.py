@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from chatdb.cli import _output as out
 from chatdb.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ChatdbError
+from chatdb.jobs import stopping
 
 if TYPE_CHECKING:
     from chatdb.db import Database
@@ -40,6 +41,21 @@ class ChatdbGroup(TyperGroup):
     ) -> Any:
         global _debug
         _debug = os.environ.get("CHATDB_DEBUG", "") not in ("", "0")
+        # SIGTERM stops chatdb like Ctrl-C; a running job stops at its next safe point.
+        with stopping.handling_signals():
+            try:
+                code = self._run(args, prog_name, complete_var, **extra)
+            except KeyboardInterrupt:  # a stop request that came while a failure was being reported
+                code = EXIT_INTERRUPTED
+            if code == 0 and stopping.requests():
+                # Told to stop, and whatever it hit was lost on the way (a cleanup callback): not a success.
+                out.error("interrupted")
+                code = EXIT_INTERRUPTED
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _run(self, args: Any, prog_name: str | None, complete_var: str | None, **extra: Any) -> Any:
         try:
             code = super().main(
                 args=args,
@@ -48,6 +64,8 @@ class ChatdbGroup(TyperGroup):
                 standalone_mode=False,
                 **extra,
             )
+            if code == EXIT_INTERRUPTED:  # Typer turned a KeyboardInterrupt into this code without a word
+                out.error("interrupted")
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else "", file=sys.stdout)
             code = 0
@@ -77,9 +95,7 @@ class ChatdbGroup(TyperGroup):
             else:
                 _report(exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
                 code = EXIT_FAILURE
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
+        return code
 
 
 def _translate(exc: Exception) -> ChatdbError | None:

@@ -37,6 +37,7 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_lock,
     rate,
+    set_timeouts,
 )
 
 if TYPE_CHECKING:
@@ -133,8 +134,12 @@ def export_conversations(
     check_format(format)
     check_batch_size(batch_size)
     with job_lock(db, "export", wait=wait), JobRun("export", progress) as run:
-        return write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
-                            timeouts=timeouts or JobTimeouts.from_env())
+        run.rerun = "run it again"  # an export keeps nothing: a re-run starts over
+        result = write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
+                              timeouts=timeouts or JobTimeouts.from_env())
+        # A stop request from here on comes too late to change anything: say so.
+        run.finished(f"{output} and its manifest are complete" if result.path else "the output is complete")
+        return result
 
 
 def write_export(
@@ -160,6 +165,8 @@ def write_export(
         created_at=utcnow(),
     )
     sink: Any = AtomicExportFile(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
+    written = f"nothing was written under {output}" if to_file else "what reached the output stream is incomplete"
+    run.unchanged = written if run.job == "export" else f"{written} and {run.unchanged}"
     try:
         with _snapshot(db, timeouts) as conn:
             from chatdb.jobs import queries
@@ -179,6 +186,7 @@ def write_export(
                 run.advance(conversations)
             writer.finish()
         if to_file:
+            run.check_stop()  # the last point where stopping leaves nothing behind
             sink.commit()
             result.sha256, result.bytes = sink.sha256, sink.size
             write_json_atomically(manifest_path(output), result.manifest_data())  # type: ignore[arg-type]
@@ -207,7 +215,7 @@ class _StreamSink:
 
 
 def _snapshot(db: Database, timeouts: JobTimeouts):
-    """One read-only REPEATABLE READ transaction, timestamps rendered in UTC."""
+    """One read-only REPEATABLE READ transaction, timestamps rendered in UTC, with the job's timeouts."""
     from contextlib import contextmanager
 
     from sqlalchemy import text
@@ -217,10 +225,8 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
         with db.translate(), db.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
-                conn.execute(
-                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', :s, true)"),
-                    {"s": timeouts.statement},
-                )
+                conn.execute(text("SELECT set_config('TimeZone', 'UTC', true)"))
+                set_timeouts(conn, timeouts)  # waits for a table lock no longer than every other job
                 yield conn
 
     return opened()

@@ -33,6 +33,7 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_connection,
     job_lock,
+    job_transaction,
     rate,
 )
 from chatdb.models import USER_MESSAGE_MAX_LENGTH, ConversationStatus, MessageRole
@@ -173,7 +174,9 @@ def import_conversations(
     timeouts = timeouts or JobTimeouts.from_env()
     result = ImportResult(database=db.display_url, path=str(path), dry_run=dry_run)
     with job_lock(db, "import", wait=wait), JobRun("import", progress) as run:
-        _check_file(db, path, batch_size, result, run)
+        run.unchanged = "nothing was imported"
+        run.rerun = "run it again to finish (what is already imported is skipped)"
+        _check_file(db, path, batch_size, result, run, timeouts)
         if not dry_run:
             run.start_phase("import", result.conversations)
             with job_connection(db) as conn:
@@ -202,7 +205,9 @@ def _chunks(path: Path, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]
         yield chunk
 
 
-def _check_file(db: Database, path: Path, batch_size: int, result: ImportResult, run: JobRun) -> None:
+def _check_file(
+    db: Database, path: Path, batch_size: int, result: ImportResult, run: JobRun, timeouts: JobTimeouts
+) -> None:
     """The validation pass: every line, the users, the manifest; counts existing rows on a dry run."""
     run.start_phase("validate", None, unit="lines")
     problems: list[tuple[int, str]] = []
@@ -212,7 +217,7 @@ def _check_file(db: Database, path: Path, batch_size: int, result: ImportResult,
 
     def check_chunk() -> None:
         nonlocal bad_lines
-        with db.connect() as conn:
+        with job_transaction(db, timeouts) as conn:
             for number, user in _missing_users(conn, chunk):
                 bad_lines += 1
                 if len(problems) < MAX_REPORTED_PROBLEMS:
@@ -225,6 +230,7 @@ def _check_file(db: Database, path: Path, batch_size: int, result: ImportResult,
 
     try:
         for number, line in reader:
+            run.check_stop()
             try:
                 item = parse_line(line)
             except LineProblem as exc:

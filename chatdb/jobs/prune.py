@@ -36,6 +36,7 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_connection,
     job_lock,
+    job_transaction,
     rate,
 )
 
@@ -136,7 +137,8 @@ def prune_conversations(
     timeouts = timeouts or JobTimeouts.from_env()
 
     with job_lock(db, "prune", wait=wait), JobRun("prune", progress) as run:
-        with db.connect() as conn:
+        run.unchanged = "nothing was deleted"
+        with job_transaction(db, timeouts) as conn:
             # Row bytes need a pass over every row: only for a dry run or a person confirming.
             counted = queries.selection_size(conn, selection, size=dry_run or confirm is not None)
         conversations, messages, size = counted
@@ -153,12 +155,17 @@ def prune_conversations(
         if dry_run or plan.conversations == 0:
             result.duration_seconds = run.elapsed
             return result
-        if confirm is not None and not confirm(plan):
-            raise ChatdbError("prune cancelled; nothing was deleted")
+        if confirm is not None:
+            with run.interruptible():  # Ctrl-C at the prompt stops at once
+                confirmed = confirm(plan)
+            if not confirmed:
+                raise ChatdbError("prune cancelled; nothing was deleted")
         if export_to is not None:
             result.export = write_export(
                 db, selection, export_to, format="jsonl", batch_size=batch_size, run=run, timeouts=timeouts
             )
+            run.unchanged = f"nothing was deleted ({export_to} is a complete export)"
+            run.rerun = f"every deleted conversation is in {export_to}; to finish, run it again with a new export file"
             verify_export(export_to, result.export, run)
             result.export_verified = True
             batches = _exported_batches(export_to, selection, batch_size)
@@ -167,7 +174,7 @@ def prune_conversations(
         else:
             _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts,
                     total=plan.conversations)
-            with db.connect() as conn:
+            with job_transaction(db, timeouts) as conn:
                 result.skipped = queries.selection_size(conn, selection, messages=False)[0]
         result.batches = run.batches
         result.duration_seconds = run.elapsed
@@ -181,6 +188,7 @@ def verify_export(path: Path, written: ExportResult, run: JobRun) -> None:
     conversations = messages = 0
     try:
         for number, line in reader:
+            run.check_stop()
             try:
                 messages += len(json.loads(line)["messages"])
             except (ValueError, KeyError, TypeError):
