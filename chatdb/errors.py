@@ -126,6 +126,20 @@ class JobRefusedError(ChatdbError):
     """A job's own guard refused to run (``--max-rows``, an existing export file)."""
 
 
+class DestinationError(UsageError):
+    """A file chatdb was asked to write cannot be: its name is taken by something that is not a
+    regular file (a device, a FIFO, a directory, a symbolic link), or it is too long."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class FileWriteError(ChatdbError):
+    """Writing a file failed part way (disk full, quota, I/O error); nothing was left under its name."""
+
+
 class ImportFileError(ChatdbError):
     """An import file is unreadable, truncated, or has lines that cannot be restored."""
 

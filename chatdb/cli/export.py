@@ -48,6 +48,25 @@ StatusOption = Annotated[
 ]
 
 
+def check_output(path: Path, option: str, *, stdout_hint: bool = False) -> None:
+    """Refuse, before any connection, a file option naming something chatdb will not write."""
+    from chatdb.errors import DestinationError
+    from chatdb.jobs.atomic_files import check_destination
+
+    try:
+        check_destination(path)
+    except DestinationError as exc:
+        hint = f"; use {option} - for stdout" if stdout_hint and "regular file" in exc.reason else ""
+        raise UsageError(f"{option} {exc.path}: {exc.reason}{hint}") from None
+
+
+def removed_line(result) -> str:
+    """The one line saying that stale temporaries of killed runs were deleted."""
+    n = result.removed_temporaries
+    where = Path(result.path).parent if result.path else "the destination directory"
+    return f"Removed {n} stale temporary file{'s' if n != 1 else ''} left in {where} by chatdb runs that were killed."
+
+
 def format_for(output: Path | None, chosen: str | None) -> str:
     if chosen is not None:
         return chosen
@@ -91,8 +110,8 @@ def export(
     fmt = check_format(format_for(output, format))
     if as_json and output is None:
         raise UsageError("--json needs -o FILE: without it, stdout carries the export itself")
-    if output is not None and output.is_dir():
-        raise UsageError(f"-o {output} is a directory; give a file name")
+    if output is not None:
+        check_output(output, "-o", stdout_hint=True)
     selection = ConversationFilter.build(
         users=user, status=status, older_than=cutoff(older_than, before), since=since,
         conversation_ids=conversation,
@@ -103,6 +122,8 @@ def export(
             db, selection, output if output is not None else sys.stdout.buffer,
             format=fmt, batch_size=batch_size, wait=wait, progress=bar.callback,
         )
+    if result.removed_temporaries and not as_json:
+        out.info(removed_line(result))
     if output is None:
         if not quiet:
             out.info(f"Exported {result.conversations} conversations and {result.messages} messages.")

@@ -82,6 +82,10 @@ def prune(
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     if not (dry_run or yes or interactive):
         raise UsageError("prune deletes rows and stdin is not a terminal; pass --yes to confirm (or --dry-run)")
+    if export_to is not None and not dry_run:
+        from chatdb.cli.export import check_output
+
+        check_output(export_to, "--export")
     db = state(ctx).database()
     if include_active:
         out.warn("--include-active: ACTIVE conversations older than the cutoff will be deleted too")
@@ -98,6 +102,10 @@ def prune(
             db, selection, include_active=include_active, export_to=export_to, max_rows=max_rows,
             confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
         )
+    if result.export is not None and result.export.removed_temporaries and not as_json:
+        from chatdb.cli.export import removed_line
+
+        out.info(removed_line(result.export))
     plan = result.plan
     pairs = [
         ("Database", plan.database),

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import chatdb
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.jobs.files import MANIFEST_KIND, AtomicExportFile, manifest_path, write_json_atomically
+from chatdb.jobs.atomic_files import ExportFiles, check_destination
+from chatdb.jobs.files import MANIFEST_KIND, manifest_path
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -67,6 +68,7 @@ class ExportResult:
     batches: int = 0
     duration_seconds: float = 0.0
     created_at: datetime | None = None
+    removed_temporaries: int = 0  # stale temporaries of killed runs deleted from the destination's directory
 
     @property
     def rows_per_second(self) -> float:
@@ -87,6 +89,7 @@ class ExportResult:
             "batches": self.batches,
             "duration_seconds": round(self.duration_seconds, 3),
             "rows_per_second": self.rows_per_second,
+            "removed_temporaries": self.removed_temporaries,
         }
 
     def manifest_data(self) -> dict[str, Any]:
@@ -129,10 +132,13 @@ def export_conversations(
     """Write the selected conversations to ``output`` (a path, or a binary stream such as stdout).
 
     To a path: written atomically with mode 0600 (``.gz`` compressed) and a
-    manifest ``PATH.manifest.json`` with counts and the file's sha256.
+    manifest ``PATH.manifest.json`` with counts and the file's sha256; a path
+    that exists and is not a regular file is refused (:class:`DestinationError`).
     """
     check_format(format)
     check_batch_size(batch_size)
+    if isinstance(output, Path):
+        check_destination(output)
     with job_lock(db, "export", wait=wait), JobRun("export", progress) as run:
         run.rerun = "run it again"  # an export keeps nothing: a re-run starts over
         result = write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
@@ -164,9 +170,11 @@ def write_export(
         manifest=str(manifest_path(output)) if to_file else None,
         created_at=utcnow(),
     )
-    sink: Any = AtomicExportFile(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
+    sink: Any = ExportFiles(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
     written = f"nothing was written under {output}" if to_file else "what reached the output stream is incomplete"
     run.unchanged = written if run.job == "export" else f"{written} and {run.unchanged}"
+    if to_file:
+        result.removed_temporaries = sink.removed_temporaries
     try:
         with _snapshot(db, timeouts) as conn:
             from chatdb.jobs import queries
@@ -186,10 +194,13 @@ def write_export(
                 run.advance(conversations)
             writer.finish()
         if to_file:
+            def manifest() -> dict[str, Any]:
+                result.sha256, result.bytes = sink.sha256, sink.size
+                return result.manifest_data()
+
+            sink.complete(manifest)
             run.check_stop()  # the last point where stopping leaves nothing behind
-            sink.commit()
-            result.sha256, result.bytes = sink.sha256, sink.size
-            write_json_atomically(manifest_path(output), result.manifest_data())  # type: ignore[arg-type]
+            sink.publish()
         else:
             sink.flush()
             result.bytes = sink.size
