@@ -12,7 +12,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chatdb.config import Settings, load_settings
-from chatdb.errors import ConfigurationError, DatabaseError, DatabaseUnavailable, PermissionDeniedError
+from chatdb.errors import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailable,
+    LockTimeoutError,
+    PermissionDeniedError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -74,11 +81,16 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
     except sa_exc.OperationalError as exc:
         where = f" to {settings.display_url}" if settings else ""
         if _is_connect_failure(exc):
-            raise DatabaseUnavailable(f"cannot connect{where}: {_describe(exc)}") from exc
+            raise DatabaseUnavailable(_scrub(f"cannot connect{where}: {_describe(exc)}", settings)) from exc
         if exc.connection_invalidated:
             # Connected once, then lost (server restart, network): not a login problem.
-            raise DatabaseUnavailable(f"lost the connection{where}: {_describe(exc)}") from exc
-        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+            raise DatabaseUnavailable(_scrub(f"lost the connection{where}: {_describe(exc)}", settings)) from exc
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available: lock_timeout, NOWAIT
+            raise LockTimeoutError(
+                f"{_first_line(exc)}: another session holds a lock this needs (see pg_locks); "
+                "run it again when that session is done (a job waits CHATDB_JOB_LOCK_TIMEOUT at most)"
+            ) from exc
+        raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
     except sa_exc.TimeoutError as exc:
         raise DatabaseUnavailable(
             "no connection available from the pool in time (raise CHATDB_POOL_SIZE "
@@ -90,7 +102,18 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
             raise PermissionDeniedError(
                 f"{_first_line(exc)}: the role lacks a grant this command needs (see docs/security.md)"
             ) from exc
-        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+        raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
+    except UnicodeEncodeError as exc:
+        # A value with lone surrogates: bytes that were not UTF-8 on the command line or in a file name.
+        raise UsageError(f"{ascii(exc.object[exc.start:exc.end + 8])}… is not valid UTF-8 text") from None
+
+
+def _scrub(message: str, settings: Settings | None) -> str:
+    """The message without the password, should a driver ever quote it."""
+    for secret in settings.secrets if settings else ():
+        if len(secret) >= 3:
+            message = message.replace(secret, "***")
+    return message
 
 
 def _is_connect_failure(exc: Any) -> bool:

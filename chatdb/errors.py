@@ -140,6 +140,10 @@ class FileWriteError(ChatdbError):
     """Writing a file failed part way (disk full, quota, I/O error); nothing was left under its name."""
 
 
+class LockTimeoutError(DatabaseError):
+    """A statement waited longer than its ``lock_timeout`` for a lock another session holds."""
+
+
 class ImportFileError(ChatdbError):
     """An import file is unreadable, truncated, or has lines that cannot be restored."""
 
