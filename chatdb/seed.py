@@ -261,6 +261,8 @@ def create_users(conn: Connection, count: int, prefix: str) -> int:
             {"prefix": prefix, "width": len(str(count)), "count": count},
         ).rowcount
     except exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == "55P03":
+            raise  # a lock timeout reads the same in every job
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise DatabaseError(f"cannot create demo users in the users table: {reason}") from error
     return created

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ EXIT_CODES_HELP = (
 )
 
 _debug = False
+_SURROGATES = re.compile("[\udc80-\udcff]")  # how Python decodes bytes that are not UTF-8
 
 
 class ChatdbGroup(TyperGroup):
@@ -56,6 +58,15 @@ class ChatdbGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
     def _run(self, args: Any, prog_name: str | None, complete_var: str | None, **extra: Any) -> Any:
+        given = sys.argv[1:] if args is None else list(args)
+        for number, arg in enumerate(given, 1):
+            if isinstance(arg, str) and _SURROGATES.search(arg):
+                # Not quoted: it may be a database URL with its password.
+                out.error(
+                    f"argument {number} is not valid UTF-8 text "
+                    "(chatdb reads its arguments, file names included, as UTF-8)"
+                )
+                return EXIT_USAGE
         try:
             code = super().main(
                 args=args,
