@@ -178,6 +178,8 @@ def test_prune_stopped_at_random_points(
         assert deleted % BATCH == 0, where
         if "delete phase" in line:
             assert number(rf"delete phase after (\d+) of {len(old)} conversations", line) == deleted, (where, line)
+            if deleted:  # the batches of this phase only, not the export's as well
+                assert number(r" in (\d+) batches", line) == deleted // BATCH, (where, line)
         assert ("committed" if deleted else "nothing was deleted") in line, (where, line)
         if with_export:
             published = target.exists()
