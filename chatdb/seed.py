@@ -513,6 +513,7 @@ def seed(
                         with lock:
                             done["conversations"] += len(batch.ids)
                             done["messages"] += sum(batch.counts)
+                            run.advance(len(batch.ids))
                             if progress:
                                 progress(ProgressUpdate("messages", done["messages"], scale.messages))
 
@@ -609,6 +610,7 @@ def remove_seed(
                 f"removed {conversations} of {total} seeded conversations and "
                 f"{users} of {len(user_ids)} users; run 'chatdb seed --remove' again to finish"
             )
+            run.start_phase(run.job, total)
             while True:
                 with run.batch():
                     with conn.begin():
@@ -626,6 +628,8 @@ def remove_seed(
                         run.check_stop()  # a second stop request rolls the batch back
                     messages += gone[0]
                     conversations += gone[1]
+                    if ids:
+                        run.advance(gone[1])
                 if not ids:
                     break
                 if progress:

@@ -200,6 +200,7 @@ def test_seed_stopped_at_random_points(migrated_db: TestDatabase, rng: random.Ra
                    "--users", "20", "--batch", "40")
         line = stop_when(proc, rng, lambda: count(migrated_db) >= point, (SEED, attempt, point))
         kept = number(r"kept (\d+) complete conversations", line)
+        assert number(rf"seed stopped after (\d+) of {conversations} conversations", line) == kept, line
         messages = number(r"complete conversations with (\d+) messages", line)
         assert (kept, messages) == (count(migrated_db), migrated_db.scalar("SELECT count(*) FROM messages")), line
         assert point <= kept < conversations and "seed --remove" in line, line
