@@ -233,7 +233,7 @@ class JobRun:
         self.done = 0
         self.batches = 0  # in the whole run (a result's count)
         self.phase_batches = 0  # in the current phase (what a message counts)
-        self.committed = 0  # batches that committed, in the whole run
+        self.committed = 0  # batches that committed (advanced inside batch()), in the whole run
         self.unit = "conversations"
         self.unchanged = "nothing was changed"
         self.rerun = "run it again to finish"
@@ -277,9 +277,12 @@ class JobRun:
         self.report()
 
     def advance(self, rows: int) -> None:
+        """A batch is done: inside :meth:`batch`, after its transaction committed."""
         self.done += rows
         self.batches += 1
         self.phase_batches += 1
+        if getattr(self._local, "in_batch", False):
+            self.committed += 1
         self.report()
         self.check_stop()
 
@@ -334,8 +337,6 @@ class JobRun:
             self._local.in_batch = False
             with self._lock:
                 self._in_batch -= 1
-        with self._lock:
-            self.committed += 1
         self.check_stop()
 
     def _on_request(self, count: int) -> None:
