@@ -231,7 +231,8 @@ def start_args(db: TestDatabase) -> list[str]:
 def lock_holder(db: TestDatabase) -> str | None:
     return db.scalar(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s", [JOB_LOCK_KEY & 0xFFFFFFFF]
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s AND a.datname = current_database()",
+        [JOB_LOCK_KEY & 0xFFFFFFFF],
     )
 
 
@@ -255,7 +256,8 @@ def test_a_stop_while_waiting_for_the_job_lock_ends_the_wait(
             proc = job(migrated_db, *args, "--wait", "600")
             # Signalled while it waits (its own connection is there); the lock is never released here.
             stop_when(proc, rng, lambda: bool(migrated_db.scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [f"chatdb {name}"]
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+                [f"chatdb {name}"],
             )), (SEED, attempt, name), pause=0.3)
     assert count(migrated_db, "status = 'archived'") == 0
     assert list(tmp_path.iterdir()) == []
