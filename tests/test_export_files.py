@@ -226,7 +226,7 @@ def test_dev_null_and_friends_are_refused_by_the_library() -> None:
 def test_temporaries_of_killed_runs_are_removed_by_the_next_write_to_the_directory(
     cli: Cli, migrated_db: TestDatabase, tmp_path: Path
 ) -> None:
-    seed(migrated_db, 3000, status="archived", updated=OLD, messages=1)
+    seed(migrated_db, 1000, status="archived", updated=OLD, messages=1)
     proc = start(migrated_db, "export", "-o", str(tmp_path / "first.jsonl"), "--batch-size", "2", "--quiet")
     kill_when(proc, lambda: bool(temporaries(tmp_path)))
     # And one of a writer that ended long ago (its pid is free), written to another name.
@@ -263,7 +263,7 @@ def test_a_temporary_being_written_is_never_taken_for_stale(migrated_db: TestDat
 
     from chatdb.jobs.atomic_files import remove_stale_temporaries
 
-    seed(migrated_db, 4000, updated=OLD, messages=1)
+    seed(migrated_db, 1500, updated=OLD, messages=1)
     writer = start(migrated_db, "export", "-o", str(tmp_path / "slow.jsonl"), "--batch-size", "1", "--quiet")
     try:
         while not temporaries(tmp_path):

@@ -33,7 +33,7 @@ from jobdata import count, seed, snapshot
 from processes import start
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
-STOPS = 3  # per job: a few dozen signals in all
+STOPS = 2  # per job: with the tests below, a few dozen signals in all
 ROWS = 500
 BATCH = 5
 OLD = "2020-01-01T00:00:00+00:00"
