@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from chatdb.errors import ConfigurationError
 
@@ -47,9 +47,21 @@ class Settings:
     prepared_statements: PreparedStatements = "auto"
     application_name: str = "chatdb"
 
+    def __post_init__(self) -> None:
+        # Every URL chatdb connects with went through normalize_url, however Settings was built.
+        object.__setattr__(self, "url", normalize_url(self.url))
+
     @property
     def display_url(self) -> str:
         return mask_url(self.url)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The password as given and decoded: strings no message may contain."""
+        password = urlsplit(self.url).password
+        if not password:
+            return ()
+        return tuple({password, unquote(password)})
 
     @property
     def use_prepared_statements(self) -> bool:
@@ -69,41 +81,76 @@ class Settings:
         return self.prepared_statements == "on"
 
     def with_url(self, url: str, source: UrlSource = "option") -> Settings:
-        return replace(self, url=normalize_url(url), source=source)
+        return replace(self, url=url, source=source)
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_NOT_PERCENT_ENCODING = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SECRET_PARAMETER = re.compile(r"(?P<head>[?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
+_ENCODE_HINT = "percent-encode special characters in the user name and password (@ as %40, / as %2F, # as %23, % as %25)"
+
+
+def _refuse(problem: str) -> ConfigurationError:
+    # Never quotes the URL: when it cannot be parsed, any part of it may be a password.
+    return ConfigurationError(f"the database URL cannot be used: {problem}")
 
 
 def normalize_url(url: str) -> str:
     """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``.
 
     Returns the URL with the psycopg 3 driver named, which SQLAlchemy needs
-    (a bare ``postgresql://`` would select psycopg2).
+    (a bare ``postgresql://`` would select psycopg2), and the user name and
+    password percent-encoded, so every later parser reads them the same way.
+    A URL that cannot be read one way only (an ``@``, ``/``, ``?`` or ``#`` of
+    a password not percent-encoded, say) is refused with a message that
+    quotes no part of it.
     """
     url = url.strip()
     if not url:
         raise ConfigurationError("the database URL is empty")
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _refuse("it is not valid UTF-8 text") from None
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise _refuse(f"it contains a space or a control character; {_ENCODE_HINT}, and a space as %20")
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ConfigurationError(
-            f"not a database URL: {mask_url(url)!s} "
-            "(expected postgresql://user:password@host:5432/dbname)"
-        )
+    if not sep or not _SCHEME.fullmatch(scheme):
+        raise _refuse("it is not a URL (expected postgresql://user:password@host:5432/dbname)")
     if scheme.lower() not in _ACCEPTED_SCHEMES:
         raise ConfigurationError(
-            f"unsupported URL scheme {scheme!r}: use postgresql://, postgres:// "
-            "or postgresql+psycopg://"
+            f"unsupported URL scheme {scheme!r}: use postgresql://, postgres:// or postgresql+psycopg://"
         )
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if "@" in tail or authority.count("@") > 1:
+        raise _refuse(f"it has more than one '@', or one after the host; {_ENCODE_HINT}")
+    login, at, hostport = authority.rpartition("@")
+    if at:
+        if _NOT_PERCENT_ENCODING.search(login):
+            raise _refuse(f"the user name or password has a '%' that starts no percent-encoded character; {_ENCODE_HINT}")
+        user, colon, password = login.partition(":")
+        try:
+            user, password = unquote(user, errors="strict"), unquote(password, errors="strict")
+        except UnicodeDecodeError:
+            raise _refuse("the user name or password is not valid UTF-8 once percent-decoded") from None
+        login = quote(user, safe="") + (":" + quote(password, safe="") if colon else "")
+    normalized = f"{DRIVER_SCHEME}://{login}{at}{hostport}{tail}"
     try:
-        parts = urlsplit(f"{DRIVER_SCHEME}://{rest}")
-        parts.port  # noqa: B018 - parses and validates the port
-    except ValueError as exc:
-        raise ConfigurationError(f"malformed database URL {mask_url(url)}: {exc}") from None
+        parts = urlsplit(normalized)
+        parts.port  # noqa: B018 - parses and checks the port
+    except ValueError:
+        # The host part, when there is no '@', may be "user:password" missing its host.
+        raise _refuse("its host or port is malformed (a port is a number from 0 to 65535)") from None
+    if hostport.endswith(":"):
+        raise _refuse("its port is empty")
     _check_parameters(parts.query, url)
     try:
         (parts.hostname or "").encode("idna")
     except UnicodeError:
         # Caught here: the resolver would fail at connect time with a bare UnicodeError.
-        raise ConfigurationError(f"malformed database URL {mask_url(url)}: invalid host name") from None
-    return urlunsplit(parts)
+        raise _refuse("its host name is not a valid host name") from None
+    return normalized
 
 
 def _check_parameters(query: str, url: str) -> None:
@@ -124,25 +171,20 @@ def _check_parameters(query: str, url: str) -> None:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password (in the netloc or the query) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        if ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{hostinfo}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() == "password" for k, _ in pairs):
-            query = urlencode(
-                [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="/*"
-            )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The URL with everything that may be a password replaced by ``***``.
+
+    Conservative whatever the URL's shape: after the scheme, everything
+    between the first ``:`` and the last ``@`` is hidden (the user name before
+    it stays), and so is every query parameter whose name contains
+    "password".
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if "@" in url else url
+    login, at, after = rest.rpartition("@")
+    if at and ":" in login:
+        rest = f"{login.split(':', 1)[0]}:***@{after}"
+    return scheme + "://" + _SECRET_PARAMETER.sub(r"\g<head>***", rest)
 
 
 def _env_int(name: str, default: int, *, minimum: int = 0) -> int:

@@ -17,9 +17,11 @@ from chatdb.errors import (
     ConfigurationError,
     DatabaseError,
     DatabaseUnavailable,
+    LockTimeoutError,
     PermissionDeniedError,
     ReadOnlyServerError,
     ReplicationConflictError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -86,11 +88,16 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
         if known is not None:
             raise known from exc
         if _is_connect_failure(exc):
-            raise DatabaseUnavailable(f"cannot connect{where}: {_describe(exc, settings)}") from exc
+            raise DatabaseUnavailable(_scrub(f"cannot connect{where}: {_describe(exc, settings)}", settings)) from exc
         if exc.connection_invalidated:
             # Connected once, then lost (server restart, network): not a login problem.
-            raise DatabaseUnavailable(f"lost the connection{where}: {_describe(exc)}") from exc
-        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+            raise DatabaseUnavailable(_scrub(f"lost the connection{where}: {_describe(exc)}", settings)) from exc
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available: lock_timeout, NOWAIT
+            raise LockTimeoutError(
+                f"{_first_line(exc)}: another session holds a lock this needs (see pg_locks); "
+                "run it again when that session is done (a job waits CHATDB_JOB_LOCK_TIMEOUT at most)"
+            ) from exc
+        raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
     except sa_exc.TimeoutError as exc:
         raise DatabaseUnavailable(
             "no connection available from the pool in time (raise CHATDB_POOL_SIZE "
@@ -105,7 +112,10 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
             raise PermissionDeniedError(
                 f"{_first_line(exc)}: the role lacks a grant this command needs (see docs/security.md)"
             ) from exc
-        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+        raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
+    except UnicodeEncodeError as exc:
+        # A value with lone surrogates: bytes that were not UTF-8 on the command line or in a file name.
+        raise UsageError(f"{ascii(exc.object[exc.start:exc.end + 8])}… is not valid UTF-8 text") from None
     except psycopg.Error as exc:  # raw psycopg, as the benchmark's baseline uses it
         known = server_condition(exc)
         if known is not None:
@@ -137,6 +147,14 @@ def server_condition(exc: Any) -> ChatdbError | None:
             "run this against the primary"
         )
     return None
+
+
+def _scrub(message: str, settings: Settings | None) -> str:
+    """The message without the password, should a driver ever quote it."""
+    for secret in settings.secrets if settings else ():
+        if len(secret) >= 3:
+            message = message.replace(secret, "***")
+    return message
 
 
 def _is_connect_failure(exc: Any) -> bool:

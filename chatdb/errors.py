@@ -51,6 +51,14 @@ class ChatdbError(Exception):
             return self.message
         return self._filled(names) + self.message[len(plain):]
 
+    def reword(self, message: str, *, parameters: tuple[str, ...] | None = None) -> None:
+        """Say something else (what is true after a job stopped, say), with ``{parameter}`` placeholders."""
+        self.template = message
+        if parameters is not None:
+            self.parameters = parameters
+        self.message = self._filled(None)
+        self.args = (self.message,)
+
     def __str__(self) -> str:
         return self.message
 
@@ -167,6 +175,24 @@ class JobInterrupted(ChatdbError):
 
 class JobRefusedError(ChatdbError):
     """A job's own guard refused to run (``--max-rows``, an existing export file)."""
+
+
+class DestinationError(UsageError):
+    """A file chatdb was asked to write cannot be: its name is taken by something that is not a
+    regular file (a device, a FIFO, a directory, a symbolic link), or it is too long."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class FileWriteError(ChatdbError):
+    """Writing a file failed part way (disk full, quota, I/O error); nothing was left under its name."""
+
+
+class LockTimeoutError(DatabaseError):
+    """A statement waited longer than its ``lock_timeout`` for a lock another session holds."""
 
 
 class ImportFileError(ChatdbError):

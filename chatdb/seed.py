@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatdb.demo_users import create_demo_users
-from chatdb.errors import ConflictError, JobInterrupted, UsageError
+from chatdb.errors import ConflictError, UsageError
 from chatdb.inspection import require_current_schema, require_tables
-from chatdb.jobs.runner import ProgressCallback, ProgressUpdate
+from chatdb.jobs.runner import JobRun, JobTimeouts, ProgressCallback, ProgressUpdate
 from chatdb.topology import require_writable
 
 if TYPE_CHECKING:
@@ -395,101 +395,117 @@ def seed(
     assistant_texts = _texts(_ASSISTANT_LINES, _assistant_length, TEXT_VARIANTS, rng)
     long_count = scale.long_conversations
     prefix = SEED_USER_PREFIX
-    with db.translate(), db.engine.connect() as conn:
-        with conn.begin():
-            require_tables(conn, "users", "conversations", "messages")
-            require_current_schema(conn)
-            require_writable(conn, "seed", db.display_url)
-            if not force and _conversations_exist(conn):
-                raise ConflictError(
-                    f"{db.display_url} already holds conversations; seed adds demo data only to an "
-                    "empty database unless you pass --force"
-                )
-        user_ids = seed_user_ids(scale.users)
-        with conn.begin():
-            users = create_demo_users(conn, user_ids)
-        with conn.begin():
-            conn.execute(text(_PLAN_SQL))
-            conn.execute(
-                text(_FILL_PLAN_SQL),
-                {
-                    "user_ids": user_ids,
-                    "archived": ARCHIVED_SHARE,
-                    "conversations": scale.conversations,
-                    "long_every": scale.conversations // long_count if long_count else 0,
-                    "long_count": long_count,
-                },
-            )
-            if long_count:
-                conn.execute(
-                    text(_LONG_WEIGHTS_SQL), {"share": LONG_CONVERSATION_SHARE, "long_count": long_count}
-                )
-            base = 2 if scale.messages >= 2 * scale.conversations else 1
-            conn.execute(
-                text(_COUNTS_SQL), {"base": base, "extra": scale.messages - base * scale.conversations}
-            )
-            conn.execute(text(_START_SQL), {"days": ACTIVITY_DAYS})
-            plan = conn.execute(
-                text("SELECT id, user_id, status, messages, gap, started FROM chatdb_seed_plan ORDER BY n")
-            ).all()
-            conn.execute(text("DROP TABLE chatdb_seed_plan"))
-    params = {
-        "user_texts": user_texts,
-        "user_count": len(user_texts),
-        "assistant_texts": assistant_texts,
-        "assistant_count": len(assistant_texts),
-        "models": list(_MODELS),
-        "model_count": len(_MODELS),
-    }
-    stop = threading.Event()
-    lock = threading.Lock()
+    lock_timeout = JobTimeouts.from_env().lock
+    users = 0
     done = {"conversations": 0, "messages": 0}
-    pending = iter(_batches(plan, batch_messages))
 
-    def worker() -> None:
-        # Each worker takes the next batch and writes it in one transaction.
+    def outcome() -> str:
+        # Batches commit whole conversations: what an interruption keeps is exactly what was counted.
+        return (
+            f"kept {done['conversations']} complete conversations with {done['messages']} messages "
+            f"and {users} new demo users; 'chatdb seed --remove' deletes them"
+        )
+
+    with JobRun("seed") as run:
+        run.outcome = outcome
         with db.translate(), db.engine.connect() as conn:
-            while not stop.is_set():
-                with lock:
-                    batch = next(pending, None)
-                if batch is None:
-                    return
-                with conn.begin():
-                    # The planner cannot estimate generate_series per row; JIT compiling
-                    # for its guess costs more than the batch itself.
-                    conn.execute(text("SET LOCAL jit = off"))
-                    conn.execute(text(_INSERT_CONVERSATIONS_SQL), batch.params())
-                    conn.execute(text(_INSERT_MESSAGES_SQL), {**params, **batch.params()})
-                with lock:
-                    done["conversations"] += len(batch.ids)
-                    done["messages"] += sum(batch.counts)
-                    if progress:
-                        progress(ProgressUpdate("messages", done["messages"], scale.messages))
+            with conn.begin():
+                _set_lock_timeout(conn, lock_timeout)
+                require_tables(conn, "users", "conversations", "messages")
+                require_current_schema(conn)
+                require_writable(conn, "seed", db.display_url)
+                if not force and _conversations_exist(conn):
+                    raise ConflictError(
+                        f"{db.display_url} already holds conversations; seed adds demo data only to an "
+                        "empty database unless you pass --force"
+                    )
+            run.check_stop()
+            user_ids = seed_user_ids(scale.users)
+            with conn.begin():
+                _set_lock_timeout(conn, lock_timeout)
+                users = create_demo_users(conn, user_ids)
+            run.check_stop()
+            with conn.begin():
+                conn.execute(text(_PLAN_SQL))
+                conn.execute(
+                    text(_FILL_PLAN_SQL),
+                    {
+                        "user_ids": user_ids,
+                        "archived": ARCHIVED_SHARE,
+                        "conversations": scale.conversations,
+                        "long_every": scale.conversations // long_count if long_count else 0,
+                        "long_count": long_count,
+                    },
+                )
+                if long_count:
+                    conn.execute(
+                        text(_LONG_WEIGHTS_SQL), {"share": LONG_CONVERSATION_SHARE, "long_count": long_count}
+                    )
+                base = 2 if scale.messages >= 2 * scale.conversations else 1
+                conn.execute(
+                    text(_COUNTS_SQL), {"base": base, "extra": scale.messages - base * scale.conversations}
+                )
+                conn.execute(text(_START_SQL), {"days": ACTIVITY_DAYS})
+                plan = conn.execute(
+                    text("SELECT id, user_id, status, messages, gap, started FROM chatdb_seed_plan ORDER BY n")
+                ).all()
+                conn.execute(text("DROP TABLE chatdb_seed_plan"))
+        run.start_phase("seed", scale.conversations)
+        params = {
+            "user_texts": user_texts,
+            "user_count": len(user_texts),
+            "assistant_texts": assistant_texts,
+            "assistant_count": len(assistant_texts),
+            "models": list(_MODELS),
+            "model_count": len(_MODELS),
+        }
+        stop = threading.Event()
+        lock = threading.Lock()
+        pending = iter(_batches(plan, batch_messages))
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(worker) for _ in range(max(1, jobs))]
-        try:
-            for future in futures:
-                while True:
-                    try:
-                        future.result(timeout=0.2)
-                        break
-                    except FuturesTimeout:
-                        continue
-        except KeyboardInterrupt:
-            stop.set()
-            wait(futures)  # batches in flight finish and commit whole
-            raise JobInterrupted(
-                f"interrupted: kept {done['conversations']} complete conversations with "
-                f"{done['messages']} messages; 'chatdb seed --remove' deletes them"
-            ) from None
-        except BaseException:
-            stop.set()
-            raise
-    with db.translate(), db.engine.connect() as conn:
-        conn.execute(text("ANALYZE conversations"))
-        conn.execute(text("ANALYZE messages"))
-        conn.commit()
+        def worker() -> None:
+            # Each worker takes the next batch and writes it in one transaction.
+            with db.translate(), db.engine.connect() as conn:
+                while not (stop.is_set() or run.stopping):
+                    with lock:
+                        batch = next(pending, None)
+                    if batch is None:
+                        return
+                    with run.batch():
+                        with conn.begin():
+                            _set_lock_timeout(conn, lock_timeout)
+                            # The planner cannot estimate generate_series per row; JIT compiling
+                            # for its guess costs more than the batch itself.
+                            conn.execute(text("SET LOCAL jit = off"))
+                            conn.execute(text(_INSERT_CONVERSATIONS_SQL), batch.params())
+                            conn.execute(text(_INSERT_MESSAGES_SQL), {**params, **batch.params()})
+                            run.check_stop()  # a second stop request rolls the batch back
+                        with lock:
+                            done["conversations"] += len(batch.ids)
+                            done["messages"] += sum(batch.counts)
+                            run.advance(len(batch.ids))
+                            if progress:
+                                progress(ProgressUpdate("messages", done["messages"], scale.messages))
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(worker) for _ in range(max(1, jobs))]
+            try:
+                for future in futures:
+                    while True:
+                        try:
+                            future.result(timeout=0.2)
+                            break
+                        except FuturesTimeout:
+                            continue
+            finally:
+                stop.set()  # after a failure or a stop request: batches in flight finish (or roll back)
+                wait(futures)
+        run.check_stop()
+        with db.translate(), db.engine.connect() as conn:
+            conn.execute(text("ANALYZE conversations"))
+            conn.execute(text("ANALYZE messages"))
+            conn.commit()
+        run.finished(outcome())
     done_conversations, done_messages = done["conversations"], done["messages"]
     return SeedResult(
         database=db.display_url,
@@ -500,6 +516,13 @@ def seed(
         long_conversations=long_count,
         seconds=time.monotonic() - started,
     )
+
+
+def _set_lock_timeout(conn: Connection, lock_timeout: str) -> None:
+    """Wait for a table lock no longer than every maintenance job does (for this transaction only)."""
+    from sqlalchemy import text
+
+    conn.execute(text("SELECT set_config('lock_timeout', :lock, true)"), {"lock": lock_timeout})
 
 
 def _existing_seed_users(conn: Connection, prefix: str) -> list[str]:
@@ -530,8 +553,10 @@ def remove_seed(
 
     started = time.monotonic()
     prefix = SEED_USER_PREFIX
+    lock_timeout = JobTimeouts.from_env().lock
     with db.translate(), db.engine.connect() as conn:
         with conn.begin():
+            _set_lock_timeout(conn, lock_timeout)
             require_tables(conn, "users", "conversations", "messages")
             require_current_schema(conn)
             if not dry_run:
@@ -553,24 +578,37 @@ def remove_seed(
             return SeedRemoval(db.display_url, prefix, len(user_ids), total, messages,
                                time.monotonic() - started, dry_run=True)
         conversations = messages = users = 0
-        try:
+        with JobRun("seed --remove") as run:
+            run.outcome = lambda: (
+                f"removed {conversations} of {total} seeded conversations and "
+                f"{users} of {len(user_ids)} users; run 'chatdb seed --remove' again to finish"
+            )
+            run.start_phase(run.job, total)
             while True:
-                with conn.begin():
-                    ids = conn.execute(
-                        text("SELECT id FROM conversations WHERE user_id = ANY(:users) LIMIT :batch FOR UPDATE"),
-                        {"users": user_ids, "batch": batch_conversations},
-                    ).scalars().all()
-                    if not ids:
-                        break
-                    messages += conn.execute(
-                        text("DELETE FROM messages WHERE conversation_id = ANY(:ids)"), {"ids": ids}
-                    ).rowcount
-                    conversations += conn.execute(
-                        text("DELETE FROM conversations WHERE id = ANY(:ids)"), {"ids": ids}
-                    ).rowcount
+                with run.batch():
+                    with conn.begin():
+                        _set_lock_timeout(conn, lock_timeout)
+                        ids = conn.execute(
+                            text("SELECT id FROM conversations WHERE user_id = ANY(:users) LIMIT :batch FOR UPDATE"),
+                            {"users": user_ids, "batch": batch_conversations},
+                        ).scalars().all()
+                        gone = (
+                            conn.execute(
+                                text("DELETE FROM messages WHERE conversation_id = ANY(:ids)"), {"ids": ids}
+                            ).rowcount,
+                            conn.execute(text("DELETE FROM conversations WHERE id = ANY(:ids)"), {"ids": ids}).rowcount,
+                        ) if ids else (0, 0)
+                        run.check_stop()  # a second stop request rolls the batch back
+                    messages += gone[0]
+                    conversations += gone[1]
+                    if ids:
+                        run.advance(gone[1])
+                if not ids:
+                    break
                 if progress:
                     progress(ProgressUpdate("conversations", conversations, total))
-            with conn.begin():
+            with run.batch(), conn.begin():
+                _set_lock_timeout(conn, lock_timeout)
                 # Messages a seeded user left in someone else's conversation go with the user.
                 messages += conn.execute(
                     text("DELETE FROM messages WHERE user_id = ANY(:users)"), {"users": user_ids}
@@ -583,14 +621,11 @@ def remove_seed(
             conn.commit()
             conn.execution_options(isolation_level=conn.default_isolation_level)
             for at in range(0, len(user_ids), REMOVE_BATCH_USERS):
-                with conn.begin():
+                with run.batch(), conn.begin():
+                    _set_lock_timeout(conn, lock_timeout)
                     users += conn.execute(
                         text("DELETE FROM users WHERE id = ANY(:users)"),
                         {"users": user_ids[at:at + REMOVE_BATCH_USERS]},
                     ).rowcount
-        except KeyboardInterrupt:
-            raise JobInterrupted(
-                f"interrupted: removed {conversations} of {total} seeded conversations and "
-                f"{users} of {len(user_ids)} users; run 'chatdb seed --remove' again to finish"
-            ) from None
+            run.finished(f"removed all {conversations} seeded conversations and {users} users")
     return SeedRemoval(db.display_url, prefix, users, conversations, messages, time.monotonic() - started)

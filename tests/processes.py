@@ -13,14 +13,16 @@ from collections.abc import Callable
 from helpers import TestDatabase
 
 
-def start(db: TestDatabase, *args: str, url: str | None = None) -> subprocess.Popen[str]:
-    """``python -m chatdb --database-url URL ARGS...`` in the background."""
+def start(
+    db: TestDatabase, *args: str, url: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``python -m chatdb --database-url URL ARGS...`` in the background (``env``: extra variables)."""
     return subprocess.Popen(
         [sys.executable, "-m", "chatdb", "--database-url", url or db.url, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
     )
 
 

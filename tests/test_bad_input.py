@@ -11,6 +11,7 @@ not exist.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,4 +265,26 @@ def test_option_combinations_fail_cleanly_and_change_nothing(data_cli, command: 
     before = snapshot(db)
     result = cli(*args)
     assert_refused_or_harmless(result)
+    assert snapshot(db) == before
+
+
+NOT_UTF8 = os.fsdecode(b"\xff\xfe-caf\xe9")  # bytes that are not UTF-8, as Python reads them from argv
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", "--user", NOT_UTF8), ("conversations", "--user", NOT_UTF8), ("history", NOT_UTF8),
+        ("unarchive", "--conversation", NOT_UTF8), ("archive", "--older-than", NOT_UTF8),
+        ("export", "-o", f"/tmp/{NOT_UTF8}.jsonl"), ("import", NOT_UTF8),
+        ("--database-url", f"postgresql://u:{NOT_UTF8}@127.0.0.1:1/db", "status"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_arguments_that_are_not_utf8_are_one_usage_error(data_cli, args: tuple[str, ...]) -> None:
+    cli, db = data_cli
+    before = snapshot(db)
+    result = cli(*args)
+    assert_one_line_error(result, 2, "not valid UTF-8")
+    assert "\\udc" not in result.stderr and "caf" not in result.stderr  # the value (maybe a password) is not quoted
     assert snapshot(db) == before

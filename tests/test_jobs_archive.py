@@ -162,3 +162,11 @@ def test_jobs_on_an_unmigrated_database_say_to_migrate(
     result = Cli(empty_db.url)(*args)
     assert_one_line_error(result, 1, "tables conversations, messages do not exist", "run: chatdb migrate")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_library_names_its_parameters_not_the_cli_flags(migrated_db: TestDatabase) -> None:
+    from chatdb.errors import UsageError
+
+    with migrated_db.database() as db, pytest.raises(UsageError) as refused:
+        archive_conversations(db, ConversationFilter.build(older_than=datetime.now(UTC)), batch_size=0)
+    assert "batch_size" in refused.value.message and "--" not in refused.value.message

@@ -40,4 +40,9 @@ lock.register(app)
 version.register(app)
 
 def main() -> None:
-    app()
+    """The ``chatdb`` program: SIGINT and SIGTERM are stop requests from start to exit."""
+    from chatdb.jobs import stopping
+
+    with stopping.handling_signals():
+        stopping.ignore_after_exit()
+        app()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from chatdb.errors import (
     EXIT_OK,
     EXIT_USAGE,
     ChatdbError,
-    UsageError,
 )
+from chatdb.jobs import stopping
 
 if TYPE_CHECKING:
     from chatdb.config import Settings
@@ -47,6 +48,7 @@ class _Carried(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(str(original))
         self.original = original
+_SURROGATES = re.compile("[\udc80-\udcff]")  # how Python decodes bytes that are not UTF-8
 
 
 class ChatdbGroup(TyperGroup):
@@ -66,12 +68,36 @@ class ChatdbGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        global _debug, _announced
+        global _debug
         _debug = os.environ.get("CHATDB_DEBUG", "") not in ("", "0")
+        # SIGTERM stops chatdb like Ctrl-C; a running job stops at its next safe point.
+        with stopping.handling_signals():
+            try:
+                code = self._run(args, prog_name, complete_var, **extra)
+            except KeyboardInterrupt:  # a stop request that came while a failure was being reported
+                code = EXIT_INTERRUPTED
+            if code == EXIT_OK and stopping.requests():
+                # Told to stop, and whatever it hit was lost on the way (a cleanup callback): not a success.
+                code = _fail(None, "interrupted", EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _run(self, args: Any, prog_name: str | None, complete_var: str | None, **extra: Any) -> Any:
+        global _announced
         _announced = False
         out.reset()
         _progress.reset()
         words = list(sys.argv[1:] if args is None else args)
+        for number, arg in enumerate(words, 1):
+            if isinstance(arg, str) and _SURROGATES.search(arg):
+                # Not quoted: it may be a database URL with its password.
+                return _fail(
+                    None,
+                    f"argument {number} is not valid UTF-8 text "
+                    "(chatdb reads its arguments, file names included, as UTF-8)",
+                    EXIT_USAGE,
+                )
         _add_global_options(self)
         try:
             code = super().main(
@@ -81,6 +107,8 @@ class ChatdbGroup(TyperGroup):
                 standalone_mode=False,
                 **extra,
             )
+            if code == EXIT_INTERRUPTED:  # Typer turned a KeyboardInterrupt into this code without a word
+                out.error("interrupted")
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else "", file=sys.stdout)
             code = 0
@@ -111,9 +139,7 @@ class ChatdbGroup(TyperGroup):
                 code = _fail(exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", EXIT_FAILURE)
         if isinstance(code, int) and code == EXIT_OK:
             code = _flush_stdout()
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
+        return code
 
 
 def _before_dashes(words: list[str]) -> list[str]:

@@ -29,7 +29,11 @@ from chatdb.cli._tables import Column, Screen, draw, visible
 
 __all__ = ["Column", "JobProgress"]
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+# A URL's login (user:password@, up to the last @ of the URL), a password query parameter,
+# and a libpq "password=..." setting.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&][^\s=&#]*password[^\s=&#]*=)[^\s&#]*", re.IGNORECASE)
+_SETTING_PASSWORD = re.compile(r"(?P<head>(?<![\w?&])\w*password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE)
 
 # Where stdout's drawn lines go: sys.stdout, or the pager while one is in use.
 _sink: Any = None
@@ -94,8 +98,13 @@ def paged(disabled: bool = False) -> Iterator[None]:
 
 
 def redact(text: str) -> str:
-    """Hide any password embedded in a URL inside ``text`` (a last line of defence)."""
-    return _URL_PASSWORD.sub(r"\g<head>***@", text)
+    """Hide anything in ``text`` that may be a password in a URL or a connection string.
+
+    A last line of defence: chatdb's own messages never hold one.
+    """
+    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
+    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
+    return _SETTING_PASSWORD.sub(r"\g<head>***", text)
 
 
 def one_line(text: str) -> str:

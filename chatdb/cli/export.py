@@ -53,6 +53,27 @@ FormatOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def check_output(path: Path, option: str, *, stdout_hint: bool = False) -> None:
+    """Refuse, before any connection, a file option naming something chatdb will not write."""
+    from chatdb.errors import DestinationError
+    from chatdb.jobs.atomic_files import check_destination
+
+    try:
+        check_destination(path)
+    except DestinationError as exc:
+        hint = f"; use {option} - for stdout" if stdout_hint and "regular file" in exc.reason else ""
+        raise UsageError(f"{option} {exc.path}: {exc.reason}{hint}") from None
+
+
+def removed_line(result) -> str:
+    """The one line saying that stale temporaries of killed runs were deleted."""
+    n = result.removed_temporaries
+    where = Path(result.path).parent if result.path else "the destination directory"
+    return f"Removed {n} stale temporary file{'s' if n != 1 else ''} left in {where} by chatdb runs that were killed."
+
+
 def format_for(output: Path | None, chosen: str | None) -> str:
     if chosen is not None:
         return chosen
@@ -103,6 +124,10 @@ def export(
         raise UsageError(f"--manifest is for stdout output: the manifest of -o FILE is {target}.manifest.json")
     if manifest is not None and (str(manifest).strip() == "" or manifest.is_dir()):
         raise UsageError("--manifest needs a file name")
+    if target is not None:
+        check_output(target, "-o", stdout_hint=True)
+    if manifest is not None:
+        check_output(manifest, "--manifest")
     selection = ConversationFilter.build(
         users=user, status=status, older_than=cutoff(older_than, before), since=since,
         conversation_ids=conversation, allow_future=allow_future,
@@ -113,9 +138,11 @@ def export(
             db, selection, target if target is not None else sys.stdout.buffer,
             format=fmt, batch_size=batch_size, wait=wait, progress=bar.callback,
         )
+    if result.removed_temporaries and not as_json:
+        out.info(removed_line(result))
     if target is None:
         if manifest is not None:
-            from chatdb.jobs.files import write_json_atomically
+            from chatdb.jobs.atomic_files import write_json_atomically
 
             write_json_atomically(manifest, result.manifest_data())
         if not quiet:

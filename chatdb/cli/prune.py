@@ -107,6 +107,10 @@ def prune(
         raise UsageError("--resume needs --export FILE: the export of the prune to finish")
     if not (dry_run or yes or interactive):
         raise UsageError("prune deletes rows and stdin is not a terminal; pass --yes to confirm (or --dry-run)")
+    if export_to is not None and not dry_run:
+        from chatdb.cli.export import check_output
+
+        check_output(export_to, "--export")
     db = state(ctx).database()
     if include_active:
         out.warn("--include-active: ACTIVE conversations older than the cutoff will be deleted too")
@@ -126,6 +130,10 @@ def prune(
             db, selection, include_active=include_active, export_to=export_to, resume=resume, max_rows=max_rows,
             confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
         )
+    if result.export is not None and result.export.removed_temporaries and not as_json:
+        from chatdb.cli.export import removed_line
+
+        out.info(removed_line(result.export))
     plan = result.plan
     pairs = [
         ("Database", plan.database),
@@ -178,8 +186,7 @@ def finishing(selection, include_active: bool) -> Iterator[None]:
         if include_active:
             words.append("--include-active")
         words += ["--export", str(export), "--resume", "--yes"]
-        exc.message = f"{exc.stopped}; the export is complete, finish with: {shlex.join(words)}"
-        exc.args = (exc.message,)
+        exc.reword(f"{exc.stopped}; the export is complete, finish with: {shlex.join(words)}", parameters=())
         raise
 
 

@@ -27,6 +27,7 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_connection,
     job_lock,
+    job_transaction,
     rate,
 )
 
@@ -151,7 +152,7 @@ def _change_status(
     result = StatusChangeResult(job=job, database=db.display_url, selection=selection, dry_run=dry_run)
     with job_lock(db, job, wait=wait, writes=not dry_run, progress=progress), JobRun(job, progress) as run:
         result.selection = selection = resolve_selection(db, selection)
-        with db.connect() as conn:
+        with job_transaction(db, timeouts) as conn:
             # Messages and a sample are for the dry run's report; a real run only needs the total.
             matched, messages, _ = queries.selection_size(conn, selection, messages=dry_run)
             result.matched, result.messages = matched, messages if dry_run else None
@@ -177,7 +178,7 @@ def _change_status(
                             run.advance(len(ids))
                     if not ids:
                         break
-            with db.connect() as conn:
+            with job_transaction(db, timeouts) as conn:
                 result.skipped = queries.selection_size(conn, selection, messages=False)[0]
         result.batches = run.batches
         result.duration_seconds = run.elapsed

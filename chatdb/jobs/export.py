@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import chatdb
 from chatdb.errors import ReplicationConflictError, UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.jobs.files import MANIFEST_KIND, AtomicExportFile, manifest_path, write_json_atomically
+from chatdb.jobs.atomic_files import ExportFiles, check_destination
+from chatdb.jobs.files import MANIFEST_KIND, manifest_path
 from chatdb.jobs.reading import MANIFEST_VERSIONS
 from chatdb.reports import resolve_selection
 from chatdb.jobs.runner import (
@@ -43,6 +44,7 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_lock,
     rate,
+    set_timeouts,
 )
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class ExportResult:
     batches: int = 0
     duration_seconds: float = 0.0
     created_at: datetime | None = None
+    removed_temporaries: int = 0  # stale temporaries of killed runs deleted from the destination's directory
 
     @property
     def rows_per_second(self) -> float:
@@ -90,6 +93,7 @@ class ExportResult:
             "batches": self.batches,
             "duration_seconds": round(self.duration_seconds, 3),
             "rows_per_second": self.rows_per_second,
+            "removed_temporaries": self.removed_temporaries,
         }
 
     def manifest_data(self) -> dict[str, Any]:
@@ -132,17 +136,24 @@ def export_conversations(
     """Write the selected conversations to ``output`` (a path, or a binary stream such as stdout).
 
     To a path: written atomically with mode 0600 (``.gz`` compressed) and a
-    manifest ``PATH.manifest.json`` with counts and the file's sha256.
+    manifest ``PATH.manifest.json`` with counts and the file's sha256; a path
+    that exists and is not a regular file is refused (:class:`DestinationError`).
     ``wait`` is accepted like every job's but unused: an export takes no lock.
     """
     check_format(format)
     check_batch_size(batch_size)
+    if isinstance(output, Path):
+        check_destination(output)
     try:
         # An export changes nothing, so it takes no lease: it runs beside other jobs and on a standby.
         with job_lock(db, "export", writes=False), JobRun("export", progress) as run:
+            run.rerun = "run it again"  # an export keeps nothing: a re-run starts over
             selection = resolve_selection(db, selection)
-            return write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
-                                timeouts=timeouts or JobTimeouts.from_env())
+            result = write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
+                                  timeouts=timeouts or JobTimeouts.from_env())
+            # A stop request from here on comes too late to change anything: say so.
+            run.finished(f"{output} and its manifest are complete" if result.path else "the output is complete")
+            return result
     except ReplicationConflictError:
         written = "no file was written" if isinstance(output, Path) else "what was written is incomplete"
         raise ReplicationConflictError(
@@ -175,7 +186,11 @@ def write_export(
         manifest=str(manifest_path(output)) if to_file else None,
         created_at=utcnow(),
     )
-    sink: Any = AtomicExportFile(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
+    sink: Any = ExportFiles(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
+    written = f"nothing was written under {output}" if to_file else "what reached the output stream is incomplete"
+    run.unchanged = written if run.job == "export" else f"{written} and {run.unchanged}"
+    if to_file:
+        result.removed_temporaries = sink.removed_temporaries
     try:
         with _snapshot(db, timeouts) as conn:
             from chatdb.jobs import queries
@@ -195,9 +210,13 @@ def write_export(
                 run.advance(conversations)
             writer.finish()
         if to_file:
-            sink.commit()
-            result.sha256, result.bytes = sink.sha256, sink.size
-            write_json_atomically(manifest_path(output), result.manifest_data())  # type: ignore[arg-type]
+            def manifest() -> dict[str, Any]:
+                result.sha256, result.bytes = sink.sha256, sink.size
+                return result.manifest_data()
+
+            sink.complete(manifest)
+            run.check_stop()  # the last point where stopping leaves nothing behind
+            sink.publish()
         else:
             sink.flush()
             result.bytes, result.sha256 = sink.size, sink.sha256
@@ -231,7 +250,7 @@ class _StreamSink:
 
 
 def _snapshot(db: Database, timeouts: JobTimeouts):
-    """One read-only REPEATABLE READ transaction, timestamps rendered in UTC."""
+    """One read-only REPEATABLE READ transaction, timestamps rendered in UTC, with the job's timeouts."""
     from contextlib import contextmanager
 
     from sqlalchemy import text
@@ -242,17 +261,17 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 conn.execute(
-                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('statement_timeout', :s, true), "
-                         "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"),
-                    {"s": timeouts.statement},
+                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('jit', 'off', true), "
+                         "set_config('plan_cache_mode', 'force_custom_plan', true)")
                 )
+                set_timeouts(conn, timeouts)  # waits for a table lock no longer than every other job
                 yield conn
 
     return opened()
 
 
 def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
-    from sqlalchemy import Text, cast, select
+    from sqlalchemy import select
 
     from chatdb.jobs.queries import conversations, messages
 

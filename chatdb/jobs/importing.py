@@ -156,6 +156,8 @@ def import_conversations(
                           manifest=str(expected.path) if expected else None)
     with _readable_twice(source, path) as (first_read, second_read):
         with job_lock(db, "import", wait=wait, writes=not dry_run, progress=progress), JobRun("import", progress) as run:
+            run.unchanged = "nothing was imported"
+            run.rerun = "run it again to finish (what is already imported is skipped)"
             if dry_run:
                 _require_temporary_tables(db)
             lines = ExportLines(first_read, name=name, max_line_bytes=max_line_bytes, copy_to=second_read.copy_to)
@@ -218,6 +220,7 @@ def _check_input(
     with job_connection(db) as conn, checking_transaction(db, conn, timeouts):
         try:
             for batch, mark in batches(lines, batch_size):
+                run.check_stop()
                 before = found.new_rows
                 check_lines(conn, batch, found)
                 after = found.new_rows

@@ -45,6 +45,7 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_connection,
     job_lock,
+    job_transaction,
     rate,
 )
 
@@ -209,8 +210,9 @@ def _prune(
 ) -> PruneResult:
     from chatdb.jobs import queries
 
+    run.unchanged = "nothing was deleted"
     selection = resolve_selection(db, selection)
-    with db.connect() as conn:
+    with job_transaction(db, timeouts) as conn:
         # Row bytes need a pass over every row: only for a dry run or a person confirming.
         measure = dry_run or confirm is not None
         conversations, messages, size = queries.selection_size(conn, selection, size=measure)
@@ -225,11 +227,14 @@ def _prune(
     if dry_run or (plan.conversations == 0 and not resume):
         result.duration_seconds = run.elapsed
         return result
-    if confirm is not None and not confirm(plan):
-        raise ChatdbError("prune cancelled; nothing was deleted")
+    if confirm is not None:
+        with run.interruptible():  # Ctrl-C at the prompt stops at once
+            confirmed = confirm(plan)
+        if not confirmed:
+            raise ChatdbError("prune cancelled; nothing was deleted")
     if export_to is None:
         _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations)
-        with db.connect() as conn:
+        with job_transaction(db, timeouts) as conn:
             result.in_use = queries.selection_size(conn, selection, messages=False)[0]
     else:
         if resume:
@@ -305,8 +310,7 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     if run.phase == "prune":  # before any export or deletion: the message says it all
         return exc
     if run.phase == "export":
-        exc.message = f"{cause} while exporting: nothing was deleted and no export was kept; run the prune again"
-        exc.args = (exc.message,)
+        exc.reword(f"{cause} while exporting: nothing was deleted and no export was kept; run the prune again")
         return exc
     done = run.done if run.phase == "delete" else 0
     of = f" of {run.total}" if run.total is not None else ""
@@ -315,7 +319,6 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     )
     exc.stopped = f"{cause} {where}"  # type: ignore[attr-defined]
     exc.resume_from = export_to  # type: ignore[attr-defined]
-    exc.message = f"{exc.stopped}; the export is complete: finish with resume (the same selection and export_to)"
-    exc.parameters = ("resume", "export_to")
-    exc.args = (exc.message,)
+    exc.reword(f"{exc.stopped}; the export is complete: finish with {{resume}} (the same selection and {{export_to}})",
+               parameters=("resume", "export_to"))
     return exc

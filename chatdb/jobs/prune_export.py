@@ -74,6 +74,7 @@ def _verify(
     try:
         with job_connection(db) as conn, checking_transaction(db, conn, timeouts):
             for batch, mark in batches(lines, batch_size):
+                run.check_stop()
                 marks.append(mark)
                 check_lines(conn, batch, found, against_database=False)
                 if found.problems:

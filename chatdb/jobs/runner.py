@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobLockedError, UsageError
+from chatdb.jobs import stopping
+from chatdb.jobs.stopping import StatementsInFlight, StopRequested
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -76,7 +77,7 @@ def _timeout_env(name: str, default: str) -> str:
 
 def check_batch_size(batch_size: int) -> int:
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch_size must be at least 1, got {batch_size}")
     return batch_size
 
 
@@ -134,6 +135,7 @@ def batch_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> 
 
     Inside a job that holds the maintenance lease, the batch first holds the
     lease's row, and stops before any work if the lease is no longer its own.
+    A second stop request that came during the batch rolls it back instead.
     """
     from sqlalchemy import text
 
@@ -153,20 +155,56 @@ def batch_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> 
         if lease is not None:
             lease.check(conn)
         yield conn
+        if _current is not None:
+            _current.check_stop()
+
+
+def set_timeouts(conn: Connection, timeouts: JobTimeouts) -> None:
+    """``lock_timeout`` and ``statement_timeout`` for the rest of ``conn``'s transaction only.
+
+    Local settings are what a transaction-mode pooler (PgBouncer, Neon's
+    pooled endpoint) allows: a session setting would stay on a server
+    connection that other clients get next.
+    """
+    from sqlalchemy import text
+
+    conn.execute(
+        text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true)"),
+        {"lock": timeouts.lock, "stmt": timeouts.statement},
+    )
+
+
+@contextmanager
+def job_transaction(db: Database, timeouts: JobTimeouts) -> Iterator[Connection]:
+    """A transaction for a job's statements outside its batches (counting, checking), with the job's timeouts.
+
+    Like the batches, it waits for a table lock at most ``timeouts.lock``:
+    every statement of a job fails fast behind an ``ACCESS EXCLUSIVE`` lock.
+    """
+    with db.connect() as conn:
+        set_timeouts(conn, timeouts)
+        yield conn
 
 
 class JobRun:
-    """Times a job, stops it cleanly on Ctrl-C or SIGTERM, and says how far it got.
+    """Times a job, stops it when told to, and says how far it got.
 
-    Use as a context manager around the batches, and run each batch (its
-    transaction and :meth:`advance`) inside :meth:`batch`: a first Ctrl-C or
-    SIGTERM during a batch lets that batch commit and be counted, then stops
-    the job; a second one stops it at once (the batch rolls back). Stopping
-    becomes :class:`JobInterrupted` (exit 130); a failure keeps its own type.
-    Both messages say what was finished.
+    Use as a context manager around the job's work and run each batch (its
+    transaction and :meth:`advance`) inside :meth:`batch`. Ctrl-C and SIGTERM
+    only record a stop request (:mod:`chatdb.jobs.stopping`); the job stops at
+    its next stop point: entering or leaving a batch, :meth:`advance`,
+    :meth:`start_phase`, or a :meth:`check_stop` in a long loop. A first request
+    during a batch lets that batch commit; a second one, or one outside a batch,
+    also cancels the statement in flight (a batch then rolls back). Stopping
+    becomes :class:`JobInterrupted` (exit 130) whose message says what is true
+    afterwards: what was committed, or that nothing was; a failure keeps its own
+    type and says the same.
+
+    A job may set :attr:`unchanged` (what is true while no batch has committed:
+    "nothing was written under FILE"), :attr:`rerun` (what finishes the work),
+    or :attr:`outcome` (a function giving the whole account, for jobs whose
+    work is not counted in batches).
     """
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, job: str, progress: ProgressCallback | None = None) -> None:
         self.job = job
@@ -175,72 +213,156 @@ class JobRun:
         self.phase = job
         self.total: int | None = None
         self.done = 0
-        self.batches = 0
+        self.batches = 0  # in the whole run (a result's count)
+        self.phase_batches = 0  # in the current phase (what a message counts)
+        self.committed = 0  # batches that committed (advanced inside batch()), in the whole run
         self.unit = "conversations"
-        self._in_batch = False
-        self._stop_requested = False
-        self._previous: dict[int, Any] = {}
+        self.unchanged = "nothing was changed"
+        self.rerun = "run it again to finish"
+        self.outcome: Callable[[], str] | None = None
+        self._began = False  # a phase was started
+        self._finished: str | None = None
+        self._urgent = False
+        self._in_batch = 0  # batches in progress (in any thread)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._exits: ExitStack | None = None
+        self._statements = StatementsInFlight()
 
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested (the job stops at its next stop point)."""
+        return stopping.requests() > 0
+
+    def check_stop(self) -> None:
+        """Stop here (raise :class:`StopRequested`) if a stop was requested.
+
+        Inside a batch only a second request (or one that came before the
+        batch) stops it: a first one lets the batch finish.
+        """
+        if stopping.requests() and (self._urgent or not getattr(self._local, "in_batch", False)):
+            raise StopRequested
+
+    def interruptible(self) -> Any:
+        """A block (a prompt, a sleep) in which a stop request raises at once."""
+        return stopping.interruptible()
+
     def start_phase(self, phase: str, total: int | None, unit: str = "conversations") -> None:
+        self.check_stop()
         self.phase, self.total, self.done, self.unit = phase, total, 0, unit
+        self.phase_batches = 0
+        self._began = True
         self.report()
 
     def advance(self, rows: int) -> None:
+        """A batch is done: inside :meth:`batch`, after its transaction committed."""
         self.done += rows
         self.batches += 1
+        self.phase_batches += 1
+        if getattr(self._local, "in_batch", False):
+            self.committed += 1
         self.report()
+        self.check_stop()
 
     def report(self) -> None:
         if self.progress is not None:
             self.progress(ProgressUpdate(self.phase, self.done, self.total))
 
+    def finished(self, account: str) -> None:
+        """The work is done (``account`` says what it left): a later stop request says so."""
+        self._finished = account
+
     def how_far(self) -> str:
+        if not self._began:
+            return f"{self.job} stopped before it began"
         of = f" of {self.total}" if self.total is not None else ""
-        return f"{self.phase} stopped after {self.done}{of} {self.unit} in {self.batches} batches"
+        where = f"{self.job} stopped" if self.phase == self.job else f"{self.job} stopped in its {self.phase} phase"
+        batches = f" in {self.phase_batches} batches" if self.committed and self.phase_batches else ""
+        return f"{where} after {self.done}{of} {self.unit}{batches}"
+
+    def account(self) -> str:
+        """What is true after the run stopped here, and how to finish the work."""
+        if self._finished is not None:
+            return f"it had finished: {self._finished}"
+        if self.outcome is not None:
+            return self.outcome()
+        if self.committed:
+            return f"the finished batches are committed; {self.rerun}"
+        return f"{self.unchanged}; run it again"
+
+    def interrupted(self, cause: BaseException | None = None) -> JobInterrupted:
+        """The :class:`JobInterrupted` for a stop at this point (``cause``: a failure while stopping)."""
+        message = f"interrupted: {self.how_far()}; {self.account()}"
+        if isinstance(cause, ChatdbError) and not stopping.was_cancelled(cause):
+            message += f" (while stopping: {cause.message})"
+        error = JobInterrupted(message)
+        error.progress = {  # type: ignore[attr-defined]
+            "job": self.job, "phase": self.phase, "done": self.done, "total": self.total,
+            "unit": self.unit, "batches": self.phase_batches, "committed_batches": self.committed,
+        }
+        return error
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """One batch that a first stop request lets finish."""
-        self._in_batch = True
+        """One batch (its transaction and :meth:`advance`): a first stop request lets it finish."""
+        self.check_stop()
+        with self._lock:
+            self._in_batch += 1
+        self._local.in_batch = True
         try:
             yield
         finally:
-            self._in_batch = False
-        if self._stop_requested:
-            raise KeyboardInterrupt
+            self._local.in_batch = False
+            with self._lock:
+                self._in_batch -= 1
+        self.check_stop()
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._in_batch and not self._stop_requested:
-            self._stop_requested = True
-            return
-        raise KeyboardInterrupt
+    def _on_request(self, count: int) -> None:
+        # Runs in the signal handler: no raising, no locks.
+        if count >= 2 or self._in_batch == 0:
+            self._urgent = True
+            self._statements.cancel()
 
     def __enter__(self) -> JobRun:
-        # Signal handlers can only be installed from the main thread.
-        if threading.current_thread() is threading.main_thread():
-            for sig in self._SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._on_signal)
+        global _current
+        exits = ExitStack()
+        exits.enter_context(stopping.handling_signals())
+        exits.enter_context(self._statements)
+        exits.enter_context(stopping.listening(self._on_request))
+        self._exits = exits
+        self._outer, _current = _current, self
+        if stopping.requests():  # asked to stop before the job began (while it waited for the lock)
+            self._urgent = True
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+        global _current
+        _current = self._outer
+        stop_requested = self.stopping
+        if self._exits is not None:
+            self._exits.close()
+            self._exits = None
+        if stop_requested:
+            # Whatever ended the run after a stop request, it was stopped; say what is true.
+            if exc is None or not isinstance(exc, (UsageError, JobLockedError, JobInterrupted)):
+                raise self.interrupted(exc) from None
+            return False
         if exc is None:
             return False
         if isinstance(exc, KeyboardInterrupt):
-            raise JobInterrupted(
-                f"interrupted: {self.how_far()}; finished batches are kept, run it again to finish"
-            ) from None
+            raise self.interrupted() from None
         if isinstance(exc, ChatdbError) and not isinstance(exc, (UsageError, JobLockedError, JobInterrupted)):
-            if self.batches:
-                exc.message = f"{exc.message} ({self.how_far()}; finished batches are kept, run it again to finish)"
+            if self.committed:
+                exc.message = f"{exc.message} ({self.how_far()}; {self.account()})"
                 exc.args = (exc.message,)
         return False
+
+
+_current: JobRun | None = None
 
 
 def rate(rows: int, seconds: float) -> float:
