@@ -27,9 +27,8 @@ import psycopg
 import pytest
 
 from chatdb.jobs.files import manifest_path
-from chatdb.jobs.runner import JOB_LOCK_KEY
 from helpers import TestDatabase
-from jobdata import count, seed, snapshot
+from jobdata import count, hold_lease, seed, snapshot
 from processes import start
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
@@ -189,7 +188,7 @@ def test_prune_stopped_at_random_points(
                 exported = {json.loads(line)["id"] for line in target.read_text().splitlines()}
                 assert set(old) - {r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")} <= exported
             else:
-                assert deleted == 0 and f"nothing was written under {target}" in line, (where, line)
+                assert deleted == 0 and "nothing was deleted and no export was kept" in line, (where, line)
 
 
 def test_seed_stopped_at_random_points(migrated_db: TestDatabase, rng: random.Random) -> None:
@@ -229,11 +228,8 @@ def start_args(db: TestDatabase) -> list[str]:
 
 
 def lock_holder(db: TestDatabase) -> str | None:
-    return db.scalar(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s AND a.datname = current_database()",
-        [JOB_LOCK_KEY & 0xFFFFFFFF],
-    )
+    """The job holding the maintenance lease, if any."""
+    return db.scalar("SELECT job FROM chatdb_job_lease")
 
 
 def waiting_on_a_lock(db: TestDatabase) -> bool:
@@ -248,17 +244,18 @@ def test_a_stop_while_waiting_for_the_job_lock_ends_the_wait(
     migrated_db: TestDatabase, rng: random.Random, tmp_path: Path
 ) -> None:
     seed(migrated_db, 20, updated=OLD)
-    with psycopg.connect(migrated_db.libpq_url, autocommit=True) as holder:
-        holder.execute("SELECT set_config('application_name', 'chatdb prune', false)")
-        holder.execute("SELECT pg_advisory_lock(%s)", [JOB_LOCK_KEY])
-        for attempt, name in enumerate(["archive", "export"]):
-            args = {"archive": ("archive", "--older-than", "90d"), "export": ("export", "-o", str(tmp_path / "x.jsonl"))}[name]
-            proc = job(migrated_db, *args, "--wait", "600")
-            # Signalled while it waits (its own connection is there); the lock is never released here.
-            stop_when(proc, rng, lambda: bool(migrated_db.scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
-                [f"chatdb {name}"],
-            )), (SEED, attempt, name), pause=0.3)
+    hold_lease(migrated_db)  # a prune on another host; never released here
+    for attempt, name in enumerate(["archive", "import"]):
+        export = tmp_path / "x.jsonl"
+        args = {"archive": ("archive", "--older-than", "90d"), "import": ("import", str(export))}[name]
+        if name == "import":
+            export.write_text("")
+        proc = job(migrated_db, *args, "--wait", "600")
+        # Signalled while it waits (its connection is there, polling the lease).
+        stop_when(proc, rng, lambda: bool(migrated_db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'chatdb%%' AND datname = current_database()"
+        )), (SEED, attempt, name), pause=0.3)
+        export.unlink(missing_ok=True)
     assert count(migrated_db, "status = 'archived'") == 0
     assert list(tmp_path.iterdir()) == []
 
