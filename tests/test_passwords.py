@@ -134,7 +134,7 @@ def test_every_command_family_with_the_issue_passwords(command: tuple[str, ...])
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=passwords, missing=st.booleans(), source=st.sampled_from(SOURCES),
        command=st.sampled_from([("status",), ("archive", "--older-than", "1d", "--dry-run"),
-                                ("export", "--user", "nobody", "-o", "OUT")]),
+                                ("export", "--older-than", "1d", "-o", "OUT")]),
        as_json=st.booleans())
 def test_no_part_of_a_password_is_printed_by_a_real_server(
     migrated_db: TestDatabase, pg_server: Server, tmp_path, password: str, missing: bool, source: str,
