@@ -248,7 +248,7 @@ def migrate(db: Database, target: str | None = "head") -> MigrationResult:
 
 def _check_users_table(conn: Connection) -> None:
     """Refuse, before any DDL, a users table chatdb's foreign keys cannot reference (doctor's check)."""
-    from chatdb.doctor import users_table_check
+    from chatdb.reports.doctor import users_table_check
 
     exists = conn.exec_driver_sql("SELECT to_regclass('users') IS NOT NULL").scalar_one()
     if not exists:
@@ -267,7 +267,7 @@ _REMOVE_HISTORY = "DROP TABLE " + VERSION_TABLE
 
 def _left_at_base(conn: Connection) -> list[str]:
     """What a downgrade to base leaves in place: demo users in the application's table, chatdb's history table."""
-    from chatdb.seed import SEED_USER_PREFIX
+    from chatdb.jobs.seed import SEED_USER_PREFIX
 
     left = []
     if conn.exec_driver_sql("SELECT to_regclass('users') IS NOT NULL").scalar_one():
@@ -322,3 +322,46 @@ def schema_drift(conn: Connection) -> list[Any]:
         },
     )
     return list(compare_metadata(context, Base.metadata))
+
+
+# --- the schema guard: every job, report and command that needs chatdb's tables checks here ---
+
+
+def existing_tables(conn: Connection, names: tuple[str, ...]) -> set[str]:
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text("SELECT name FROM unnest(CAST(:names AS text[])) AS name WHERE to_regclass(name) IS NOT NULL"),
+        {"names": list(names)},
+    )
+    return {row[0] for row in rows}
+
+
+def require_tables(conn: Connection, *names: str) -> None:
+    """Fail with a clear message when chatdb's tables have not been created yet."""
+    present = existing_tables(conn, names)
+    missing = [name for name in names if name not in present]
+    if missing:
+        what = f"table {missing[0]} does not" if len(missing) == 1 else f"tables {', '.join(missing)} do not"
+        raise MigrationError(f"{what} exist in this database (run: chatdb migrate)")
+
+
+def require_current_schema(conn: Connection) -> None:
+    """Fail before any work unless chatdb's tables exist at this chatdb's newest revision.
+
+    The check every job makes (and seed and bench): a database migrated by a
+    newer chatdb (a revision this one does not know) or not yet migrated to
+    the newest revision is refused with the same words as ``chatdb status``.
+    """
+    require_tables(conn, *CHATDB_TABLES)
+    current = current_revision(conn)
+    newest = head()
+    if current == newest:
+        return
+    if current is None:
+        raise MigrationError("chatdb's migrations have not been run on this database (run: chatdb migrate)")
+    pending = plan(current, newest).steps  # a revision this chatdb does not know raises here
+    raise MigrationError(
+        f"the database is at revision {current}, {len(pending)} behind this chatdb's {newest}; "
+        "nothing was done (run: chatdb migrate)"
+    )

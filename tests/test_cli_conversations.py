@@ -10,7 +10,7 @@ import pytest
 
 import sample_data
 from chatdb.filters import ConversationFilter
-from chatdb.reports import list_conversations
+from chatdb.reports.conversations import list_conversations
 from helpers import Cli, TestDatabase, assert_one_line_error
 
 
@@ -196,7 +196,7 @@ def test_all_as_csv_streams_every_row_in_order(seeded: TestDatabase) -> None:
 
 
 def test_iter_conversations_matches_the_listing(seeded: TestDatabase) -> None:
-    from chatdb.reports import iter_conversations
+    from chatdb.reports.conversations import iter_conversations
 
     selection = ConversationFilter.build(status="active")
     with seeded.database() as db:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-import chatdb.history
+import chatdb.reports.history
 import sample_data
-from chatdb.reports import conversation_prefix_query
+from chatdb.reports.conversations import conversation_prefix_query
 from helpers import Cli, TestDatabase, assert_one_line_error
 
 ALICE = sample_data.ALICE_ACTIVE
@@ -94,7 +94,7 @@ def test_after_pages_forward(seeded: TestDatabase) -> None:
 
 
 def test_all_reads_every_page(seeded: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chatdb.history, "ALL_PAGE_SIZE", 4)  # several pages from 25 messages
+    monkeypatch.setattr(chatdb.reports.history, "ALL_PAGE_SIZE", 4)  # several pages from 25 messages
     everything = transcript(seeded, ALICE)
     report = Cli(seeded.url)("history", ALICE, "--all", "--json").json()
     assert shown(report) == everything

@@ -13,7 +13,7 @@ import chatdb
 from chatdb import migrations
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.reports import list_conversations
+from chatdb.reports.conversations import list_conversations
 from chatdb.timeparse import cutoff
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, hold_lease, seed

@@ -158,7 +158,7 @@ def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDat
     import re
 
     from chatdb.errors import JobInterrupted
-    from chatdb.seed import SeedScale, seed
+    from chatdb.jobs.seed import SeedScale, seed
 
     def interrupt_after_first_batch(update: object) -> None:
         raise KeyboardInterrupt

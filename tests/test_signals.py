@@ -337,7 +337,7 @@ def test_a_stop_during_a_garbage_collector_callback_is_never_lost(
     The first progress report comes as a phase starts, outside any batch; a
     random later one mostly from inside a batch.
     """
-    from chatdb import seed as seeding
+    from chatdb.jobs import seed as seeding
     from chatdb.errors import JobInterrupted
     from chatdb.filters import ConversationFilter
     from chatdb.jobs.archive import archive_conversations

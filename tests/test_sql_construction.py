@@ -30,10 +30,10 @@ ALLOWED = {
     ("chatdb/repositories/statements.py", "lookup"),
     ("chatdb/repositories/statements.py", "where"),
     # Table and column names from chatdb's own constants (stats' status and role breakdowns).
-    ("chatdb/stats.py", "column"),
-    ("chatdb/stats.py", "table"),
-    # Table names from inspection.CHATDB_TABLES.
-    ("chatdb/inspection.py", "name"),
+    ("chatdb/reports/stats.py", "column"),
+    ("chatdb/reports/stats.py", "table"),
+    # Table names from models.CHATDB_TABLES.
+    ("chatdb/reports/status.py", "name"),
     # The embedded server's own database name, a constant.
     ("chatdb/embedded.py", "DATABASE_NAME"),
     # Index definitions written out from the models to compare with pg_get_indexdef's text

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from chatdb.bench.stats import Latency
+from chatdb.bench.latency import Latency
 from chatdb.errors import ChatdbError, ConflictError, JobInterrupted, UsageError
 
 if TYPE_CHECKING:
@@ -543,7 +543,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     from sqlalchemy import text
 
     from chatdb.demo_users import create_demo_users
-    from chatdb.inspection import require_current_schema, require_tables
+    from chatdb.migrations import require_current_schema, require_tables
     from chatdb.topology import require_writable
 
     options = options.checked()

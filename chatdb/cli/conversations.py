@@ -59,7 +59,7 @@ def conversations(
         chatdb conversations --older-than 90d --all --csv > stale.csv
     """
     from chatdb.filters import ConversationFilter
-    from chatdb.reports import CONVERSATION_COLUMNS, iter_conversations, list_conversations
+    from chatdb.reports.conversations import CONVERSATION_COLUMNS, iter_conversations, list_conversations
     from chatdb.timeparse import cutoff
 
     mode = output_format(as_json, as_csv)

@@ -26,7 +26,7 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
         chatdb doctor --json | jq '.checks[] | select(.status != "pass")'
     """
-    from chatdb.doctor import diagnose
+    from chatdb.reports.doctor import diagnose
 
     report = diagnose(state(ctx).database())
     if as_json:

@@ -48,7 +48,7 @@ def history(
 
         chatdb history 3f2a9c1d-5b6e-4c1a-9f00-1234567890ab --all --json
     """
-    from chatdb.history import MESSAGE_COLUMNS, check_page, conversation_history
+    from chatdb.reports.history import MESSAGE_COLUMNS, check_page, conversation_history
 
     mode = output_format(as_json, as_csv)
     wanted = None if show_all else limit

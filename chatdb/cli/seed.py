@@ -60,7 +60,7 @@ def seed(
 
         chatdb seed --remove --yes
     """
-    from chatdb import seed as seeding
+    from chatdb.jobs import seed as seeding
 
     if remove:
         if messages or conversations or users or force:
@@ -96,7 +96,7 @@ def seed(
 
 
 def _remove(ctx: typer.Context, *, dry_run: bool, yes: bool, as_json: bool) -> None:
-    from chatdb import seed as seeding
+    from chatdb.jobs import seed as seeding
 
     db = state(ctx).database()
     if not dry_run and not yes:

@@ -31,7 +31,7 @@ def stats(
 
         chatdb stats --top 5
     """
-    from chatdb.stats import database_stats
+    from chatdb.reports.stats import database_stats
 
     app = state(ctx)
     report = database_stats(app.database(), top=top)

@@ -17,7 +17,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
         chatdb status --json
     """
-    from chatdb.inspection import schema_status
+    from chatdb.reports.status import schema_status
 
     report = schema_status(state(ctx).database())
     if as_json:

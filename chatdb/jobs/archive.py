@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.reports import resolve_selection
+from chatdb.reports.conversations import resolve_selection
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,

@@ -35,7 +35,7 @@ from chatdb.filters import ConversationFilter
 from chatdb.jobs.atomic_files import ExportFiles, check_destination
 from chatdb.jobs.files import MANIFEST_KIND, manifest_path
 from chatdb.jobs.reading import MANIFEST_VERSIONS
-from chatdb.reports import resolve_selection
+from chatdb.reports.conversations import resolve_selection
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -97,7 +97,7 @@ class ExportResult:
         }
 
     def manifest_data(self) -> dict[str, Any]:
-        from chatdb.cli._output import to_jsonable
+        from chatdb.serialize import to_jsonable
 
         return {
             "kind": MANIFEST_KIND,

@@ -342,7 +342,7 @@ def reset_held(token: Any) -> None:
 
 def lease_status(db: Database) -> LeaseHolder | None:
     """Who holds the maintenance lease now (None: nobody)."""
-    from chatdb.inspection import require_tables
+    from chatdb.migrations import require_tables
     from chatdb.models import LEASE_TABLE
 
     with db.translate(), db.engine.connect() as conn:
@@ -359,7 +359,7 @@ def break_lease(db: Database) -> LeaseHolder | None:
     """
     from sqlalchemy import delete, exc
 
-    from chatdb.inspection import require_tables
+    from chatdb.migrations import require_tables
     from chatdb.models import LEASE_TABLE
     from chatdb.topology import require_writable
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.reports import resolve_selection
+from chatdb.reports.conversations import resolve_selection
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
 from chatdb.jobs.prune_export import BatchStep, exported_batches, verify_export

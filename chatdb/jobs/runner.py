@@ -101,7 +101,7 @@ def job_lock(
     (None: :class:`JobLockedError` at once), and tells ``progress`` while it
     waits (:class:`~chatdb.jobs.lease.LockWait`).
     """
-    from chatdb.inspection import require_current_schema
+    from chatdb.migrations import require_current_schema
     from chatdb.jobs import lease as leases
     from chatdb.topology import require_writable
 

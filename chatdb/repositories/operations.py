@@ -35,7 +35,7 @@ from chatdb.errors import (
     UserNotFoundError,
     ValidationError,
 )
-from chatdb.filters import parse_uuid
+from chatdb.ids import parse_uuid
 from chatdb.models import USER_MESSAGE_MAX_LENGTH, ConversationStatus, MessageRole
 from chatdb.repositories import statements as sql
 from chatdb.repositories.records import ConversationRecord, Cursor, MessageRecord, NewMessage

@@ -6,7 +6,6 @@ functions; anything they show can be had from Python too.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,22 +15,19 @@ from typing import TYPE_CHECKING, Any
 from chatdb.errors import (
     AmbiguousError,
     ConversationNotFoundError,
-    InvalidIdError,
     UsageError,
     UserNotFoundError,
 )
 from chatdb.filters import ConversationFilter
-from chatdb.inspection import require_tables
+from chatdb.ids import uuid_prefix_range
+from chatdb.migrations import require_tables
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
 
-# Like git's short hashes: fewer characters would match too much to be useful.
-MIN_PREFIX_LENGTH = 4
 MAX_CANDIDATES = 10
-_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 @dataclass(frozen=True)
@@ -161,22 +157,6 @@ def iter_conversations(
         result = conn.execution_options(yield_per=batch).execute(statement)
         for row in result:
             yield _summary(row)
-
-
-def uuid_prefix_range(text: str, what: str = "conversation id") -> tuple[uuid.UUID, uuid.UUID]:
-    """The smallest and largest UUID starting with the hex digits of ``text``.
-
-    Dashes are ignored, case does not matter. Raises :class:`InvalidIdError`
-    (a usage error) for anything that is not 4 to 32 hex digits.
-    """
-    digits = text.strip().lower().replace("-", "")
-    if not digits or not _HEX.match(digits) or len(digits) > 32:
-        raise InvalidIdError(f"malformed {what} {text.strip()!r}: expected a UUID or a prefix of one")
-    if len(digits) < MIN_PREFIX_LENGTH:
-        raise InvalidIdError(
-            f"{what} prefix {text.strip()!r} is too short: give at least {MIN_PREFIX_LENGTH} hex digits"
-        )
-    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 
 
 def conversation_prefix_query(text: str | uuid.UUID) -> Any:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.demo_users import create_demo_users
 from chatdb.errors import ConflictError, UsageError
-from chatdb.inspection import require_current_schema, require_tables
+from chatdb.migrations import require_current_schema, require_tables
 from chatdb.jobs.runner import JobRun, JobTimeouts, ProgressCallback, ProgressUpdate
 from chatdb.topology import require_writable
 

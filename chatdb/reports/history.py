@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chatdb.inspection import require_tables
-from chatdb.reports import resolve_conversation_id
+from chatdb.migrations import require_tables
+from chatdb.reports.conversations import resolve_conversation_id
 
 if TYPE_CHECKING:
     from chatdb.db import Database
@@ -122,7 +122,7 @@ def check_page(
 ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """The paging arguments, checked without a connection: the cursors as ids."""
     from chatdb.errors import UsageError
-    from chatdb.filters import parse_uuid
+    from chatdb.ids import parse_uuid
 
     if limit is not None and limit < 1:
         raise UsageError(f"{{limit}}: must be at least 1, got {limit}", parameters=("limit",))

@@ -189,7 +189,7 @@ def _describe(diff: Any) -> tuple[str, Outcome]:
 def _constraints_and_indexes(conn: Connection) -> list[Check]:
     """CHECK constraints and indexes, by definition; Alembic does not compare these."""
     from chatdb import catalog
-    from chatdb.inspection import existing_tables
+    from chatdb.migrations import existing_tables
     from chatdb.migrations import OWN_TABLES
 
     present = sorted(existing_tables(conn, OWN_TABLES))

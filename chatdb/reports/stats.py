@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from chatdb.models import CHATDB_TABLES, ConversationStatus, MessageRole
-from chatdb.inspection import require_tables
+from chatdb.migrations import require_tables
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
