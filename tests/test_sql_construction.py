@@ -19,8 +19,8 @@ SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|DROP|ALTER|SE
 
 ALLOWED = {
     # Column lists: constants in the same module.
-    ("chatdb/repositories/statements.py", "CONVERSATION_COLUMNS"),
-    ("chatdb/repositories/statements.py", "MESSAGE_COLUMNS"),
+    ("chatdb/repositories/statements.py", "CONVERSATION_COLUMN_LIST"),
+    ("chatdb/repositories/statements.py", "MESSAGE_COLUMN_LIST"),
     # Fragments chosen from fixed literals by an enum-like argument (cached per combination).
     ("chatdb/repositories/statements.py", "_message_bound(before, 'before', less=True)"),
     ("chatdb/repositories/statements.py", "_message_bound(after, 'after', less=False)"),

@@ -169,12 +169,6 @@ def output_format(as_json: bool, as_csv: bool = False) -> OutputFormat:
 STATUSES = ("active", "archived", "all")
 
 
-class StatusChoice(str, Enum):
-    ACTIVE = "active"
-    ARCHIVED = "archived"
-    ALL = "all"
-
-
 UserOption = Annotated[
     list[str] | None,
     typer.Option(

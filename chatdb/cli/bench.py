@@ -84,7 +84,7 @@ def bench(
 
         chatdb bench --clients 200 --duration 60s --json
     """
-    from chatdb.bench.runner import BenchOptions, run_bench
+    from chatdb.bench.run import BenchOptions, run_bench
 
     options = BenchOptions(
         duration=duration, clients=clients, workers=workers, connections=connections, sample=sample,

@@ -59,7 +59,7 @@ def conversations(
         chatdb conversations --older-than 90d --all --csv > stale.csv
     """
     from chatdb.filters import ConversationFilter
-    from chatdb.reports.conversations import CONVERSATION_COLUMNS, iter_conversations, list_conversations
+    from chatdb.reports.conversations import LISTING_FIELDS, iter_conversations, list_conversations
     from chatdb.timeparse import cutoff
 
     mode = output_format(as_json, as_csv)
@@ -73,7 +73,7 @@ def conversations(
         # Streamed: `--all` of millions of rows needs no more memory than of ten.
         streamed = iter_conversations(db, selection)
         if mode is OutputFormat.CSV:
-            out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in streamed))
+            out.emit_csv(LISTING_FIELDS, ([getattr(c, k) for k in LISTING_FIELDS] for c in streamed))
             return
         with out.paged(app.no_pager):
             drawn = out.table(COLUMNS, ((c.id, c.user_id, c.status, c.messages, c.updated_at) for c in streamed))
@@ -85,7 +85,7 @@ def conversations(
     if mode is OutputFormat.JSON:
         out.emit_json(listing)
     elif mode is OutputFormat.CSV:
-        out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in found))
+        out.emit_csv(LISTING_FIELDS, ([getattr(c, k) for k in LISTING_FIELDS] for c in found))
     elif found:
         with out.paged(app.no_pager):
             out.table(COLUMNS, [(c.id, c.user_id, c.status, c.messages, c.updated_at) for c in found])

@@ -48,7 +48,8 @@ def history(
 
         chatdb history 3f2a9c1d-5b6e-4c1a-9f00-1234567890ab --all --json
     """
-    from chatdb.reports.history import MESSAGE_COLUMNS, check_page, conversation_history
+    from chatdb.reports.history import check_page, conversation_history
+    from chatdb.repositories.statements import MESSAGE_FIELDS
 
     mode = output_format(as_json, as_csv)
     wanted = None if show_all else limit
@@ -58,7 +59,7 @@ def history(
     if mode is OutputFormat.JSON:
         out.emit_json(page)
     elif mode is OutputFormat.CSV:
-        out.emit_csv(MESSAGE_COLUMNS, ([getattr(m, k) for k in MESSAGE_COLUMNS] for m in page.messages))
+        out.emit_csv(MESSAGE_FIELDS, ([getattr(m, k) for k in MESSAGE_FIELDS] for m in page.messages))
     else:
         record = page.conversation
         with out.paged(app.no_pager):

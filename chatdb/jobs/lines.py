@@ -24,9 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 from chatdb.models import USER_MESSAGE_MAX_LENGTH
+from chatdb.repositories.statements import CONVERSATION_FIELDS, MESSAGE_FIELDS
 
-CONVERSATION_FIELDS = ("id", "user_id", "status", "created_at", "updated_at")
-MESSAGE_FIELDS = ("id", "conversation_id", "user_id", "role", "content", "metadata", "created_at")
 JSON_NULL_FLAG = "metadata_is_json_null"
 
 # What PostgreSQL's JSON output writes for a timestamptz (any offset, a ``Z``, or the infinities).

@@ -20,6 +20,7 @@ from chatdb.errors import (
 )
 from chatdb.filters import ConversationFilter
 from chatdb.ids import uuid_prefix_range
+from chatdb.repositories.statements import CONVERSATION_FIELDS
 from chatdb.migrations import require_tables
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ class ConversationSummary:
         }
 
 
-CONVERSATION_COLUMNS = ("id", "user_id", "status", "created_at", "updated_at", "messages", "last_message_at")
+# A listing's columns (CSV): the conversation's own, then its message count and newest message.
+LISTING_FIELDS = (*CONVERSATION_FIELDS, "messages", "last_message_at")
 
 
 @dataclass(frozen=True)

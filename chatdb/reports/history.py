@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from chatdb.db import Database
     from chatdb.repositories import ConversationRecord, MessageRecord, MessageRepository
 
-MESSAGE_COLUMNS = ("id", "conversation_id", "user_id", "role", "content", "metadata", "created_at")
 # --all reads the transcript in pages of this many messages.
 ALL_PAGE_SIZE = 1000
 
