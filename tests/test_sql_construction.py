@@ -41,11 +41,11 @@ ALLOWED = {
     # own tables: the models' constant expressions, or the server's own deparse of a live
     # constraint that uses only built-in objects, planned by EXPLAIN (not run) inside
     # doctor's read-only transaction.
-    ("chatdb/catalog.py", "'UNIQUE ' if unique else ''"),
-    ("chatdb/catalog.py", "name"),
-    ("chatdb/catalog.py", "table"),
-    ("chatdb/catalog.py", "columns"),
-    ("chatdb/catalog.py", "expression"),
+    ("chatdb/reports/catalog.py", "'UNIQUE ' if unique else ''"),
+    ("chatdb/reports/catalog.py", "name"),
+    ("chatdb/reports/catalog.py", "table"),
+    ("chatdb/reports/catalog.py", "columns"),
+    ("chatdb/reports/catalog.py", "expression"),
     # Timeout settings, validated against a strict pattern (tests/test_migration_lint.py).
     ("chatdb/migrations.py", "lock_timeout()"),
     ("chatdb/migrations.py", "statement_timeout()"),

@@ -73,7 +73,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     """
     from sqlalchemy import text
 
-    from chatdb.demo_users import create_demo_users
+    from chatdb.jobs.demo_users import create_demo_users
     from chatdb.migrations import require_current_schema, require_tables
     from chatdb.topology import require_writable
 

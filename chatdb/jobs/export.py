@@ -3,7 +3,7 @@
 Memory stays flat whatever the size: conversations are read in keyset batches
 over the primary key, all inside one read-only REPEATABLE READ transaction so
 the file is one consistent snapshot, and PostgreSQL itself builds each jsonl
-line (:func:`chatdb.jobs.lines.line_select`), so every timestamp PostgreSQL
+line (:func:`chatdb.jobs.queries.lines.line_select`), so every timestamp PostgreSQL
 can store (BC, years past 9999, infinity) is written as its JSON output
 gives it, in UTC with microseconds, and ``metadata`` as the JSON it is.
 
@@ -282,7 +282,7 @@ def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | 
     m = messages.alias("m")
     if format == "csv":
         return _csv_batch(c, m)
-    from chatdb.jobs.lines import line_select
+    from chatdb.jobs.queries.lines import line_select
 
     return line_select(c)
 

@@ -2,7 +2,7 @@
 
 The whole input is checked before anything is written, by PostgreSQL itself:
 each batch of lines goes through the very conversions and checks the insert
-uses (:mod:`chatdb.jobs.lines`), in a transaction that is rolled back, so
+uses (:mod:`chatdb.jobs.queries.lines`), in a transaction that is rolled back, so
 what the check accepts the insert accepts. It also checks that the users
 exist, that no id appears twice in the file, and how each line stands against
 the rows already there: a conversation or message that exists exactly as in
@@ -262,7 +262,7 @@ def checking_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) 
     """A transaction that is always rolled back, with the ids table the checks fill (``ON COMMIT DROP``)."""
     from sqlalchemy import text
 
-    from chatdb.jobs.lines import CREATE_SEEN
+    from chatdb.jobs.queries.lines import CREATE_SEEN
 
     with db.translate():
         transaction = conn.begin()
@@ -313,7 +313,7 @@ def _checked(
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
-    from chatdb.jobs.lines import CHECK_LINES, batch_parameters
+    from chatdb.jobs.queries.lines import CHECK_LINES, batch_parameters
 
     if not lines or failed[0] >= MAX_REPORTED_PROBLEMS:
         return []
@@ -359,7 +359,7 @@ def _insert(
 ) -> None:
     from sqlalchemy import text
 
-    from chatdb.jobs.lines import INSERT_LINES, batch_parameters
+    from chatdb.jobs.queries.lines import INSERT_LINES, batch_parameters
     from chatdb.jobs.queries import BATCH_SETTINGS
 
     run.start_phase("import", result.conversations)
@@ -392,7 +392,7 @@ def _conflict(conn: Connection, numbers: list[int], texts: list[str]) -> str:
     """What the check says of these lines now (inside the insert's transaction, which is then rolled back)."""
     from sqlalchemy import text
 
-    from chatdb.jobs.lines import CHECK_LINES, CREATE_SEEN, batch_parameters
+    from chatdb.jobs.queries.lines import CHECK_LINES, CREATE_SEEN, batch_parameters
 
     conn.execute(text(CREATE_SEEN))
     for number, problem, *_ in conn.execute(text(CHECK_LINES), batch_parameters(numbers, texts)):

@@ -14,7 +14,7 @@ counts as written, and every line through import's own check
 again, batch by batch (each batch compared with the sha256 it had when it was
 checked), and deletes a conversation only if, in the deleting transaction and
 with its rows locked, PostgreSQL rebuilds from the current rows exactly the
-bytes of its line (:func:`chatdb.jobs.lines.line_digests`). Any change after
+bytes of its line (:func:`chatdb.jobs.queries.lines.line_digests`). Any change after
 the export (content, metadata, a timestamp, a status or user, a message added
 or deleted) keeps the conversation, counted as changed. ``resume`` finishes an
 interrupted run from its own export: the file is checked against its manifest

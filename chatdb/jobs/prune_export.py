@@ -116,7 +116,7 @@ def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, resul
         from sqlalchemy import select, text
 
         from chatdb.jobs import queries
-        from chatdb.jobs.lines import line_digests
+        from chatdb.jobs.queries.lines import line_digests
         from chatdb.jobs.queries import conversations as c
         from chatdb.jobs.queries import id_array
 

@@ -29,7 +29,7 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatdb.demo_users import create_demo_users
+from chatdb.jobs.demo_users import create_demo_users
 from chatdb.errors import ConflictError, UsageError
 from chatdb.jobs.runner import JobRun, JobTimeouts, ProgressCallback, ProgressUpdate
 from chatdb.jobs.seed_data import (

@@ -5,7 +5,7 @@ knowing) with one line of detail and, where it found something, a list of
 problems. Nothing here writes: the checks run in one read-only transaction,
 so doctor works on a read-only standby too, and the expected CHECK
 constraints and indexes come from the models without building anything
-(:mod:`chatdb.catalog`).
+(:mod:`chatdb.reports.catalog`).
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def _describe(diff: Any) -> tuple[str, Outcome]:
 
 def _constraints_and_indexes(conn: Connection) -> list[Check]:
     """CHECK constraints and indexes, by definition; Alembic does not compare these."""
-    from chatdb import catalog
+    from chatdb.reports import catalog
     from chatdb.migrations import existing_tables
     from chatdb.migrations import OWN_TABLES
 
