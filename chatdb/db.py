@@ -232,10 +232,8 @@ class Database:
         return translate_errors(self.settings)
 
     def server_version(self) -> str:
-        from sqlalchemy import text
-
         with self.connect() as conn:
-            return str(conn.execute(text("SHOW server_version")).scalar_one())
+            return server_version(conn)
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -248,3 +246,8 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.dispose()
+
+
+def server_version(conn: Connection) -> str:
+    """The server's version as it reports it (``16.4``, ``15.8 (Debian 15.8-1)``)."""
+    return str(conn.exec_driver_sql("SHOW server_version").scalar_one())

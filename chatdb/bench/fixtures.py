@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 PREFILLED_MESSAGES = 10  # in each of the benchmark's own conversations
 
+OWN_CONVERSATIONS = "SELECT id FROM conversations WHERE user_id = :user"
+DELETE_USER = "DELETE FROM users WHERE id = :user"
+
 
 def server_limits(conn: Connection) -> ServerLimits:
     from sqlalchemy import text
@@ -84,18 +87,13 @@ def create_own_rows(conn: Connection, user_id: str, count: int) -> list[uuid.UUI
 
 
 def remove_own_rows(db: Database, user_id: str) -> dict[str, int]:
+    """Delete the benchmark's user with its conversations and messages (the jobs' delete)."""
     from sqlalchemy import text
 
+    from chatdb.jobs.queries import delete_conversations
+
     with db.connect() as conn:
-        messages = conn.execute(
-            text(
-                "DELETE FROM messages WHERE conversation_id IN "
-                "(SELECT id FROM conversations WHERE user_id = :user)"
-            ),
-            {"user": user_id},
-        ).rowcount
-        conversations = conn.execute(
-            text("DELETE FROM conversations WHERE user_id = :user"), {"user": user_id}
-        ).rowcount
-        users = conn.execute(text("DELETE FROM users WHERE id = :user"), {"user": user_id}).rowcount
+        ids = list(conn.execute(text(OWN_CONVERSATIONS), {"user": user_id}).scalars())
+        conversations, messages = delete_conversations(conn, ids)
+        users = conn.execute(text(DELETE_USER), {"user": user_id}).rowcount
     return {"users": users, "conversations": conversations, "messages": messages}

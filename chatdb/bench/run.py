@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from chatdb.bench import fixtures
 from chatdb.bench.phases import concurrency_phase, sequential_phase
 from chatdb.bench.report import BenchReport
+from chatdb.db import server_version
 from chatdb.errors import JobInterrupted, UsageError
 
 if TYPE_CHECKING:
@@ -71,7 +72,6 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     writes belongs to its own user and is deleted before it returns, also
     when it fails or is interrupted.
     """
-    from sqlalchemy import text
 
     from chatdb.jobs.demo_users import create_demo_users
     from chatdb.migrations import require_current_schema, require_tables
@@ -86,7 +86,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
         require_tables(conn, "users", "conversations", "messages")
         require_current_schema(conn)
         require_writable(conn, "bench", db.display_url)  # it writes rows of its own
-        version = str(conn.execute(text("SHOW server_version")).scalar_one())
+        version = server_version(conn)
         limits = fixtures.server_limits(conn)
         conversations, messages = fixtures.table_sizes(conn)
         sampled = fixtures.sample(conn, options.sample, conversations)

@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, ConflictError, DatabaseError
+from chatdb.jobs.queries import users as sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -47,54 +48,6 @@ _FIXED = {  # types whose one generic value needs no uniqueness
     "inet": "192.0.2.1",  # RFC 5737 documentation address
     "cidr": "192.0.2.0/24",
 }
-
-# Every column of users, each resolved through its domains to a base type. A
-# column is required when it (or a domain it uses) is NOT NULL and neither it
-# nor a domain gives a default; identity and generated columns fill themselves.
-_COLUMNS_SQL = """
-WITH RECURSIVE resolved AS (
-    SELECT a.attnum, a.atttypid AS typid, a.atttypmod AS typmod, a.attnotnull AS notnull,
-           a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' AS filled,
-           ARRAY[]::oid[] AS domains
-    FROM pg_attribute a
-    WHERE a.attrelid = to_regclass('users') AND a.attnum > 0 AND NOT a.attisdropped
-  UNION ALL
-    SELECT r.attnum, t.typbasetype, CASE WHEN r.typmod >= 0 THEN r.typmod ELSE t.typtypmod END,
-           r.notnull OR t.typnotnull, r.filled OR t.typdefaultbin IS NOT NULL, r.domains || t.oid
-    FROM resolved r JOIN pg_type t ON t.oid = r.typid
-    WHERE t.typtype = 'd'
-)
-SELECT a.attname, r.notnull AND NOT r.filled AS required, t.typname, t.typtype, t.typcategory,
-       r.typmod, format_type(a.atttypid, a.atttypmod) AS declared, r.domains,
-       (SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder LIMIT 1),
-       -- a key column, or one an expression or predicate uses (recorded in pg_depend)
-       EXISTS (SELECT 1 FROM pg_index i
-               WHERE i.indrelid = a.attrelid AND i.indisunique
-                 AND (a.attnum = ANY(i.indkey) OR EXISTS (
-                      SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                         AND d.objid = i.indexrelid AND d.refobjid = a.attrelid
-                         AND d.refobjsubid = a.attnum))) AS in_unique_index,
-       (SELECT string_agg(DISTINCT f.confrelid::regclass::text, ', ') FROM pg_constraint f
-         WHERE f.conrelid = a.attrelid AND f.contype = 'f' AND a.attnum = ANY(f.conkey)) AS references
-FROM resolved r
-JOIN pg_attribute a ON a.attrelid = to_regclass('users') AND a.attnum = r.attnum
-JOIN pg_type t ON t.oid = r.typid
-WHERE t.typtype <> 'd'
-ORDER BY a.attnum
-"""
-
-# CHECK constraints that can reject a value: the table's (with their columns)
-# and those of the domains its columns use.
-_CHECKS_SQL = """
-SELECT c.conname, pg_get_constraintdef(c.oid),
-       ARRAY(SELECT a.attname FROM pg_attribute a
-             WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) ORDER BY a.attnum)::text[],
-       c.contypid
-FROM pg_constraint c
-WHERE c.contype = 'c' AND (c.conrelid = to_regclass('users')
-       OR c.contypid IN (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = to_regclass('users')))
-"""
-
 
 @dataclass(frozen=True)
 class UsersColumn:
@@ -147,17 +100,14 @@ def read_users_table(conn: Connection) -> UsersTable:
             typmod=int(row[5]), declared=row[6], domains=tuple(row[7] or ()), first_label=row[8],
             unique=bool(row[9]), references=row[10],
         )
-        for row in conn.execute(text(_COLUMNS_SQL))
+        for row in conn.execute(text(sql.USERS_COLUMNS))
     ]
     checks = [
         Check(name, definition, tuple(names) if names else
               tuple(c.name for c in columns if domain in c.domains))
-        for name, definition, names, domain in conn.execute(text(_CHECKS_SQL))
+        for name, definition, names, domain in conn.execute(text(sql.USERS_CHECKS))
     ]
-    unique = dict(conn.execute(text(
-        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass('users') AND i.indisunique"
-    )).all())
+    unique = dict(conn.execute(text(sql.USERS_UNIQUE_INDEXES)).all())
     return UsersTable(columns, checks, unique)
 
 
@@ -247,7 +197,7 @@ def create_demo_users(conn: Connection, user_ids: Sequence[str]) -> int:
         raise _refusal(id_column, f"references {id_column.references}, which no demo id can satisfy")
     filled = [_ColumnValues(conn, c) for c in users.columns if c.required and c.name != "id"]
     existing = set(conn.execute(
-        text("SELECT id FROM users WHERE id = ANY(CAST(:ids AS varchar[]))"), {"ids": list(user_ids)}
+        text(sql.EXISTING_USERS), {"ids": list(user_ids)}
     ).scalars())
     missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in existing]
     try:

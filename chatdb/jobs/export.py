@@ -255,15 +255,14 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
 
     from sqlalchemy import text
 
+    from chatdb.jobs import queries
+
     @contextmanager
     def opened():
         with db.translate(), db.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
-                conn.execute(
-                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('jit', 'off', true), "
-                         "set_config('plan_cache_mode', 'force_custom_plan', true)")
-                )
+                conn.execute(text(queries.EXPORT_SETTINGS))
                 set_timeouts(conn, timeouts)  # waits for a table lock no longer than every other job
                 yield conn
 

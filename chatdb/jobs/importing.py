@@ -262,16 +262,13 @@ def checking_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) 
     """A transaction that is always rolled back, with the ids table the checks fill (``ON COMMIT DROP``)."""
     from sqlalchemy import text
 
+    from chatdb.jobs.queries import CHECK_SETTINGS
     from chatdb.jobs.queries.lines import CREATE_SEEN
 
     with db.translate():
         transaction = conn.begin()
         try:
-            conn.execute(
-                text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true), "
-                     "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"),
-                {"lock": timeouts.lock, "stmt": timeouts.statement},
-            )
+            conn.execute(text(CHECK_SETTINGS), {"lock": timeouts.lock, "stmt": timeouts.statement})
             conn.execute(text(CREATE_SEEN))
             yield
         finally:

@@ -142,7 +142,9 @@ def _ttl_interval(seconds: float) -> Any:
 def _lock_wait(conn: Connection, wait: str = LOCK_WAIT) -> None:
     from sqlalchemy import text
 
-    conn.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": wait})
+    from chatdb.jobs.queries import LOCAL_LOCK_TIMEOUT
+
+    conn.execute(text(LOCAL_LOCK_TIMEOUT), {"lock": wait})
 
 
 def _is_lock_timeout(error: BaseException) -> bool:

@@ -121,7 +121,7 @@ def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, resul
         from chatdb.jobs.queries import id_array
 
         # The lines were written in UTC: rebuild them in UTC.
-        conn.execute(text("SELECT set_config('TimeZone', 'UTC', true)"))
+        conn.execute(text(queries.UTC))
         conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(wanted)
         locked = list(conn.execute(

@@ -139,16 +139,13 @@ def batch_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> 
     """
     from sqlalchemy import text
 
+    from chatdb.jobs import queries
     from chatdb.jobs.lease import held
 
     lease = held(db)
     with db.translate(), conn.begin():
         conn.execute(
-            text(
-                "SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true), "
-                "set_config('application_name', :name, true)"
-            ),
-            # The batch's name shows who is working in pg_stat_activity: "chatdb prune pid 4242".
+            text(queries.BATCH_START),
             {"lock": timeouts.lock, "stmt": timeouts.statement,
              "name": lease.application_name if lease else db.settings.application_name},
         )
@@ -168,10 +165,9 @@ def set_timeouts(conn: Connection, timeouts: JobTimeouts) -> None:
     """
     from sqlalchemy import text
 
-    conn.execute(
-        text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true)"),
-        {"lock": timeouts.lock, "stmt": timeouts.statement},
-    )
+    from chatdb.jobs import queries
+
+    conn.execute(text(queries.LOCAL_TIMEOUTS), {"lock": timeouts.lock, "stmt": timeouts.statement})
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.jobs.demo_users import create_demo_users
 from chatdb.errors import ConflictError, UsageError
+from chatdb.jobs.queries import seed as sql
 from chatdb.jobs.runner import JobRun, JobTimeouts, ProgressCallback, ProgressUpdate
 from chatdb.jobs.seed_data import (
     ACTIVITY_DAYS,
@@ -119,93 +120,6 @@ def seed_user_ids(count: int) -> list[str]:
     return [f"{SEED_USER_PREFIX}{n:0{SEED_ID_DIGITS}d}" for n in range(1, count + 1)]
 
 
-_PLAN_SQL = """
-CREATE TEMPORARY TABLE chatdb_seed_plan (
-    n integer PRIMARY KEY,
-    id uuid NOT NULL,
-    user_id varchar(255) NOT NULL,
-    status varchar(20) NOT NULL,
-    long boolean NOT NULL,
-    weight numeric NOT NULL,
-    messages integer,
-    gap double precision NOT NULL,
-    started timestamptz
-)
-"""
-
-_FILL_PLAN_SQL = """
-INSERT INTO chatdb_seed_plan (n, id, user_id, status, long, weight, gap)
-SELECT g, gen_random_uuid(),
-       (CAST(:user_ids AS varchar[]))[1 + floor(cardinality(CAST(:user_ids AS varchar[])) * random() ^ 2)::int],
-       CASE WHEN random() < :archived THEN 'archived' ELSE 'active' END,
-       long,
-       1 + floor(1000 * random() ^ 3),
-       -- seconds between messages: a chat for normal conversations, days for long ones
-       CASE WHEN long THEN 600 + 3000 * random() ELSE 15 + 150 * random() END
-FROM generate_series(1, :conversations) AS g,
-     LATERAL (SELECT CAST(:long_every AS int) > 0 AND g % greatest(CAST(:long_every AS int), 1) = 0
-                     AND g <= CAST(:long_count AS bigint) * CAST(:long_every AS int) AS long) AS l
-"""
-
-# Long conversations share LONG_CONVERSATION_SHARE of the messages between them.
-_LONG_WEIGHTS_SQL = """
-UPDATE chatdb_seed_plan SET weight = t.normal * :share / (1 - :share) / :long_count
-FROM (SELECT sum(weight) AS normal FROM chatdb_seed_plan WHERE NOT long) AS t
-WHERE long AND t.normal IS NOT NULL
-"""
-
-# Telescoping floors of the cumulative weights: the counts add up to exactly :extra.
-_COUNTS_SQL = """
-UPDATE chatdb_seed_plan AS p
-SET messages = CAST(:base AS int) + (floor(CAST(:extra AS numeric) * c.cum / c.total) - floor(CAST(:extra AS numeric) * (c.cum - c.weight) / c.total))::int
-FROM (SELECT n, weight, sum(weight) OVER (ORDER BY n) AS cum, sum(weight) OVER () AS total
-      FROM chatdb_seed_plan) AS c
-WHERE p.n = c.n
-"""
-
-# Start somewhere in the last two years, early enough for the last message to be in the past.
-_START_SQL = """
-UPDATE chatdb_seed_plan
-SET started = least(now() - random() * make_interval(days => :days),
-                    now() - make_interval(secs => (messages + 1) * gap))
-"""
-
-# A batch's conversations, from the plan, as arrays: batches then need no shared
-# temporary table and can run on several connections at once.
-_BATCH_CTE = """
-WITH p AS (
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS varchar[]), CAST(:statuses AS varchar[]),
-                         CAST(:counts AS int[]), CAST(:gaps AS float8[]), CAST(:starts AS timestamptz[]))
-        AS p(id, user_id, status, messages, gap, started)
-)
-"""
-
-_INSERT_CONVERSATIONS_SQL = _BATCH_CTE + """
-INSERT INTO conversations (id, user_id, status, created_at, updated_at)
-SELECT id, user_id, status, started, started + make_interval(secs => messages * gap) FROM p
-"""
-
-_INSERT_MESSAGES_SQL = _BATCH_CTE + """
-INSERT INTO messages (conversation_id, user_id, role, content, metadata, created_at)
-SELECT p.id, p.user_id,
-       CASE WHEN m.is_user THEN 'user' ELSE 'assistant' END,
-       CASE WHEN m.is_user
-            THEN (CAST(:user_texts AS text[]))[1 + floor(random() * :user_count)::int]
-            ELSE (CAST(:assistant_texts AS text[]))[1 + floor(random() * :assistant_count)::int]
-       END,
-       CASE WHEN m.is_user THEN NULL ELSE jsonb_build_object(
-            'model', (CAST(:models AS text[]))[1 + floor(random() * :model_count)::int],
-            'prompt_tokens', 200 + k * 40 + floor(random() * 400)::int,
-            'completion_tokens', 10 + floor(450 * m.r ^ 2)::int,
-            'latency_ms', 300 + floor(4000 * random() ^ 2)::int,
-            'finish_reason', 'stop') END,
-       p.started + make_interval(secs => (k + 0.9 * random()) * p.gap)
-FROM p
-CROSS JOIN LATERAL generate_series(0, p.messages - 1) AS k
-CROSS JOIN LATERAL (SELECT k % 2 = 0 AS is_user, random() AS r) AS m
-"""
-
-
 @dataclass
 class _Batch:
     ids: list[Any]
@@ -245,7 +159,7 @@ def _batches(rows: list[Any], batch_messages: int) -> list[_Batch]:
 def _conversations_exist(conn: Connection) -> bool:
     from sqlalchemy import text
 
-    return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM conversations)")).scalar_one())
+    return bool(conn.execute(text(sql.CONVERSATIONS_EXIST)).scalar_one())
 
 
 def seed(
@@ -308,9 +222,9 @@ def seed(
                 users = create_demo_users(conn, user_ids)
             run.check_stop()
             with conn.begin():
-                conn.execute(text(_PLAN_SQL))
+                conn.execute(text(sql.PLAN))
                 conn.execute(
-                    text(_FILL_PLAN_SQL),
+                    text(sql.FILL_PLAN),
                     {
                         "user_ids": user_ids,
                         "archived": ARCHIVED_SHARE,
@@ -321,17 +235,17 @@ def seed(
                 )
                 if long_count:
                     conn.execute(
-                        text(_LONG_WEIGHTS_SQL), {"share": LONG_CONVERSATION_SHARE, "long_count": long_count}
+                        text(sql.LONG_WEIGHTS), {"share": LONG_CONVERSATION_SHARE, "long_count": long_count}
                     )
                 base = 2 if scale.messages >= 2 * scale.conversations else 1
                 conn.execute(
-                    text(_COUNTS_SQL), {"base": base, "extra": scale.messages - base * scale.conversations}
+                    text(sql.COUNTS), {"base": base, "extra": scale.messages - base * scale.conversations}
                 )
-                conn.execute(text(_START_SQL), {"days": ACTIVITY_DAYS})
+                conn.execute(text(sql.START), {"days": ACTIVITY_DAYS})
                 plan = conn.execute(
-                    text("SELECT id, user_id, status, messages, gap, started FROM chatdb_seed_plan ORDER BY n")
+                    text(sql.READ_PLAN)
                 ).all()
-                conn.execute(text("DROP TABLE chatdb_seed_plan"))
+                conn.execute(text(sql.DROP_PLAN))
         run.start_phase("seed", scale.conversations)
         params = {
             "user_texts": user_texts,
@@ -359,8 +273,8 @@ def seed(
                             # The planner cannot estimate generate_series per row; JIT compiling
                             # for its guess costs more than the batch itself.
                             conn.execute(text("SET LOCAL jit = off"))
-                            conn.execute(text(_INSERT_CONVERSATIONS_SQL), batch.params())
-                            conn.execute(text(_INSERT_MESSAGES_SQL), {**params, **batch.params()})
+                            conn.execute(text(sql.INSERT_CONVERSATIONS), batch.params())
+                            conn.execute(text(sql.INSERT_MESSAGES), {**params, **batch.params()})
                             run.check_stop()  # a second stop request rolls the batch back
                         with lock:
                             done["conversations"] += len(batch.ids)
@@ -384,8 +298,8 @@ def seed(
                 wait(futures)
         run.check_stop()
         with db.translate(), db.engine.connect() as conn:
-            conn.execute(text("ANALYZE conversations"))
-            conn.execute(text("ANALYZE messages"))
+            for statement in sql.ANALYZE:
+                conn.execute(text(statement))
             conn.commit()
         run.finished(outcome())
     done_conversations, done_messages = done["conversations"], done["messages"]
@@ -412,7 +326,7 @@ def _existing_seed_users(conn: Connection, prefix: str) -> list[str]:
 
     return list(
         conn.execute(
-            text("SELECT id FROM users WHERE starts_with(id, :prefix) ORDER BY id"), {"prefix": prefix}
+            text(sql.SEED_USERS), {"prefix": prefix}
         ).scalars()
     )
 

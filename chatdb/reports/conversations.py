@@ -20,8 +20,8 @@ from chatdb.errors import (
 )
 from chatdb.filters import ConversationFilter
 from chatdb.ids import uuid_prefix_range
-from chatdb.repositories.statements import CONVERSATION_FIELDS
 from chatdb.migrations import require_tables
+from chatdb.repositories.statements import CONVERSATION_FIELDS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from chatdb import migrations
+from chatdb.db import server_version
 from chatdb.errors import ChatdbError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def diagnose(db: Database) -> DoctorReport:
 
 def _server_version(conn: Connection) -> Check:
     number = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
-    text = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
+    text = server_version(conn)
     if number < MINIMUM_SERVER:
         return Check("server version", "fail", f"PostgreSQL {text}; chatdb needs 13 or newer")
     return Check("server version", "pass", f"PostgreSQL {text}")
@@ -188,9 +189,8 @@ def _describe(diff: Any) -> tuple[str, Outcome]:
 
 def _constraints_and_indexes(conn: Connection) -> list[Check]:
     """CHECK constraints and indexes, by definition; Alembic does not compare these."""
+    from chatdb.migrations import OWN_TABLES, existing_tables
     from chatdb.reports import catalog
-    from chatdb.migrations import existing_tables
-    from chatdb.migrations import OWN_TABLES
 
     present = sorted(existing_tables(conn, OWN_TABLES))
     if not present:

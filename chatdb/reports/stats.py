@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chatdb.models import CHATDB_TABLES, ConversationStatus, MessageRole
+from chatdb.db import server_version
 from chatdb.migrations import require_tables
+from chatdb.models import CHATDB_TABLES, ConversationStatus, MessageRole
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -125,11 +126,10 @@ class DatabaseStats:
 
 def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
     """Sizes, counts, activity, the ``top`` busiest users and slowest statements."""
-    from sqlalchemy import text
 
     with db.connect() as conn:
         require_tables(conn, *CHATDB_TABLES)
-        version = str(conn.execute(text("SHOW server_version")).scalar_one())
+        version = server_version(conn)
         by_status = _counts(conn, "conversations", "status", [s.value for s in ConversationStatus])
         by_role = _counts(conn, "messages", "role", [r.value for r in MessageRole])
         rows = {"conversations": sum(by_status.values()), "messages": sum(by_role.values())}

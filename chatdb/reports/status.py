@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chatdb import migrations
+from chatdb.db import server_version
 from chatdb.migrations import existing_tables
 from chatdb.models import CHATDB_TABLES
 
@@ -54,7 +55,7 @@ def schema_status(db: Database) -> SchemaStatus:
     from sqlalchemy import text
 
     with db.connect() as conn:
-        version = str(conn.execute(text("SHOW server_version")).scalar_one())
+        version = server_version(conn)
         current = migrations.current_revision(conn)
         present = existing_tables(conn, CHATDB_TABLES)
         tables = []

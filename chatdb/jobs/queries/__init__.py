@@ -1,8 +1,11 @@
-"""The statements the maintenance jobs share, written once.
+"""Every statement of the maintenance jobs, written once.
 
-Every condition on ``conversations`` comes from :class:`ConversationFilter`,
-so "which conversations" means the same thing in every job, and every value
-is a bound parameter.
+This package is where job SQL lives: the statements every job shares are
+here; the export line's (:mod:`.lines`), seed's (:mod:`.seed`) and the users
+table's (:mod:`.users`) have their own modules. Every condition on
+``conversations`` comes from :class:`ConversationFilter`, so "which
+conversations" means the same thing in every job, and every value is a bound
+parameter.
 """
 
 from __future__ import annotations
@@ -29,6 +32,21 @@ messages = Message.__table__
 # statement after a few runs) cannot see their size and picks nested loops that are quadratic
 # in the batch; a custom plan per run costs a millisecond.
 BATCH_SETTINGS = "SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
+
+# Settings for the rest of one transaction only (``is_local``): what a transaction-mode
+# pooler allows, since a session setting would stay on a server connection others get next.
+LOCAL_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', :lock, true)"
+LOCAL_TIMEOUTS = "SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true)"
+# A batch's: the timeouts, and its name in pg_stat_activity ("chatdb prune pid 4242").
+BATCH_START = LOCAL_TIMEOUTS + ", set_config('application_name', :name, true)"
+# Export lines are rendered in UTC; prune rebuilds them the same way to compare.
+UTC = "SELECT set_config('TimeZone', 'UTC', true)"
+EXPORT_SETTINGS = (
+    "SELECT set_config('TimeZone', 'UTC', true), set_config('jit', 'off', true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+# Import's checking transaction: the timeouts and the batch settings at once.
+CHECK_SETTINGS = LOCAL_TIMEOUTS + ", set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
 
 
 def selection_size(
