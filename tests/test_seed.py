@@ -179,3 +179,37 @@ def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDat
     ) == 0
     assert Cli(migrated_db.url)("seed", "--remove", "--yes").exit_code == 0
     assert migrated_db.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_seed_and_its_removal_are_jobs_that_wait_for_the_lease(cli: Cli, migrated_db: TestDatabase) -> None:
+    from jobdata import hold_lease
+
+    hold_lease(migrated_db, minutes=10)
+    assert_one_line_error(cli("seed", "--conversations", "10", "--messages", "20"), 3, "maintenance lock")
+    assert_one_line_error(cli("seed", "--remove", "--yes"), 3, "maintenance lock")
+    assert seeded_counts(migrated_db) == (0, 0, 0)
+    migrated_db.sql("DELETE FROM chatdb_job_lease")
+    result = cli("seed", "--conversations", "10", "--messages", "20", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    assert (report["job"], report["changed"], report["conversations"], report["messages"]) == ("seed", 10, 10, 20)
+    assert report["batches"] >= 1 and report["duration_seconds"] == report["seconds"]
+    assert migrated_db.scalar("SELECT count(*) FROM chatdb_job_lease") == 0  # given back
+
+
+def test_removal_leaves_a_conversation_the_application_holds(cli: Cli, migrated_db: TestDatabase) -> None:
+    assert cli("seed", "--conversations", "12", "--messages", "24", "--users", "3").exit_code == 0
+    held, owner = migrated_db.sql("SELECT id, user_id FROM conversations ORDER BY id LIMIT 1")[0]
+    with migrated_db.connect() as app:
+        # The application is adding to one demo conversation and has not committed yet.
+        app.execute("SELECT 1 FROM messages WHERE conversation_id = %s LIMIT 1 FOR UPDATE", [held])
+        removed = cli("seed", "--remove", "--yes", "--json")
+        app.rollback()
+    assert removed.exit_code == 0, removed.stderr
+    report = removed.json()
+    assert (report["job"], report["matched"], report["changed"], report["skipped"]) == ("seed --remove", 12, 11, 1)
+    assert migrated_db.sql("SELECT id FROM conversations") == [(held,)]
+    assert migrated_db.sql(f"SELECT id FROM users WHERE starts_with(id, '{PREFIX}')") == [(owner,)]
+    again = cli("seed", "--remove", "--yes", "--json").json()
+    assert (again["changed"], again["skipped"], again["users"]) == (1, 0, 1)
+    assert seeded_counts(migrated_db) == (0, 0, 0)

@@ -23,7 +23,6 @@ and the same rule applies, so only rows still byte-identical are deleted.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,23 +33,21 @@ from chatdb.filters import ConversationFilter
 from chatdb.reports.conversations import resolve_selection
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
-from chatdb.jobs.prune_export import BatchStep, exported_batches, verify_export
+from chatdb.jobs.deleting import BatchStep, Deleted, delete_batches, keyset_batches
+from chatdb.jobs.prune_export import exported_batches, verify_export
 from chatdb.jobs.reading import expected_of, load_manifest
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
     JobTimeouts,
     ProgressCallback,
-    batch_transaction,
     check_batch_size,
-    job_connection,
     job_lock,
     job_transaction,
     rate,
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
 
@@ -233,7 +230,7 @@ def _prune(
         if not confirmed:
             raise ChatdbError("prune cancelled; nothing was deleted")
     if export_to is None:
-        _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations)
+        _delete(db, keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations)
         with job_transaction(db, timeouts) as conn:
             result.in_use = queries.selection_size(conn, selection, messages=False)[0]
     else:
@@ -255,48 +252,15 @@ def _prune(
     return result
 
 
-def _keyset_batches(selection: ConversationFilter, batch_size: int) -> Iterator[BatchStep]:
-    from chatdb.jobs import queries
-
-    last: list[uuid.UUID | None] = [None]
-
-    def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-        from sqlalchemy import text
-
-        conn.execute(text(queries.BATCH_SETTINGS))
-        ids = list(conn.execute(queries.lock_batch(selection, last[0], batch_size, for_delete=True)).scalars())
-        if ids:
-            last[0] = ids[-1]
-        return queries.lock_messages(conn, ids), len(ids)
-
-    while True:
-        yield step
-
-
 def _delete(
-    db: Database,
-    batches: Iterator[BatchStep],
-    result: PruneResult,
-    run: JobRun,
-    timeouts: JobTimeouts,
-    *,
-    total: int,
+    db: Database, batches: Iterator[BatchStep], result: PruneResult, run: JobRun, timeouts: JobTimeouts, *, total: int
 ) -> None:
-    from chatdb.jobs import queries
-
-    run.start_phase("delete", total)
-    with job_connection(db) as conn:
-        for step in batches:
-            with run.batch():
-                with batch_transaction(db, conn, timeouts):
-                    ids, covered = step(conn)
-                    deleted, deleted_messages = queries.delete_conversations(conn, ids)
-                if covered:
-                    result.deleted_conversations += deleted
-                    result.deleted_messages += deleted_messages
-                    run.advance(covered)
-            if covered == 0:
-                break
+    deleted = Deleted()
+    try:
+        delete_batches(db, batches, run, timeouts, total=total, deleted=deleted)
+    finally:
+        result.deleted_conversations += deleted.conversations
+        result.deleted_messages += deleted.messages
 
 
 def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, ImportFileError
 from chatdb.filters import ConversationFilter
+from chatdb.jobs.deleting import BatchStep
 from chatdb.jobs.reading import BatchMark, ExportLines, batches, batches_as_checked, compare
 from chatdb.jobs.runner import JobRun, JobTimeouts, job_connection
 
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
 # A batch source yields callables that, inside a batch transaction, lock and
 # return the ids to delete plus how many conversations the batch covered.
-BatchStep = Callable[["Connection"], tuple[list[uuid.UUID], int]]
-
 # export writes row_to_json of the conversation with its id first.
 _LINE_ID = re.compile(rb'^\{"id":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",')
 

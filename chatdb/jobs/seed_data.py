@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from chatdb.errors import UsageError
 
@@ -144,3 +145,39 @@ class SeedScale:
 
     def as_dict(self) -> dict[str, int]:
         return {"users": self.users, "conversations": self.conversations, "messages": self.messages}
+
+
+@dataclass
+class Batch:
+    ids: list[Any]
+    users: list[str]
+    statuses: list[str]
+    counts: list[int]
+    gaps: list[float]
+    starts: list[Any]
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "ids": self.ids, "users": self.users, "statuses": self.statuses,
+            "counts": self.counts, "gaps": self.gaps, "starts": self.starts,
+        }
+
+
+def plan_batches(rows: list[Any], batch_messages: int) -> list[Batch]:
+    """Whole conversations, grouped into batches of about ``batch_messages`` messages."""
+    found: list[Batch] = []
+    current: Batch | None = None
+    size = 0
+    for row in rows:
+        if current is None or (size + row.messages > batch_messages and current.ids):
+            current = Batch([], [], [], [], [], [])
+            found.append(current)
+            size = 0
+        current.ids.append(row.id)
+        current.users.append(row.user_id)
+        current.statuses.append(row.status)
+        current.counts.append(row.messages)
+        current.gaps.append(row.gap)
+        current.starts.append(row.started)
+        size += row.messages
+    return found

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Select, any_, func, literal, select
 
@@ -21,10 +22,24 @@ from chatdb.models import Conversation, Message
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from chatdb.filters import ConversationFilter
-
 conversations = Conversation.__table__
 messages = Message.__table__
+
+
+class Selection(Protocol):
+    """Which conversations a job works on: :class:`ConversationFilter`, or :class:`UserPrefix`."""
+
+    def conditions(self, table: Any) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class UserPrefix:
+    """The conversations of users whose id starts with ``prefix`` (seed's demo users)."""
+
+    prefix: str
+
+    def conditions(self, table: Any) -> list[Any]:
+        return [func.starts_with(table.c.user_id, self.prefix)]
 
 # For a job's transaction. Its statements are short batches: PostgreSQL's JIT compiler (on by
 # default above a cost their estimates pass) takes longer to compile them than they take to
@@ -50,7 +65,7 @@ CHECK_SETTINGS = LOCAL_TIMEOUTS + ", set_config('jit', 'off', true), set_config(
 
 
 def selection_size(
-    conn: Connection, selection: ConversationFilter, *, messages: bool = True, size: bool = False
+    conn: Connection, selection: Selection, *, messages: bool = True, size: bool = False
 ) -> tuple[int, int, int]:
     """Exact (conversations, messages, bytes) of the selection; bytes counts both tables' rows."""
     conds = selection.conditions(conversations)
@@ -69,7 +84,7 @@ def selection_size(
     return int(n_conv), int(n_msg), int(conv_bytes) + int(msg_bytes)
 
 
-def sample(conn: Connection, selection: ConversationFilter, limit: int) -> list[tuple[Any, ...]]:
+def sample(conn: Connection, selection: Selection, limit: int) -> list[tuple[Any, ...]]:
     """A few matching conversations, oldest activity first, for dry runs."""
     c = conversations
     rows = conn.execute(
@@ -82,7 +97,7 @@ def sample(conn: Connection, selection: ConversationFilter, limit: int) -> list[
 
 
 def lock_batch(
-    selection: ConversationFilter, after: uuid.UUID | None, limit: int, *, for_delete: bool
+    selection: Selection, after: uuid.UUID | None, limit: int, *, for_delete: bool
 ) -> Select[Any]:
     """The next keyset batch of matching conversation ids, locked, skipping rows others hold.
 

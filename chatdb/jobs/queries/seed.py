@@ -97,3 +97,19 @@ READ_PLAN = "SELECT id, user_id, status, messages, gap, started FROM chatdb_seed
 DROP_PLAN = "DROP TABLE chatdb_seed_plan"
 ANALYZE = ("ANALYZE conversations", "ANALYZE messages")
 SEED_USERS = "SELECT id FROM users WHERE starts_with(id, :prefix) ORDER BY id"
+SEEDED_MESSAGES = "SELECT count(*) FROM messages WHERE user_id = ANY(:users)"
+# Messages seeded users left in other users' conversations; rows the application holds are skipped.
+DELETE_STRAY_MESSAGES = """
+DELETE FROM messages WHERE id IN (
+    SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+    WHERE m.user_id = ANY(:users) AND NOT starts_with(c.user_id, :prefix)
+    FOR UPDATE OF m SKIP LOCKED)
+"""
+VACUUM_MESSAGES = "VACUUM messages"
+# Only users with no conversation and no message left: one whose rows the application held
+# stays for the next run (deleting it would wait on those rows through the foreign keys).
+DELETE_SEED_USERS = """
+DELETE FROM users WHERE id = ANY(:users)
+    AND NOT EXISTS (SELECT 1 FROM conversations WHERE user_id = users.id)
+    AND id NOT IN (SELECT DISTINCT user_id FROM messages WHERE user_id = ANY(:users))
+"""
