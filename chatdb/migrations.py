@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, MigrationError, UsageError
 from chatdb.models import BOOKKEEPING_TABLES, CHATDB_TABLES
+from chatdb.timeparse import parse_timeout
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,7 +31,6 @@ VERSION_TABLE = "chatdb_alembic_version"
 MIGRATION_LOCK_KEY = 0x63686174_0001  # "chat" + 1
 DEFAULT_LOCK_TIMEOUT = "10s"
 DEFAULT_STATEMENT_TIMEOUT = "5min"
-_TIMEOUT_RE = re.compile(r"^\d+\s*(ms|s|min|h)?$")
 
 
 def script_location() -> Path:
@@ -47,10 +46,7 @@ def script_location() -> Path:
 
 
 def _timeout_setting(name: str, default: str) -> str:
-    value = os.environ.get(name, default).strip()
-    if not _TIMEOUT_RE.match(value):
-        raise UsageError(f"{name} must look like 500ms, 10s, 5min or 1h, got {value!r}")
-    return value
+    return parse_timeout(os.environ.get(name, default), name)
 
 
 def lock_timeout() -> str:

@@ -217,10 +217,13 @@ def dry_run_option(what: str):
 def _wait_seconds(value: Any) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
+    from chatdb.errors import UsageError
+    from chatdb.timeparse import parse_seconds
+
     try:
-        seconds = float(str(value).strip())
-    except ValueError:
-        raise typer.BadParameter(f"expected a number of seconds, got {str(value)!r}") from None
+        seconds = parse_seconds(str(value))
+    except UsageError:
+        raise typer.BadParameter(f"expected a number of seconds (or 30s, 2min), got {str(value)!r}") from None
     if not seconds >= 0 or seconds == float("inf"):
         raise typer.BadParameter(f"must be 0 or more seconds, got {str(value)!r}")
     return seconds

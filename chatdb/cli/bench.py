@@ -13,22 +13,12 @@ from chatdb.cli._options import JsonOption, count_param
 
 def _seconds(value: str) -> float:
     from chatdb.errors import UsageError
-    from chatdb.timeparse import parse_duration
+    from chatdb.timeparse import parse_seconds
 
-    if not isinstance(value, str):
-        return float(value)
-    text = value.strip()
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        duration = parse_duration(text)
+        return parse_seconds(value)
     except UsageError as exc:
         raise typer.BadParameter(exc.message) from None
-    if duration.months:
-        raise typer.BadParameter(f"{value!r} is too long for a benchmark")
-    return float(duration.days * 86400 + duration.seconds)
 
 
 def bench(

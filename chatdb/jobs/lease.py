@@ -27,7 +27,6 @@ holds a *lease* instead: the one row of ``chatdb_job_lease`` (name
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 import time
@@ -47,6 +46,7 @@ from chatdb.errors import (
     UsageError,
 )
 from chatdb.jobs.liveness import identity, is_gone
+from chatdb.timeparse import parse_seconds
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -59,7 +59,6 @@ TTL_ENV = "CHATDB_JOB_LEASE_TTL"
 LOCK_WAIT = "2s"  # how long taking, renewing or giving back the lease waits for its row
 BREAK_WAIT = "30s"  # how long breaking it waits for a batch of its holder to finish
 POLL_SECONDS = 1.0
-_TTL_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|min)?$")
 _held: ContextVar[JobLease | None] = ContextVar("chatdb_job_lease", default=None)
 
 
@@ -68,10 +67,10 @@ def lease_ttl() -> float:
     raw = os.environ.get(TTL_ENV, "").strip()
     if not raw:
         return DEFAULT_TTL_SECONDS
-    found = _TTL_RE.match(raw)
-    if not found:
-        raise UsageError(f"{TTL_ENV} must look like 30s or 2min, got {raw!r}")
-    seconds = float(found.group(1)) * {"ms": 0.001, "s": 1.0, "min": 60.0}[found.group(2) or "s"]
+    try:
+        seconds = parse_seconds(raw)
+    except UsageError:
+        raise UsageError(f"{TTL_ENV} must look like 30s or 2min, got {raw!r}") from None
     if seconds < 1:
         raise UsageError(f"{TTL_ENV} must be at least 1s, got {raw!r}")
     return seconds

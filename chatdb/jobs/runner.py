@@ -13,7 +13,6 @@ lost connection) is finished by running the job again.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from chatdb.errors import ChatdbError, JobInterrupted, JobLockedError, UsageError
 from chatdb.jobs import stopping
 from chatdb.jobs.stopping import StatementsInFlight, StopRequested
+from chatdb.timeparse import parse_timeout
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_STATEMENT_TIMEOUT = "60s"
-_TIMEOUT_RE = re.compile(r"^\d+\s*(ms|s|min)?$")
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,7 @@ class JobTimeouts:
 
 
 def _timeout_env(name: str, default: str) -> str:
-    value = os.environ.get(name, default).strip()
-    if not _TIMEOUT_RE.match(value):
-        raise UsageError(f"{name} must look like 500ms, 10s or 1min, got {value!r}")
-    return value
+    return parse_timeout(os.environ.get(name, default), name)
 
 
 def check_batch_size(batch_size: int) -> int:
