@@ -138,7 +138,7 @@ def normalize_url(url: str) -> str:
     normalized = f"{DRIVER_SCHEME}://{login}{at}{hostport}{tail}"
     try:
         parts = urlsplit(normalized)
-        parts.port  # noqa: B018 - parses and checks the port
+        parts.port
     except ValueError:
         # The host part, when there is no '@', may be "user:password" missing its host.
         raise _refuse("its host or port is malformed (a port is a number from 0 to 65535)") from None
@@ -217,7 +217,7 @@ def configured_url(option: str | None = None) -> tuple[str, UrlSource] | None:
     for name in URL_ENV_VARS:
         value = os.environ.get(name)
         if value and value.strip():
-            return value, name  # type: ignore[return-value]
+            return value, name  # type: ignore[return-value]  # name is one of URL_ENV_VARS, a UrlSource
     return None
 
 
@@ -249,12 +249,12 @@ def load_settings(url_option: str | None = None, *, start_embedded: bool = True)
             )
         from chatdb import embedded
 
-        url = normalize_url(embedded.ensure_running().url)
+        url = normalize_url(str(embedded.ensure_running().url))
         source = "embedded"
     return Settings(
         url=url,
         source=source,
         pool=pool,
         connect_timeout=connect_timeout,
-        prepared_statements=prepared,  # type: ignore[arg-type]
+        prepared_statements=prepared,  # type: ignore[arg-type]  # validated against the Literal's values above
     )

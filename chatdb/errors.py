@@ -9,6 +9,7 @@ import ``sqlalchemy.exc`` or ``psycopg`` to tell failures apart.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -27,6 +28,12 @@ class ChatdbError(Exception):
     """
 
     exit_code = EXIT_FAILURE
+    # What a stopped or failed job adds, for the command line (None/False: nothing).
+    cause: str | None = None  # the failure's own words, before the job's account was added
+    stopped: str | None = None  # where an export-first prune stopped
+    resume_from: Any = None  # the export (a Path) that ``prune --resume`` finishes from
+    refuses_export: bool = False  # the check found lines ``chatdb import`` would refuse
+    progress: dict[str, Any] | None = None  # how far a job got (JobInterrupted's JSON report)
 
     def __init__(self, message: str, *, parameters: tuple[str, ...] = ()) -> None:
         self.template = message

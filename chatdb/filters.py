@@ -96,7 +96,7 @@ class ConversationFilter:
         refs = [_conversation_ref(c) for c in conversation_ids or ()]
         return cls(
             user_ids=tuple(dict.fromkeys(users or ())),
-            status=status,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]  # checked against StatusChoice's values above
             older_than=older_than,
             since=since,
             conversation_ids=tuple(dict.fromkeys(r for r in refs if isinstance(r, uuid.UUID))),

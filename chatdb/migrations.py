@@ -117,7 +117,7 @@ def revisions() -> list[Revision]:
     if len(heads) != 1:
         raise MigrationError(f"chatdb's migrations must have one head, found {len(heads)}")
     ordered = [
-        Revision(rev.revision, rev.down_revision, rev.doc or "")  # type: ignore[arg-type]
+        Revision(rev.revision, rev.down_revision, rev.doc or "")  # type: ignore[arg-type]  # chatdb has no merge revisions: one down_revision
         for rev in script.walk_revisions("base", "heads")
     ]
     return list(reversed(ordered))
@@ -211,11 +211,10 @@ class MigrationResult:
 
 def migrate(db: Database, target: str | None = "head") -> MigrationResult:
     """Move chatdb's schema to ``target`` (head when None); a no-op when already there."""
-    from alembic import command
     from alembic.util import CommandError
-
     from sqlalchemy import text
 
+    from alembic import command
     from chatdb.topology import require_writable
 
     wanted = resolve_target(target)

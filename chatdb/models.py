@@ -78,7 +78,7 @@ class EnumText(TypeDecorator[enum.Enum]):
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
         if value is None:
             return None
-        return self.enum_cls(value).value
+        return str(self.enum_cls(value).value)
 
     def process_result_value(self, value: Any, dialect: Any) -> enum.Enum | None:
         return None if value is None else self.enum_cls(value)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy import text
+
 from chatdb.errors import ReadOnlyServerError
 
 if TYPE_CHECKING:
@@ -64,7 +66,6 @@ SELECT pg_is_in_recovery(),
 
 
 def server_role(conn: Connection) -> ServerRole:
-    from sqlalchemy import text
 
     in_recovery, read_only, lag = conn.execute(text(_ROLE_SQL)).one()
     return ServerRole(bool(in_recovery), bool(read_only), None if lag is None else float(lag))
@@ -151,7 +152,6 @@ def shares_server_sessions(db: Database) -> bool:
     or as one client connection seeing another pid after its transaction
     while a second client holds the first server connection.
     """
-    from sqlalchemy import text
 
     pid = text("SELECT pg_backend_pid()")
     with db.translate(), db.engine.connect() as first, db.engine.connect() as second:
@@ -164,4 +164,4 @@ def shares_server_sessions(db: Database) -> bool:
         again = first.execute(pid).scalar_one()  # second still holds its server connection
         first.commit()
         second.commit()
-        return again != mine
+        return bool(again != mine)

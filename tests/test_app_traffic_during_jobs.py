@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import TestDatabase
+from jobdata import count, seed
+from processes import start
 
 from chatdb.db import Database
 from chatdb.errors import ConversationArchivedError, ConversationNotFoundError
 from chatdb.repositories import ConversationRepository, MessageRepository
-from helpers import TestDatabase
-from jobdata import count, seed
-from processes import start
 
 # With batches of 5 each job runs for several times BLOCKED_BOUND, so a job that
 # blocked the application for its whole run would be caught.
@@ -66,7 +66,7 @@ class Traffic:
     def _guard(self, loop: Callable, index: int) -> None:
         try:
             loop(random.Random(f"{self.rng.random()}:{index}"))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.errors.append(exc)
 
     def _writer(self, rng: random.Random) -> None:

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import Cli, Invocation, TestDatabase, assert_one_line_error
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from jobdata import seed, snapshot
 
 from chatdb.errors import UsageError
 from chatdb.timeparse import parse_duration, parse_instant
-from helpers import Cli, Invocation, TestDatabase, assert_one_line_error
-from jobdata import seed, snapshot
 
 SQLISH = [
     "'; DROP TABLE messages; --",

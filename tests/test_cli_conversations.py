@@ -7,11 +7,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 import sample_data
+from helpers import Cli, TestDatabase, assert_one_line_error
+
 from chatdb.filters import ConversationFilter
 from chatdb.reports.conversations import list_conversations
-from helpers import Cli, TestDatabase, assert_one_line_error
 
 
 def expected(db: TestDatabase, where: str = "TRUE", params: dict | None = None) -> list[dict]:

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli
 from test_cli_conventions import COMMANDS
 

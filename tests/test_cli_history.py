@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import sample_data
+from helpers import Cli, TestDatabase, assert_one_line_error
 
 import chatdb.reports.history
-import sample_data
 from chatdb.reports.conversations import conversation_prefix_query
-from helpers import Cli, TestDatabase, assert_one_line_error
 
 ALICE = sample_data.ALICE_ACTIVE
 

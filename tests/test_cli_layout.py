@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase
+from jobdata import seed
 
 from chatdb.cli import _output as out
 from chatdb.cli._tables import Column, Screen, draw
-from helpers import Cli, TestDatabase
-from jobdata import seed
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 HOSTILE = "first line\nsecond\tline \x1b[2J with \"quotes\", commas and ünïcödé 🙂 " + "long " * 80

@@ -8,6 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, hold_lease, seed
 
 import chatdb
 from chatdb import migrations
@@ -15,8 +17,6 @@ from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.reports.conversations import list_conversations
 from chatdb.timeparse import cutoff
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, hold_lease, seed
 
 OLD = "2020-01-01T00:00:00+00:00"
 UNKNOWN = "2f1c7a0e-4b7e-4a55-9a43-0c1d1f6b7b10"

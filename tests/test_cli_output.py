@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import sample_data
 from helpers import Cli, TestDatabase
 from test_cli_conventions import COMMANDS

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
 import sample_data
 from helpers import Cli, TestDatabase, assert_one_line_error
 
@@ -148,7 +147,6 @@ def server_with_pg_stat_statements():
     from pathlib import Path
 
     import psycopg
-
     from helpers import Server
 
     with warnings.catch_warnings():

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from chatdb.config import mask_url
 from helpers import TestDatabase
 from jobdata import count, seed
 from terminal import Terminal
+
+from chatdb.config import mask_url
 
 OLD = "2020-01-01T00:00:00+00:00"
 

@@ -106,3 +106,29 @@ def test_nothing_below_the_command_line_imports_it() -> None:
 def test_modules_are_small() -> None:
     long = {name: n for name, path in modules() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
     assert long == {}
+
+
+def sqlalchemy_imports(tree: ast.Module) -> tuple[bool, list[int]]:
+    """Whether the module imports SQLAlchemy at its top, and the lines where functions import it."""
+    def is_sqlalchemy(node: ast.AST) -> bool:
+        return isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sqlalchemy"
+
+    at_top = any(is_sqlalchemy(node) for node in tree.body)
+    inside = [
+        node.lineno
+        for function in ast.walk(tree)
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(function)
+        if is_sqlalchemy(node)
+    ]
+    return at_top, inside
+
+
+def test_sqlalchemy_is_imported_lazily_only_where_it_is_not_loaded_already() -> None:
+    """Function-level imports keep `chatdb --help` fast; in a module that loads SQLAlchemy anyway they only hide it."""
+    both = []
+    for name, path in modules():
+        at_top, inside = sqlalchemy_imports(ast.parse(path.read_text()))
+        if at_top and inside:
+            both.append(f"{name}:{inside}")
+    assert both == []

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from helpers import Cli, Server, TestDatabase, assert_one_line_error, with_database
 
 from chatdb.config import Settings, load_settings, mask_url, normalize_url
 from chatdb.db import Database, engine_options
 from chatdb.errors import ConfigurationError
-from helpers import Cli, Server, TestDatabase, assert_one_line_error, with_database
 
 
 @pytest.mark.parametrize(

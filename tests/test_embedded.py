@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import Cli
 
 from chatdb import embedded, migrations
-from helpers import Cli
 
 
 @pytest.fixture

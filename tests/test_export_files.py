@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, seed, snapshot
+from processes import kill_when, start
 
 from chatdb.errors import DestinationError
 from chatdb.jobs.atomic_files import TEMPORARY_NAME, check_destination
 from chatdb.jobs.files import manifest_path
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed, snapshot
-from processes import kill_when, start
 
 OLD = "2020-01-01T00:00:00+00:00"
 NOBODY = 65534

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from chatdb.jobs.files import manifest_path
 from helpers import Server, TestDatabase, new_database
 from jobdata import count, seed, snapshot
 from processes import finish, kill_when, start
+
+from chatdb.jobs.files import manifest_path
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
 KILLS = 3  # per job: enough random points to matter, few enough to keep the suite quick

@@ -14,10 +14,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
 
 OLD = "2020-01-01T00:00:00+00:00"

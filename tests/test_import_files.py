@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, seed, snapshot
 
 from chatdb.errors import ImportFileError
 from chatdb.jobs.files import manifest_path
 from chatdb.jobs.importing import import_conversations
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed, snapshot
 
 OLD = "2020-01-01T00:00:00+00:00"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, hold_lease, seed, snapshot
 from processes import finish, kill_when, start

@@ -7,10 +7,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chatdb.filters import ConversationFilter
-from chatdb.jobs.prune import prune_conversations
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
+
+from chatdb.filters import ConversationFilter
+from chatdb.jobs.prune import prune_conversations
 
 NOW = datetime.now(UTC).isoformat()
 OLD = "2020-01-01T00:00:00+00:00"

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error, catalog
 
 from chatdb import migrations
-from helpers import Cli, TestDatabase, assert_one_line_error, catalog
 
 PLAN_SQL = Path(__file__).with_name("plan_schema.sql")
 CHATDB_TABLES = ["conversations", "messages"]

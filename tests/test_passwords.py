@@ -21,12 +21,12 @@ import uuid
 from urllib.parse import quote
 
 import pytest
+from helpers import Cli, Server, TestDatabase, as_role, with_database
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from chatdb.config import mask_url, normalize_url
 from chatdb.errors import ConfigurationError
-from helpers import Cli, Server, TestDatabase, as_role, with_database
 
 MARKERS = "жЩ€ßΩ🔑Ǆ"
 HOSTILE = "@:/?#%[] +&=;'\"\\\t"

@@ -9,7 +9,6 @@ refuse with one line that names the column and why, having written nothing.
 from __future__ import annotations
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 
 REAL_USERS = "SELECT * FROM users WHERE NOT starts_with(id, 'chatdb-') ORDER BY id"

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, seed
+from processes import finish, kill_when, start
 
 from chatdb.errors import ChatdbError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.prune import prune_conversations
 from chatdb.jobs.runner import JobTimeouts
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed
-from processes import finish, kill_when, start
 
 OLD = "2020-01-01T00:00:00+00:00"
 CUTOFF = ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC))

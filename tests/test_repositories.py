@@ -14,13 +14,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from helpers import TestDatabase
+from repo_harness import Repos, open_repos
 
 import chatdb
 from chatdb import errors
 from chatdb.models import ConversationStatus, MessageRole
 from chatdb.repositories import Cursor, NewMessage
-from helpers import TestDatabase
-from repo_harness import Repos, open_repos
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -507,7 +507,7 @@ def test_chatdb_exports_the_repositories_lazily() -> None:
     assert chatdb.AsyncMessageRepository is repositories.AsyncMessageRepository
     assert "MessageRepository" in dir(chatdb)
     with pytest.raises(AttributeError):
-        chatdb.NoSuchThing  # noqa: B018
+        chatdb.NoSuchThing
     code = "import sys, chatdb; print('sqlalchemy' in sys.modules, 'chatdb.repositories' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -6,6 +6,8 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from helpers import TestDatabase
+
 from chatdb.config import PoolSettings, Settings
 from chatdb.db import Database, async_session_factory, create_async_engine
 from chatdb.repositories import (
@@ -13,7 +15,6 @@ from chatdb.repositories import (
     ConversationRepository,
     MessageRepository,
 )
-from helpers import TestDatabase
 
 WRITERS = 50
 SETTINGS_POOL = PoolSettings(size=WRITERS, max_overflow=0)

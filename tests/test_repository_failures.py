@@ -6,6 +6,7 @@ import uuid
 
 import psycopg
 import pytest
+from helpers import TestDatabase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -13,7 +14,6 @@ from sqlalchemy import text
 from chatdb import errors
 from chatdb.repositories import ConversationRepository, MessageRepository
 from chatdb.repositories.operations import translate_driver_error
-from helpers import TestDatabase
 
 
 def test_a_lock_timeout_is_a_database_error_and_a_rollback_recovers(

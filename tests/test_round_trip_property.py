@@ -23,10 +23,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import TestDatabase, new_database
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from helpers import TestDatabase, new_database
 
 EXAMPLES = int(os.environ.get("CHATDB_PROPERTY_EXAMPLES", "12"))
 PROPERTY = settings(

@@ -6,7 +6,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, as_role, assert_one_line_error
 from jobdata import seed, snapshot
 

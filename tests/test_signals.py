@@ -25,11 +25,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from chatdb.jobs.files import manifest_path
 from helpers import TestDatabase
 from jobdata import count, hold_lease, seed, snapshot
 from processes import start
+
+from chatdb.jobs.files import manifest_path
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
 STOPS = 2  # per job: with the tests below, a few dozen signals in all
@@ -337,9 +337,9 @@ def test_a_stop_during_a_garbage_collector_callback_is_never_lost(
     The first progress report comes as a phase starts, outside any batch; a
     random later one mostly from inside a batch.
     """
-    from chatdb.jobs import seed as seeding
     from chatdb.errors import JobInterrupted
     from chatdb.filters import ConversationFilter
+    from chatdb.jobs import seed as seeding
     from chatdb.jobs.archive import archive_conversations
     from chatdb.jobs.export import export_conversations
     from chatdb.jobs.importing import import_conversations

@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import seed, snapshot
 from servers.standby import Standby
@@ -71,7 +70,7 @@ def test_a_read_only_server_is_refused_the_same_way(migrated_db: TestDatabase) -
     assert snapshot(migrated_db) == before
 
 
-def checks_of(result) -> dict[str, dict]:  # noqa: ANN001 - an Invocation
+def checks_of(result) -> dict[str, dict]:
     assert result.exit_code == 0, result.stderr
     return {check["name"]: check for check in result.json()["checks"]}
 
@@ -146,7 +145,7 @@ def test_an_export_cancelled_by_a_replication_conflict_says_to_run_it_again(
     target = tmp_path / "all.jsonl"
     conflicted = threading.Event()
 
-    def on_progress(update) -> None:  # noqa: ANN001 - a ProgressUpdate
+    def on_progress(update) -> None:
         if update.done and not conflicted.is_set():  # after the first batch, mid-snapshot
             conflicted.set()
             # What the primary does every day: delete and vacuum, and take a table's lock.

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, assert_one_line_error
 from servers.tls import CLEARTEXT_ROLE, ROLE, TlsServer, tls_database, tls_server  # noqa: F401 - fixtures
 

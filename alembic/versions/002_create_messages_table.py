@@ -7,8 +7,9 @@ Revises: 001
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = "002"
 down_revision = "001"

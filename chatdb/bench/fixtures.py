@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from sqlalchemy import text
+
 from chatdb.bench.report import ServerLimits
 
 if TYPE_CHECKING:
@@ -19,7 +21,6 @@ DELETE_USER = "DELETE FROM users WHERE id = :user"
 
 
 def server_limits(conn: Connection) -> ServerLimits:
-    from sqlalchemy import text
 
     row = conn.execute(
         text(
@@ -33,9 +34,8 @@ def server_limits(conn: Connection) -> ServerLimits:
 
 
 def table_sizes(conn: Connection) -> tuple[int, int]:
-    from sqlalchemy import text
 
-    found = dict(
+    found: dict[str, int] = dict(
         conn.execute(
             text(
                 "SELECT relname, greatest(reltuples, 0)::bigint FROM pg_class "
@@ -48,7 +48,6 @@ def table_sizes(conn: Connection) -> tuple[int, int]:
 
 def sample(conn: Connection, size: int, estimated: int) -> list[tuple[uuid.UUID, str]]:
     """Up to ``size`` existing conversations, chosen at random (cheaply on big tables)."""
-    from sqlalchemy import text
 
     if estimated > 20 * size:
         percent = min(100.0, 300.0 * size / estimated)
@@ -65,7 +64,6 @@ def sample(conn: Connection, size: int, estimated: int) -> list[tuple[uuid.UUID,
 
 
 def create_own_rows(conn: Connection, user_id: str, count: int) -> list[uuid.UUID]:
-    from sqlalchemy import text
 
     from chatdb import ids
 
@@ -88,7 +86,6 @@ def create_own_rows(conn: Connection, user_id: str, count: int) -> list[uuid.UUI
 
 def remove_own_rows(db: Database, user_id: str) -> dict[str, int]:
     """Delete the benchmark's user with its conversations and messages (the jobs' delete)."""
-    from sqlalchemy import text
 
     from chatdb.jobs.queries import delete_conversations
 

@@ -40,7 +40,7 @@ def sequential_phase(
         while time.monotonic() < deadline or rounds < MIN_ROUNDS:
             target, owner = rng.choice(history), rng.choice(recent)
             for pattern in PATTERNS:
-                order = [("chatdb", chatdb), ("raw", raw)]
+                order: list[tuple[str, ChatdbPatterns | RawPatterns]] = [("chatdb", chatdb), ("raw", raw)]
                 rng.shuffle(order)
                 for impl, runner in order:
                     started = time.perf_counter()

@@ -60,7 +60,7 @@ class ChatdbGroup(TyperGroup):
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             raise _Carried(exc) from exc
 
-    def main(  # type: ignore[override]
+    def main(  # type: ignore[override]  # click's main() is untyped keyword soup; this one names them
         self,
         args: Any = None,
         prog_name: str | None = None,
@@ -256,9 +256,9 @@ def _deferred_database(resolve: Any) -> Database:
 
         def __init__(self) -> None:
             self._settings: Settings | None = None
-            super().__init__(None)  # type: ignore[arg-type]
+            super().__init__(None)  # type: ignore[arg-type]  # settings come on first use (the property below)
 
-        @property  # type: ignore[override]
+        @property
         def settings(self) -> Settings:
             if self._settings is None:
                 self._settings = resolve()

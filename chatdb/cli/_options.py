@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -106,8 +106,19 @@ def _completer(choices: Sequence[str]):
 
 
 # Durations (90d, 12w, 6mo, 1y, 36h, P90D) become chatdb.timeparse.Duration.
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from chatdb.timeparse import Duration
+
+    # What the parsers below return; Typer itself reads only the runtime annotation (object).
+    DurationArg = Duration
+    InstantArg = datetime
+else:
+    DurationArg = InstantArg = object
+
 OlderThanOption = Annotated[
-    object | None,
+    DurationArg | None,
     typer.Option(
         "--older-than",
         metavar="DURATION",
@@ -118,7 +129,7 @@ OlderThanOption = Annotated[
 ]
 # Dates, timestamps, or a duration ago, become aware datetimes.
 BeforeOption = Annotated[
-    object | None,
+    InstantArg | None,
     typer.Option(
         "--before",
         metavar="DATE",
@@ -128,7 +139,7 @@ BeforeOption = Annotated[
     ),
 ]
 SinceOption = Annotated[
-    object | None,
+    InstantArg | None,
     typer.Option(
         "--since",
         metavar="DATE",

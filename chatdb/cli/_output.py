@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from chatdb.cli._progress import JobProgress  # noqa: F401 - re-exported for the commands
+from chatdb.cli._progress import JobProgress
 from chatdb.cli._tables import Column, Screen, draw, visible
 from chatdb.serialize import to_jsonable
 

@@ -13,13 +13,13 @@ from chatdb.cli._options import (
     BatchSizeOption,
     BeforeOption,
     ConversationOption,
-    dry_run_option,
     JsonOption,
     OlderThanOption,
     QuietOption,
     SinceOption,
     UserOption,
     WaitOption,
+    dry_run_option,
 )
 from chatdb.cli._output import Column
 from chatdb.jobs.runner import DEFAULT_BATCH_SIZE

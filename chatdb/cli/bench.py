@@ -29,7 +29,7 @@ def bench(
             "--duration", metavar="DURATION", parser=_seconds,
             help="Time spent measuring, both phases together: 30s, 2min, or seconds.",
         ),
-    ] = "30s",  # type: ignore[assignment]
+    ] = "30s",  # type: ignore[assignment]  # Typer parses the default text with _seconds
     clients: Annotated[
         int, typer.Option("--clients", metavar="N", parser=count_param(1), help="Concurrent clients in the concurrency run.")
     ] = 100,
@@ -50,7 +50,7 @@ def bench(
             "--pause", metavar="DURATION", parser=_seconds,
             help="Mean pause of each concurrent client between operations (0: back to back).",
         ),
-    ] = "0",  # type: ignore[assignment]
+    ] = "0",  # type: ignore[assignment]  # Typer parses the default text with _seconds
     sample: Annotated[
         int, typer.Option("--sample", metavar="N", parser=count_param(1), help="Existing conversations the reads are spread over.")
     ] = 1000,
@@ -96,7 +96,7 @@ def bench(
         raise typer.Exit(1)
 
 
-def _render(report) -> None:  # noqa: ANN001 - a BenchReport, imported lazily
+def _render(report) -> None:
     load = report.concurrency
     labels = {"history": "history read (20)", "recent": "recent conversations (50)", "add": "add message"}
     rows = []

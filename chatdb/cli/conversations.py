@@ -8,7 +8,6 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import (
     AllOption,
     AllowFutureOption,
@@ -23,7 +22,7 @@ from chatdb.cli._options import (
     limit_option,
     output_format,
 )
-
+from chatdb.cli._output import Column
 
 COLUMNS = [
     Column("ID", "id"),

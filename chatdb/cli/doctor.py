@@ -6,8 +6,8 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import JsonOption
+from chatdb.cli._output import Column
 from chatdb.errors import ChecksFailedError
 
 

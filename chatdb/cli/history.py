@@ -8,8 +8,8 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import AllOption, CsvOption, JsonOption, OutputFormat, limit_option, output_format
+from chatdb.cli._output import Column
 
 
 def history(
@@ -81,7 +81,8 @@ def history(
                 transcript=True,
             )
     # The next pages' commands, on stderr in every mode (the cursors are in the JSON too).
-    same_size = f" -n {limit}" if ctx.get_parameter_source("limit").name != "DEFAULT" and not show_all else ""
+    source = ctx.get_parameter_source("limit")
+    same_size = f" -n {limit}" if source is not None and source.name != "DEFAULT" and not show_all else ""
     if page.older_cursor is not None:
         out.info(f"Older messages: chatdb history {page.conversation.id} --before {page.older_cursor}{same_size}")
     if page.newer_cursor is not None:

@@ -17,7 +17,7 @@ group = typer.Typer(
 )
 
 
-def _holder_pairs(holder) -> list[tuple[str, object]]:  # noqa: ANN001 - a LeaseHolder, imported lazily
+def _holder_pairs(holder) -> list[tuple[str, object]]:
     expiry = (
         f"in {holder.expires_in:.0f} s unless renewed" if holder.expires_in >= 0
         else f"{-holder.expires_in:.0f} s ago (the next job takes it over)"

@@ -117,7 +117,7 @@ def prune(
 
     with out.JobProgress(quiet=quiet or as_json) as bar, finishing(selection, include_active):
 
-        def confirm(plan) -> bool:  # noqa: ANN001 - a PrunePlan
+        def confirm(plan) -> bool:
             # Asked from inside the job: the progress bar must not draw over the question.
             with bar.suspended():
                 return typer.confirm(
@@ -175,7 +175,7 @@ def finishing(selection, include_active: bool) -> Iterator[None]:
     try:
         yield
     except ChatdbError as exc:
-        export = getattr(exc, "resume_from", None)
+        export = exc.resume_from
         if export is None:
             raise
         words = ["chatdb", "prune", "--before", selection.older_than.isoformat()]

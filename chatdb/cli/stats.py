@@ -8,8 +8,8 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import JsonOption, count_param
+from chatdb.cli._output import Column
 
 
 def stats(
@@ -44,7 +44,7 @@ def stats(
         _render(report, top, status, roles)
 
 
-def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 - a DatabaseStats
+def _render(report, top: int, status: str, roles: str) -> None:
     out.key_values(
         [
             ("Database", report.database),
@@ -103,7 +103,7 @@ def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 
     )
 
 
-def N(name: str) -> Column:  # noqa: N802 - reads like the column it makes
+def N(name: str) -> Column:
     return Column(name, "number")
 
 

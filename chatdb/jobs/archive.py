@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import update
+
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.reports.conversations import resolve_selection
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -30,6 +31,7 @@ from chatdb.jobs.runner import (
     job_transaction,
     rate,
 )
+from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
     from chatdb.db import Database
@@ -141,14 +143,12 @@ def _change_status(
     progress: ProgressCallback | None,
     timeouts: JobTimeouts | None,
 ) -> StatusChangeResult:
-    from sqlalchemy import update
 
     from chatdb.jobs import queries
-    from chatdb.models import Conversation
 
     check_batch_size(batch_size)
     timeouts = timeouts or JobTimeouts.from_env()
-    table = Conversation.__table__
+    table = queries.conversations
     result = StatusChangeResult(job=job, database=db.display_url, selection=selection, dry_run=dry_run)
     with job_lock(db, job, wait=wait, writes=not dry_run, progress=progress), JobRun(job, progress) as run:
         result.selection = selection = resolve_selection(db, selection)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import text
+
 from chatdb.jobs.runner import JobRun, JobTimeouts, batch_transaction, job_connection
 
 if TYPE_CHECKING:
@@ -42,7 +44,6 @@ def keyset_batches(selection: Selection, batch_size: int) -> Iterator[BatchStep]
     last: list[uuid.UUID | None] = [None]
 
     def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-        from sqlalchemy import text
 
         conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(conn.execute(queries.lock_batch(selection, last[0], batch_size, for_delete=True)).scalars())

@@ -26,8 +26,12 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import column as col
+from sqlalchemy import exc, func, select, table, text
+from sqlalchemy.dialects.postgresql import insert
 
 from chatdb.errors import ChatdbError, ConflictError, DatabaseError
 from chatdb.jobs.queries import users as sql
@@ -92,7 +96,6 @@ class UsersTable:
 
 
 def read_users_table(conn: Connection) -> UsersTable:
-    from sqlalchemy import text
 
     columns = [
         UsersColumn(
@@ -107,7 +110,7 @@ def read_users_table(conn: Connection) -> UsersTable:
               tuple(c.name for c in columns if domain in c.domains))
         for name, definition, names, domain in conn.execute(text(sql.USERS_CHECKS))
     ]
-    unique = dict(conn.execute(text(sql.USERS_UNIQUE_INDEXES)).all())
+    unique: dict[str, str] = dict(conn.execute(text(sql.USERS_UNIQUE_INDEXES)))
     return UsersTable(columns, checks, unique)
 
 
@@ -139,8 +142,6 @@ class _ColumnValues:
         kind = column.base_type
         if column.unique and (kind in _NUMBERS or kind in _TIMES):
             # The next values after the largest one present keep a unique index happy.
-            from sqlalchemy import column as col
-            from sqlalchemy import func, select, table
 
             self.start = conn.execute(select(func.max(col(column.name))).select_from(table("users"))).scalar()
         if not (kind in _TEXT or kind in _NUMBERS or kind in _TIMES or kind in _FIXED
@@ -175,7 +176,7 @@ class _ColumnValues:
             return ((self.start or date.today()) + timedelta(days=step)).isoformat()
         if kind in ("time", "timetz"):
             return (datetime.min + timedelta(seconds=step)).time().isoformat()
-        start = self.start or datetime.now(timezone.utc)
+        start = self.start or datetime.now(UTC)
         return (start + timedelta(seconds=step)).isoformat()
 
 
@@ -189,7 +190,6 @@ def create_demo_users(conn: Connection, user_ids: Sequence[str]) -> int:
     value no generated one can satisfy; nothing is inserted then. Runs in the
     caller's transaction.
     """
-    from sqlalchemy import text
 
     users = read_users_table(conn)
     id_column = next((c for c in users.columns if c.name == "id"), None)
@@ -223,9 +223,6 @@ class _Refused(Exception):
 
 def _insert(conn: Connection, users: UsersTable, missing: list[str], filled: list[_ColumnValues]) -> int:
     """One attempt, in a savepoint: either every missing user goes in, or none does."""
-    from sqlalchemy import column as col
-    from sqlalchemy import exc, table
-    from sqlalchemy.dialects.postgresql import insert
 
     target = table("users", col("id"), *(col(v.column.name) for v in filled))
     statement = insert(target).on_conflict_do_nothing(index_elements=["id"]).returning(target.c.id)

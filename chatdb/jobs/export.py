@@ -29,13 +29,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from sqlalchemy import Text, case, cast, func, literal, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
 import chatdb
 from chatdb.errors import ReplicationConflictError, UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.atomic_files import ExportFiles, check_destination
 from chatdb.jobs.files import MANIFEST_KIND, manifest_path
 from chatdb.jobs.reading import MANIFEST_VERSIONS
-from chatdb.reports.conversations import resolve_selection
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -46,6 +48,7 @@ from chatdb.jobs.runner import (
     rate,
     set_timeouts,
 )
+from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
     from chatdb.db import Database
@@ -183,10 +186,10 @@ def write_export(
         selection=selection,
         format=format,
         path=str(output) if to_file else None,
-        manifest=str(manifest_path(output)) if to_file else None,
+        manifest=str(manifest_path(output)) if isinstance(output, Path) else None,
         created_at=utcnow(),
     )
-    sink: Any = ExportFiles(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
+    sink: Any = ExportFiles(output) if isinstance(output, Path) else _StreamSink(output)
     written = f"nothing was written under {output}" if to_file else "what reached the output stream is incomplete"
     run.unchanged = written if run.job == "export" else f"{written} and {run.unchanged}"
     if to_file:
@@ -253,8 +256,6 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
     """One read-only REPEATABLE READ transaction, timestamps rendered in UTC, with the job's timeouts."""
     from contextlib import contextmanager
 
-    from sqlalchemy import text
-
     from chatdb.jobs import queries
 
     @contextmanager
@@ -270,7 +271,6 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
 
 
 def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
-    from sqlalchemy import select
 
     from chatdb.jobs.queries import conversations, messages
 
@@ -321,8 +321,6 @@ def _csv_batch(c: Any, m: Any) -> Any:
     RFC 4180 needs (a value with a comma, quote or line break; metadata
     always). Python then only copies bytes, so csv costs about what jsonl costs.
     """
-    from sqlalchemy import Text, case, cast, func, literal, select
-    from sqlalchemy.dialects.postgresql import aggregate_order_by
 
     def iso(value: Any) -> Any:
         return func.btrim(cast(func.to_json(value), Text), literal('"'))

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
 from chatdb.errors import ImportFileError
 from chatdb.jobs.reading import (
     MAX_LINE_BYTES,
@@ -260,7 +263,6 @@ def _check_input(
 @contextmanager
 def checking_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> Iterator[None]:
     """A transaction that is always rolled back, with the ids table the checks fill (``ON COMMIT DROP``)."""
-    from sqlalchemy import text
 
     from chatdb.jobs.queries import CHECK_SETTINGS
     from chatdb.jobs.queries.lines import CREATE_SEEN
@@ -307,8 +309,6 @@ def _checked(
 
     ``failed`` counts such lines: past :data:`MAX_REPORTED_PROBLEMS` the rest is not searched.
     """
-    from sqlalchemy import exc as sa_exc
-    from sqlalchemy import text
 
     from chatdb.jobs.queries.lines import CHECK_LINES, batch_parameters
 
@@ -354,10 +354,9 @@ def _insert(
     run: JobRun,
     timeouts: JobTimeouts,
 ) -> None:
-    from sqlalchemy import text
 
-    from chatdb.jobs.queries.lines import INSERT_LINES, batch_parameters
     from chatdb.jobs.queries import BATCH_SETTINGS
+    from chatdb.jobs.queries.lines import INSERT_LINES, batch_parameters
 
     run.start_phase("import", result.conversations)
     result.inserted_conversations = result.inserted_messages = 0
@@ -387,7 +386,6 @@ def _insert(
 
 def _conflict(conn: Connection, numbers: list[int], texts: list[str]) -> str:
     """What the check says of these lines now (inside the insert's transaction, which is then rolled back)."""
-    from sqlalchemy import text
 
     from chatdb.jobs.queries.lines import CHECK_LINES, CREATE_SEEN, batch_parameters
 

@@ -37,6 +37,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Interval, bindparam, delete, exc, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
 from chatdb.errors import (
     ChatdbError,
     DatabaseUnavailable,
@@ -133,13 +136,11 @@ def _table():
 
 
 def _ttl_interval(seconds: float) -> Any:
-    from sqlalchemy import Interval, bindparam
 
     return bindparam("ttl", timedelta(seconds=seconds), type_=Interval)
 
 
 def _lock_wait(conn: Connection, wait: str = LOCK_WAIT) -> None:
-    from sqlalchemy import text
 
     from chatdb.jobs.queries import LOCAL_LOCK_TIMEOUT
 
@@ -151,7 +152,6 @@ def _is_lock_timeout(error: BaseException) -> bool:
 
 
 def read_holder(conn: Connection) -> LeaseHolder | None:
-    from sqlalchemy import func, select
 
     t = _table()
     now = func.clock_timestamp()
@@ -194,8 +194,6 @@ class JobLease:
         on a live holder: the insert does nothing on a conflict, and taking
         over waits (briefly) only if a batch of the old holder still runs.
         """
-        from sqlalchemy import exc, func, update
-        from sqlalchemy.dialects.postgresql import insert
 
         t = _table()
         now = func.clock_timestamp()
@@ -228,7 +226,6 @@ class JobLease:
 
     def renew(self) -> bool:
         """Push the expiry one time-to-live ahead; False when the row is no longer ours."""
-        from sqlalchemy import func, update
 
         t = _table()
         now = func.clock_timestamp()
@@ -250,7 +247,7 @@ class JobLease:
                     self.lost = "it was broken (chatdb lock break) or taken over"
                     return
                 last, self.lost = time.monotonic(), None
-            except Exception:  # noqa: BLE001 - the next beat retries; the batch guard decides
+            except Exception:
                 if time.monotonic() - last > self.ttl:
                     self.lost = "it could not be renewed in time"
 
@@ -260,7 +257,6 @@ class JobLease:
 
     def check(self, conn: Connection) -> None:
         """Inside a batch transaction: hold the row (FOR KEY SHARE) or stop before the batch works."""
-        from sqlalchemy import select
 
         t = _table()
         mine = conn.execute(
@@ -272,7 +268,6 @@ class JobLease:
 
     def release(self) -> None:
         """Stop the heartbeat and delete the row (if still ours), retrying briefly if the server is back."""
-        from sqlalchemy import delete
 
         self._stop.set()
         if self._thread is not None:
@@ -358,7 +353,6 @@ def break_lease(db: Database) -> LeaseHolder | None:
     no longer finds its row); a batch it is running when the lease is broken
     finishes first, because the delete waits for that batch's row lock.
     """
-    from sqlalchemy import delete, exc
 
     from chatdb.migrations import require_tables
     from chatdb.models import LEASE_TABLE

@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.reports.conversations import resolve_selection
+from chatdb.jobs.deleting import BatchStep, Deleted, delete_batches, keyset_batches
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
-from chatdb.jobs.deleting import BatchStep, Deleted, delete_batches, keyset_batches
 from chatdb.jobs.prune_export import exported_batches, verify_export
 from chatdb.jobs.reading import expected_of, load_manifest
 from chatdb.jobs.runner import (
@@ -46,6 +45,7 @@ from chatdb.jobs.runner import (
     job_transaction,
     rate,
 )
+from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
 
@@ -160,12 +160,12 @@ def prune_conversations(
                     result = _prune(db, selection, include_active, export_to, resume, max_rows, confirm,
                                     batch_size, dry_run, run, timeouts)
                 except ChatdbError as exc:
-                    exc.cause = exc.message  # type: ignore[attr-defined] # before the runner adds to it
+                    exc.cause = exc.message  # before the runner adds to it
                     raise
         except (JobInterrupted, ChatdbError) as exc:
             if export_to is None or dry_run or isinstance(exc, (UsageError, JobRefusedError)):
                 raise
-            if getattr(exc, "refuses_export", False):
+            if exc.refuses_export:
                 raise
             raise _stopped(exc, run, export_to) from None
     assert result is not None
@@ -270,7 +270,7 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     with the exact command (``exc.resume_from`` says it can be resumed).
     """
     interrupted = isinstance(exc, JobInterrupted)
-    cause = "interrupted" if interrupted else getattr(exc, "cause", exc.message)
+    cause = "interrupted" if interrupted else (exc.cause or exc.message)
     if run.phase == "prune":  # before any export or deletion: the message says it all
         return exc
     if run.phase == "export":
@@ -281,8 +281,8 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     where = f"while verifying the export {export_to}" if run.phase == "verify" else (
         f"after deleting what was still as exported of {done}{of} conversations of the export {export_to}"
     )
-    exc.stopped = f"{cause} {where}"  # type: ignore[attr-defined]
-    exc.resume_from = export_to  # type: ignore[attr-defined]
+    exc.stopped = f"{cause} {where}"
+    exc.resume_from = export_to
     exc.reword(f"{exc.stopped}; the export is complete: finish with {{resume}} (the same selection and {{export_to}})",
                parameters=("resume", "export_to"))
     return exc

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select, text
+
 from chatdb.errors import ChatdbError, ImportFileError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.deleting import BatchStep
@@ -56,7 +58,7 @@ def verify_export(
 def _refusal(message: str) -> ChatdbError:
     """The export is not fit to delete from: resuming from it would not help, so no hint to."""
     exc = ChatdbError(message)
-    exc.refuses_export = True  # type: ignore[attr-defined]
+    exc.refuses_export = True
     return exc
 
 
@@ -112,12 +114,11 @@ def exported_batches(
 
 def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, result: PruneResult) -> BatchStep:
     def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-        from sqlalchemy import select, text
 
         from chatdb.jobs import queries
-        from chatdb.jobs.queries.lines import line_digests
         from chatdb.jobs.queries import conversations as c
         from chatdb.jobs.queries import id_array
+        from chatdb.jobs.queries.lines import line_digests
 
         # The lines were written in UTC: rebuild them in UTC.
         conn.execute(text(queries.UTC))

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobLockedError, UsageError
 from chatdb.jobs import stopping
@@ -97,8 +97,8 @@ def job_lock(
     (None: :class:`JobLockedError` at once), and tells ``progress`` while it
     waits (:class:`~chatdb.jobs.lease.LockWait`).
     """
-    from chatdb.migrations import require_current_schema
     from chatdb.jobs import lease as leases
+    from chatdb.migrations import require_current_schema
     from chatdb.topology import require_writable
 
     with db.translate(), db.engine.connect() as conn:
@@ -292,7 +292,7 @@ class JobRun:
         if isinstance(cause, ChatdbError) and not stopping.was_cancelled(cause):
             message += f" (while stopping: {cause.message})"
         error = JobInterrupted(message)
-        error.progress = {  # type: ignore[attr-defined]
+        error.progress = {
             "job": self.job, "phase": self.phase, "done": self.done, "total": self.total,
             "unit": self.unit, "batches": self.phase_batches, "committed_batches": self.committed,
         }
@@ -331,7 +331,7 @@ class JobRun:
             self._urgent = True
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         global _current
         _current = self._outer
         stop_requested = self.stopping

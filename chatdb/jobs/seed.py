@@ -24,6 +24,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
+
 from chatdb.errors import ConflictError, UsageError
 from chatdb.jobs import queries
 from chatdb.jobs.deleting import Deleted, delete_batches, keyset_batches
@@ -41,7 +43,7 @@ from chatdb.jobs.runner import (
     job_transaction,
     rate,
 )
-from chatdb.jobs.seed_data import (
+from chatdb.jobs.seed_data import (  # SeedScale is part of this module's API too
     ACTIVITY_DAYS,
     ARCHIVED_SHARE,
     ASSISTANT_LINES,
@@ -49,11 +51,13 @@ from chatdb.jobs.seed_data import (
     MODELS,
     TEXT_VARIANTS,
     USER_LINES,
-    SeedScale,
     assistant_length,
     message_texts,
     plan_batches,
     user_length,
+)
+from chatdb.jobs.seed_data import (
+    SeedScale as SeedScale,
 )
 from chatdb.migrations import require_tables
 
@@ -191,7 +195,6 @@ def seed(
     counting messages. A stop request lets the batches in flight commit and
     starts no new one; :class:`JobInterrupted` says what was kept.
     """
-    from sqlalchemy import text
 
     if batch_messages < 1:
         raise UsageError(f"the batch size must be at least 1, got {batch_messages}")
@@ -282,7 +285,6 @@ def seed(
 
 def _plan(conn: Connection, scale: SeedScale, user_ids: list[str]) -> list[Any]:
     """Every conversation's id, owner, status, message count, pace and start, computed in PostgreSQL."""
-    from sqlalchemy import text
 
     long_count = scale.long_conversations
     conn.execute(text(sql.PLAN))
@@ -343,7 +345,6 @@ def remove_seed(
     Re-running after an interruption finishes the job. ``progress`` gets a
     :class:`ProgressUpdate` counting conversations. ``dry_run`` only counts.
     """
-    from sqlalchemy import text
 
     check_batch_size(batch_size)
     timeouts = timeouts or JobTimeouts.from_env()

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import CheckConstraint, Column, PrimaryKeyConstraint, UniqueConstraint, exc, text
+
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
@@ -40,7 +42,6 @@ def _model_tables(tables: list[str]) -> list[Table]:
 
 def expected_indexes(tables: list[str]) -> dict[str, str]:
     """``{"table.index": definition}`` for the keys, unique constraints and indexes of the models."""
-    from sqlalchemy import Column, PrimaryKeyConstraint, UniqueConstraint
 
     found: dict[str, str] = {}
     for table in _model_tables(tables):
@@ -62,7 +63,6 @@ def _index_sql(name: Any, table: str, unique: bool, columns: str) -> str:
 
 
 def live_indexes(conn: Connection, tables: list[str]) -> dict[str, str]:
-    from sqlalchemy import text
 
     rows = conn.execute(
         text(
@@ -80,7 +80,6 @@ def live_indexes(conn: Connection, tables: list[str]) -> dict[str, str]:
 
 def expected_checks(tables: list[str]) -> dict[str, str]:
     """``{"table.constraint": expression}`` of the models' CHECK constraints."""
-    from sqlalchemy import CheckConstraint
 
     return {
         f"{table.name}.{constraint.name}": str(constraint.sqltext)
@@ -101,7 +100,6 @@ class LiveCheck:
 
 
 def live_checks(conn: Connection, tables: list[str]) -> dict[str, LiveCheck]:
-    from sqlalchemy import text
 
     rows = conn.execute(
         text(
@@ -126,20 +124,18 @@ def canonical(conn: Connection, table: str, expression: str) -> str:
     ``table`` is one of chatdb's own table names; ``expression`` is a model's
     CHECK expression or the server's own deparse of a built-in-only live one.
     """
-    from sqlalchemy import text
 
     with conn.begin_nested():
         lines = conn.execute(text(f"EXPLAIN (VERBOSE, COSTS OFF) SELECT {expression} FROM ONLY {table}")).scalars()
         for line in lines:
             stripped = line.strip()
             if stripped.startswith(_OUTPUT):
-                return stripped[len(_OUTPUT):]
+                return str(stripped[len(_OUTPUT):])
     raise ValueError(f"no output line planning {expression!r}")
 
 
 def check_differences(conn: Connection, tables: list[str]) -> tuple[int, list[tuple[str, bool]]]:
     """How many CHECK constraints chatdb defines, and each difference (text, whether it breaks chatdb)."""
-    from sqlalchemy import exc
 
     expected = expected_checks(tables)
     live = live_checks(conn, tables)
@@ -170,7 +166,6 @@ def check_differences(conn: Connection, tables: list[str]) -> tuple[int, list[tu
 
 
 def _oids(conn: Connection, names: list[str]) -> list[int]:
-    from sqlalchemy import text
 
     rows = conn.execute(
         text("SELECT to_regclass(n)::oid FROM unnest(CAST(:names AS text[])) AS n"), {"names": names}

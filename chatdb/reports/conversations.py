@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select, true
+
 from chatdb.errors import (
     AmbiguousError,
     ConversationNotFoundError,
@@ -79,7 +81,6 @@ class ConversationListing:
 
 def _listing_statement(selection: ConversationFilter) -> Any:
     """Conversations matching ``selection`` with their message counts, newest activity first."""
-    from sqlalchemy import func, select, true
 
     from chatdb.models import Conversation, Message
 
@@ -167,7 +168,6 @@ def conversation_prefix_query(text: str | uuid.UUID) -> Any:
     A range condition on the primary key (``id BETWEEN prefix000… AND prefixfff…``)
     rather than a text match, so the index answers it.
     """
-    from sqlalchemy import select
 
     from chatdb.models import Conversation
 
@@ -206,7 +206,8 @@ def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUI
         raise AmbiguousError(
             f"conversation prefix {raw!r} is ambiguous; it matches {shown}{more} (give more digits)"
         )
-    return rows[0]
+    found: uuid.UUID = rows[0]
+    return found
 
 
 def resolve_selection(conn: Connection | Database, selection: ConversationFilter) -> ConversationFilter:
@@ -220,17 +221,15 @@ def resolve_selection(conn: Connection | Database, selection: ConversationFilter
     if not (selection.user_ids or selection.names_conversations):
         return selection
     if not hasattr(conn, "execute"):
-        with conn.connect() as opened:  # type: ignore[union-attr]
+        with conn.connect() as opened:
             return resolve_selection(opened, selection)
     from dataclasses import replace
-
-    from sqlalchemy import select
 
     from chatdb.models import Conversation, users
 
     if selection.user_ids:
         wanted = list(selection.user_ids)
-        present = set(conn.execute(select(users.c.id).where(users.c.id.in_(wanted))).scalars())  # type: ignore[union-attr]
+        present = set(conn.execute(select(users.c.id).where(users.c.id.in_(wanted))).scalars())
         missing = [u for u in wanted if u not in present]
         if missing:
             names = ", ".join(repr(u) for u in missing)
@@ -240,11 +239,11 @@ def resolve_selection(conn: Connection | Database, selection: ConversationFilter
     problems = []
     if ids:
         table = Conversation.__table__
-        present_ids = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())  # type: ignore[union-attr]
+        present_ids = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
         problems += [f"no conversation has id '{i}'" for i in ids if i not in present_ids]
     for prefix in selection.conversation_prefixes:
         try:
-            ids.append(resolve_conversation_id(conn, prefix))  # type: ignore[arg-type]
+            ids.append(resolve_conversation_id(conn, prefix))  # type: ignore[arg-type]  # a Connection here (hasattr above)
         except ConversationNotFoundError as exc:
             problems.append(exc.message)
     if problems:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import exc, text
+
 from chatdb import migrations
 from chatdb.db import server_version
 from chatdb.errors import ChatdbError
@@ -260,7 +262,6 @@ def _endpoint(db: Database) -> Check:
 
 def _pg_stat_statements(conn: Connection) -> Check:
     """Whether ``chatdb stats`` can list the slowest statements."""
-    from sqlalchemy import exc, text
 
     name = "pg_stat_statements"
     installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = :n"), {"n": name}).scalar()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from chatdb.migrations import require_tables
 from chatdb.reports.conversations import resolve_conversation_id
 
@@ -137,16 +139,15 @@ def check_page(
 
 def _check_range(session: Any, before: uuid.UUID, after: uuid.UUID) -> None:
     """Both cursors given: the one for ``after`` must be the older message, or the range is empty."""
-    from sqlalchemy import select
 
     from chatdb.errors import UsageError
     from chatdb.models import Message
 
     table = Message.__table__
-    keys = dict(
-        (row.id, (row.created_at, row.id))
+    keys = {
+        row.id: (row.created_at, row.id)
         for row in session.execute(select(table.c.id, table.c.created_at).where(table.c.id.in_([before, after])))
-    )
+    }
     if before in keys and after in keys and keys[after] >= keys[before]:
         raise UsageError(
             "{after} must name an older message than {before}: between them there is nothing to show",

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import exc, text
+
 from chatdb.db import server_version
 from chatdb.migrations import require_tables
 from chatdb.models import CHATDB_TABLES, ConversationStatus, MessageRole
@@ -150,17 +152,15 @@ def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
 
 
 def _counts(conn: Connection, table: str, column: str, known: list[str]) -> dict[str, int]:
-    from sqlalchemy import text
 
     # Table and column names are chatdb's own constants, never user input.
-    found = dict(conn.execute(text(f"SELECT {column}, count(*) FROM {table} GROUP BY {column}")).all())
+    found: dict[Any, int] = dict(conn.execute(text(f"SELECT {column}, count(*) FROM {table} GROUP BY {column}")).all())
     counts = {value: int(found.pop(value, 0)) for value in known}
     counts.update({str(value): int(n) for value, n in sorted(found.items())})
     return counts
 
 
 def _table_stats(conn: Connection, name: str, rows: int) -> TableStats:
-    from sqlalchemy import text
 
     table = conn.execute(
         text(
@@ -214,7 +214,6 @@ def _table_stats(conn: Connection, name: str, rows: int) -> TableStats:
 
 
 def _activity(conn: Connection) -> dict[str, datetime | None]:
-    from sqlalchemy import text
 
     conversations = conn.execute(
         text("SELECT min(created_at), max(created_at), max(updated_at) FROM conversations")
@@ -230,7 +229,6 @@ def _activity(conn: Connection) -> dict[str, datetime | None]:
 
 
 def _busiest_users(conn: Connection, top: int) -> list[UserActivity]:
-    from sqlalchemy import text
 
     rows = conn.execute(
         text(
@@ -252,7 +250,6 @@ def _busiest_users(conn: Connection, top: int) -> list[UserActivity]:
 
 
 def _slow_statements(conn: Connection, top: int) -> SlowStatements:
-    from sqlalchemy import exc, text
 
     installed = conn.execute(
         text("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")

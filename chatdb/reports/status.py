@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
+
 from chatdb import migrations
 from chatdb.db import server_version
 from chatdb.migrations import existing_tables
@@ -52,7 +54,6 @@ class SchemaStatus:
 
 def schema_status(db: Database) -> SchemaStatus:
     """Current and newest revision, pending migrations, and chatdb's tables with exact row counts."""
-    from sqlalchemy import text
 
     with db.connect() as conn:
         version = server_version(conn)

@@ -82,7 +82,7 @@ def limit_of(value: int) -> int:
 
 def status_of(value: StatusArg) -> Literal["active", "archived", "all"]:
     if isinstance(value, ConversationStatus):
-        return value.value  # type: ignore[return-value]
+        return value.value
     if value in ("active", "archived", "all"):
         return value
     raise ValidationError(f"unknown conversation status {value!r}: use active, archived or all")
@@ -240,7 +240,7 @@ def _fields(message: NewMessage | tuple[Any, ...]) -> tuple[Any, Any, Any]:
     if isinstance(message, NewMessage):
         return message.role, message.content, message.metadata
     if isinstance(message, tuple) and len(message) in (2, 3):
-        return (*message, None) if len(message) == 2 else message  # type: ignore[return-value]
+        return (*message, None) if len(message) == 2 else message
     raise ValidationError(
         f"each message must be a NewMessage or a (role, content[, metadata]) tuple, got {message!r}"
     )

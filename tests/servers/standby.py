@@ -23,8 +23,8 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from helpers import Server, TestDatabase, with_database
+
 from servers.unprivileged import private_dir, run_as
 
 STANDBY_SETTINGS = """
@@ -66,8 +66,9 @@ class Standby:
 
     def new_database(self) -> Iterator[tuple[TestDatabase, TestDatabase]]:
         """A new database on the primary, migrated to head, and the same database on the standby."""
-        from chatdb import migrations
         from helpers import new_database
+
+        from chatdb import migrations
 
         databases = new_database(self.primary)
         db = next(databases)

@@ -13,17 +13,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Select, any_, func, literal, select
+from sqlalchemy import Select, Table, any_, bindparam, delete, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from chatdb.models import Conversation, Message
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-conversations = Conversation.__table__
-messages = Message.__table__
+# The models' tables as Core tables (SQLAlchemy types __table__ as any FromClause).
+conversations = cast(Table, Conversation.__table__)
+messages = cast(Table, Message.__table__)
 
 
 class Selection(Protocol):
@@ -75,7 +77,7 @@ def selection_size(
     ).one()
     n_msg = msg_bytes = 0
     if messages:
-        m = Message.__table__
+        m = cast(Table, Message.__table__)  # the parameter "messages" hides the module's table
         ids = select(conversations.c.id).where(*conds)
         msg_row_bytes = func.coalesce(func.sum(func.pg_column_size(m.table_valued())), 0)
         n_msg, msg_bytes = conn.execute(
@@ -122,15 +124,12 @@ def id_array(ids: Sequence[uuid.UUID]) -> Any:
     One array parameter keeps the statement the same for every batch, where
     ``IN (...)`` would send (and plan) a thousand separate parameters.
     """
-    from sqlalchemy import bindparam
-    from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
     return any_(bindparam("ids", list(ids), type_=ARRAY(UUID(as_uuid=True))))
 
 
 def delete_conversations(conn: Connection, ids: Sequence[uuid.UUID]) -> tuple[int, int]:
     """Delete these conversations and their messages; return (conversations, messages) deleted."""
-    from sqlalchemy import delete
 
     if not ids:
         return 0, 0

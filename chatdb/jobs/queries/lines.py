@@ -23,6 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Text, case, cast, func, literal, literal_column, select, true
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
 from chatdb.models import USER_MESSAGE_MAX_LENGTH
 from chatdb.repositories.statements import CONVERSATION_FIELDS, MESSAGE_FIELDS
 
@@ -37,8 +40,6 @@ TIMESTAMP_PATTERN = (
 
 def line_select(c: Any) -> Any:
     """``(id, line, message count)`` for each row of ``c`` (a conversations-shaped subquery), by id."""
-    from sqlalchemy import Text, case, cast, func, literal, literal_column, select, true
-    from sqlalchemy.dialects.postgresql import aggregate_order_by
 
     from chatdb.jobs.queries import messages
 
@@ -78,7 +79,6 @@ def line_select(c: Any) -> Any:
 
 def line_digests(ids_param: Any) -> Any:
     """``(id, sha256 of the line's UTF-8 bytes)`` for the conversations ``id = any(ids_param)``."""
-    from sqlalchemy import func, select
 
     from chatdb.jobs.queries import conversations
 
