@@ -64,15 +64,15 @@ class BenchOptions:
 
     def checked(self) -> BenchOptions:
         if self.duration <= 0:
-            raise UsageError(f"--duration must be positive, got {self.duration}")
+            raise UsageError(f"{{duration}} must be positive, got {self.duration}", parameters=("duration",))
         if self.clients < 1:
-            raise UsageError(f"--clients must be at least 1, got {self.clients}")
+            raise UsageError(f"{{clients}} must be at least 1, got {self.clients}", parameters=("clients",))
         if self.workers is not None and self.workers < 1:
-            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+            raise UsageError(f"{{workers}} must be at least 1, got {self.workers}", parameters=("workers",))
         if self.pause < 0:
-            raise UsageError(f"--pause cannot be negative, got {self.pause}")
+            raise UsageError(f"{{pause}} cannot be negative, got {self.pause}", parameters=("pause",))
         if self.connections is not None and self.connections < 1:
-            raise UsageError(f"--connections must be at least 1, got {self.connections}")
+            raise UsageError(f"{{connections}} must be at least 1, got {self.connections}", parameters=("connections",))
         return self
 
 
@@ -139,7 +139,7 @@ class ConcurrencyResult:
     pause: float
     connections: int
     pool_sizes: list[int]
-    limited_by: str  # "clients", "max_connections" or "--connections"
+    limited_by: str  # "clients", "max_connections" or "connections" (the option)
     seconds: float
     patterns: dict[str, Latency]
     overall: Latency
@@ -463,7 +463,7 @@ def _concurrency(
 ) -> ConcurrencyResult:
     fits = limits.available - FREE_CONNECTIONS
     if options.connections is not None:
-        connections, limited_by = options.connections, "--connections"
+        connections, limited_by = options.connections, "connections"
     elif options.clients <= fits:
         connections, limited_by = options.clients, "clients"
     else:
@@ -471,7 +471,8 @@ def _concurrency(
     if connections < 1:
         raise ConflictError(
             f"the server has no connection to spare ({limits.max_connections} max_connections, "
-            f"{limits.reserved} reserved, {limits.in_use} in use); pass --connections N to choose"
+            f"{limits.reserved} reserved, {limits.in_use} in use); pass {{connections}} N to choose",
+            parameters=("connections",),
         )
     workers = min(options.workers or max(2, os.cpu_count() or 2), options.clients, connections)
     client_counts = _split(options.clients, workers)
