@@ -340,3 +340,23 @@ def test_doctor_names_the_endpoint_kind(migrated_db: TestDatabase, pgbouncer: Pg
     assert "chatdb migrate" in found["detail"]
     direct = neon.replace("-pooler.", ".")
     assert endpoint(direct)["detail"].startswith("Neon direct endpoint ep-quiet-frost-123456.us-east-2")
+
+
+@pytest.mark.parametrize("idle_servers", [1, 2, 3, 4])
+def test_doctor_recognises_the_pooler_however_many_server_connections_are_idle(
+    migrated_db: TestDatabase, pooled: TestDatabase, idle_servers: int
+) -> None:
+    """The pooler hands out idle server connections in turn: whichever it hands out, doctor sees the sharing."""
+    opened = [pooled.connect() for _ in range(idle_servers)]
+    try:
+        for conn in opened:  # each holds a server connection until all have one
+            conn.execute("SELECT 1")
+        for conn in opened:
+            conn.commit()
+    finally:
+        for conn in opened:
+            conn.close()
+    result = Cli(pooled.url)("doctor", "--json")
+    assert result.exit_code == 0, result.stderr
+    endpoint = next(c for c in result.json()["checks"] if c["name"] == "endpoint")
+    assert endpoint["status"] == "warn" and "transaction-mode pooler" in endpoint["detail"], endpoint
