@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -46,6 +46,23 @@ from chatdb.repositories import (
     MessageRepository,
 )
 from chatdb.repositories import statements as sql
+
+# The plan's query patterns as written there (docs: database-plan, "Query Patterns"),
+# in SQL: what its SQLModel code sends, with pattern 3 as its naive transaction
+# (BEGIN; INSERT; UPDATE; COMMIT: four round trips).
+PLAN_PATTERN_1 = (
+    "SELECT * FROM conversations WHERE user_id = %(user_id)s AND status = 'active'"
+    " ORDER BY updated_at DESC LIMIT %(limit)s"
+)
+PLAN_PATTERN_2 = (
+    "SELECT * FROM messages WHERE conversation_id = %(conversation_id)s"
+    " ORDER BY created_at DESC LIMIT %(limit)s"
+)
+PLAN_PATTERN_3 = (
+    "INSERT INTO messages (conversation_id, user_id, role, content)"
+    " VALUES (%(conversation_id)s, %(user_id)s, 'user', %(content)s)",
+    "UPDATE conversations SET updated_at = now() WHERE id = %(conversation_id)s",
+)
 
 MESSAGES_PER_CONVERSATION = 40
 CONVERSATIONS_PER_USER = 10
@@ -155,6 +172,7 @@ class Sample:
     name: str
     repository: list[float]
     raw: list[float]
+    plan: list[float] = field(default_factory=list)  # the plan's own SQL, where measured
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -163,16 +181,22 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def report(title: str, samples: list[Sample]) -> None:
+    """p50/p95/p99 of each side; the ratios are of the p95s (repository / other side)."""
     print(f"\n{title}")
     print(
-        f"{'operation':<16}{'repository p50 / p95 / p99 (ms)':>34}{'raw psycopg p50 / p95 / p99 (ms)':>36}{'p95 ratio':>11}"
+        f"{'operation':<16}{'repository p50 / p95 / p99 (ms)':>34}{'raw psycopg p50 / p95 / p99 (ms)':>36}"
+        f"{'ratio':>7}{'plan SQL p50 / p95 / p99 (ms)':>33}{'ratio':>7}"
     )
     for sample in samples:
         repo, raw = percentiles(sample.repository), percentiles(sample.raw)
-        print(
+        line = (
             f"{sample.name:<16}{repo[0]:>14.3f}{repo[1]:>10.3f}{repo[2]:>10.3f}"
-            f"{raw[0]:>16.3f}{raw[1]:>10.3f}{raw[2]:>10.3f}{repo[1] / raw[1]:>11.2f}"
+            f"{raw[0]:>16.3f}{raw[1]:>10.3f}{raw[2]:>10.3f}{repo[1] / raw[1]:>7.2f}"
         )
+        if sample.plan:
+            plan = percentiles(sample.plan)
+            line += f"{plan[0]:>13.3f}{plan[1]:>10.3f}{plan[2]:>10.3f}{repo[1] / plan[1]:>7.2f}"
+        print(line)
 
 
 @dataclass
@@ -203,18 +227,15 @@ def add_params(cid: str, user: str, content: str) -> dict:
     }
 
 
-def time_pair(
-    repo_call: Callable[[], object], raw_call: Callable[[], object], flip: bool
-) -> tuple[float, float]:
-    calls = [(0, repo_call), (1, raw_call)]
-    if flip:
-        calls.reverse()
-    took = [0.0, 0.0]
-    for slot, call in calls:
+def time_round(calls: list[Callable[[], object]], turn: int) -> list[float]:
+    """Time each call once, the first to go rotating with ``turn``; the times in the order given."""
+    took = [0.0] * len(calls)
+    for k in range(len(calls)):
+        slot = (k + turn) % len(calls)
         started = time.perf_counter()
-        call()
+        calls[slot]()
         took[slot] = time.perf_counter() - started
-    return took[0], took[1]
+    return took
 
 
 def bench_sync(url: str, work: Workload, iterations: int, warmup: int) -> list[Sample]:
@@ -231,6 +252,7 @@ def bench_sync(url: str, work: Workload, iterations: int, warmup: int) -> list[S
         Database(Settings(url=normalize_url(url), prepared_statements="on")) as database,
         database.engine.connect() as sa_conn,
         psycopg.connect(url) as raw,
+        psycopg.connect(url) as plan,
     ):
         # One connection each for the whole run: pool checkout is not what is measured.
         # Each side adds to its own conversation: an add holds the conversation's
@@ -240,41 +262,50 @@ def bench_sync(url: str, work: Workload, iterations: int, warmup: int) -> list[S
         conversations = ConversationRepository(session)
         messages = MessageRepository(session)
 
-        def raw_rows(query: str, params: dict) -> list:
-            with raw.cursor() as cur:
+        def rows_of(conn: psycopg.Connection, query: str, params: dict) -> list:
+            with conn.cursor() as cur:
                 cur.execute(query, params)
                 return cur.fetchall()
 
+        def naive_add(cid: str, user: str, content: str) -> None:
+            params = {"conversation_id": cid, "user_id": user, "content": content}
+            for statement in PLAN_PATTERN_3:
+                plan.execute(statement, params)
+            plan.commit()
+
         for i in range(iterations + warmup):
-            (cid, user), (raw_cid, raw_user) = rng.sample(work.conversations, 2)
+            (cid, user), (raw_cid, raw_user), (plan_cid, plan_user) = rng.sample(work.conversations, 3)
             who = rng.choice(work.users)
             content = f"benchmark message {i}"
-            flip = bool(i % 2)
             timings = {
-                "history": time_pair(
+                "history": time_round([
                     lambda: messages.history(cid, limit=20),
-                    lambda: raw_rows(history_sql, {"conversation_id": cid, "limit": 20})[::-1],
-                    flip,
-                ),
-                "list_for_user": time_pair(
+                    lambda: rows_of(raw, history_sql, {"conversation_id": cid, "limit": 20})[::-1],
+                    lambda: rows_of(plan, PLAN_PATTERN_2, {"conversation_id": cid, "limit": 20})[::-1],
+                ], i),
+                "list_for_user": time_round([
                     lambda: conversations.list_for_user(who, limit=50),
-                    lambda: raw_rows(list_sql, {"user_id": who, "status": "active", "limit": 50}),
-                    flip,
-                ),
-                "add": time_pair(
+                    lambda: rows_of(raw, list_sql, {"user_id": who, "status": "active", "limit": 50}),
+                    lambda: rows_of(plan, PLAN_PATTERN_1, {"user_id": who, "limit": 50}),
+                ], i),
+                "add": time_round([
                     lambda: messages.add(cid, user, "user", content),
-                    lambda: raw_rows(sql.ADD_MESSAGES, add_params(raw_cid, raw_user, content)),
-                    flip,
-                ),
+                    lambda: rows_of(raw, sql.ADD_MESSAGES, add_params(raw_cid, raw_user, content)),
+                ], i),
             }
-            commits = time_pair(session.commit, raw.commit, flip)
+            plan.commit()  # the reads' transaction, untimed
+            commits = time_round([session.commit, raw.commit], i)
+            naive = time_round([lambda: naive_add(plan_cid, plan_user, content)], 0)[0]
             session.connection()  # the Session's own transaction start, once per request
             if i >= warmup:
-                for name, (repo_t, raw_t) in timings.items():
-                    samples[name].repository.append(repo_t)
-                    samples[name].raw.append(raw_t)
+                for name, took in timings.items():
+                    samples[name].repository.append(took[0])
+                    samples[name].raw.append(took[1])
+                    if len(took) > 2:
+                        samples[name].plan.append(took[2])
                 samples["add + commit"].repository.append(timings["add"][0] + commits[0])
                 samples["add + commit"].raw.append(timings["add"][1] + commits[1])
+                samples["add + commit"].plan.append(naive)
         session.close()
     return list(samples.values())
 

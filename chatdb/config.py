@@ -245,7 +245,8 @@ def load_settings(url_option: str | None = None, *, start_embedded: bool = True)
     else:
         if not start_embedded:
             raise ConfigurationError(
-                "no database configured: pass --database-url or set CHATDB_DATABASE_URL"
+                "no database configured: pass {url_option} or set CHATDB_DATABASE_URL",
+                parameters=("url_option",),
             )
         from chatdb import embedded
 

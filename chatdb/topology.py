@@ -142,26 +142,33 @@ def endpoint(db: Database) -> Endpoint:
     return Endpoint("socket" if host.startswith("/") else "direct", host)
 
 
-def shares_server_sessions(db: Database) -> bool:
+def shares_server_sessions(db: Database, rounds: int = 4) -> bool:
     """True when two client connections are served by one server session, or one connection by two.
 
     On a direct connection every client connection is its own server session,
-    with one backend pid for its whole life. A transaction-mode pooler hands
-    its server connections from client to client between transactions, which
-    shows either as two open client connections seeing the same backend pid,
-    or as one client connection seeing another pid after its transaction
-    while a second client holds the first server connection.
+    with one backend pid for its whole life, and two open connections never
+    share one. A transaction-mode pooler hands its server connections from
+    client to client between transactions. Each round, one connection reads
+    its pid, lets its server connection go, and reads it again while the
+    other holds a server connection; the two swap roles every round, because
+    a pooler that hands out idle server connections in turn can give the
+    same connection back to the same client round after round in one order.
+    Any pid seen twice by different connections, or two pids seen by one,
+    is a pooler.
     """
 
     pid = text("SELECT pg_backend_pid()")
     with db.translate(), db.engine.connect() as first, db.engine.connect() as second:
-        mine = first.execute(pid).scalar_one()
-        first.commit()
-        theirs = second.execute(pid).scalar_one()
-        if theirs == mine:
-            second.commit()
-            return True
-        again = first.execute(pid).scalar_one()  # second still holds its server connection
-        first.commit()
-        second.commit()
-        return bool(again != mine)
+        seen: dict[int, set[int]] = {0: set(), 1: set()}
+        pair = [(0, first), (1, second)]
+        for turn in range(rounds):
+            (mover, moving), (holder, holding) = pair if turn % 2 == 0 else pair[::-1]
+            seen[mover].add(moving.execute(pid).scalar_one())
+            moving.commit()
+            seen[holder].add(holding.execute(pid).scalar_one())  # holds its server connection
+            seen[mover].add(moving.execute(pid).scalar_one())
+            moving.commit()
+            holding.commit()
+            if len(seen[0]) > 1 or len(seen[1]) > 1 or seen[0] & seen[1]:
+                return True
+    return False

@@ -60,7 +60,7 @@ def test_more_clients_than_connections_share_the_pools(cli: Cli, migrated_db: Te
     before = snapshot(migrated_db)
     report = run_bench(cli, "--clients", "6", "--workers", "2", "--connections", "2", "--pause", "0.01")
     load = report["concurrency"]
-    assert (load["connections"], load["pool_sizes"], load["limited_by"]) == (2, [1, 1], "--connections")
+    assert (load["connections"], load["pool_sizes"], load["limited_by"]) == (2, [1, 1], "connections")
     assert load["pause_seconds"] == 0.01
     assert report["errors"] == 0
     assert report["data"]["own_data_only"] is True

@@ -78,3 +78,31 @@ def test_dry_run_help_promises_what_each_command_prints(migrated_db) -> None:
     assert "First 5 of 7, oldest activity first" in shown.stdout
     pruned = Cli(migrated_db.url)("prune", "--older-than", "1y", "--dry-run", "--include-active")
     assert "Row bytes: " in pruned.stdout and "First" not in pruned.stdout
+
+
+def _block_after(marker: str) -> str:
+    """The code block that follows ``marker`` in docs/cli.md."""
+    rest = DOCS.split(marker, 1)[1]
+    return rest.split("```\n", 1)[1].split("\n```", 1)[0] + "\n"
+
+
+def test_the_conversations_samples_are_what_the_command_draws(migrated_db) -> None:
+    """The listing at 120 and 80 columns in docs/cli.md, drawn again from the rows it shows."""
+    from chatdb.jobs.seed import seed_user_ids
+
+    wide = _block_after("At 120 columns:")
+    rows = [line.split() for line in wide.splitlines()[2:]]
+    assert rows and {row[1] for row in rows} <= set(seed_user_ids(1000))  # ids as seed writes them today
+    for conversation, user, status, messages, day, time in rows:
+        migrated_db.sql("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user,))
+        migrated_db.sql("INSERT INTO conversations (id, user_id, status) VALUES (%s, %s, %s)",
+                        (conversation, user, status))
+        for _ in range(int(messages)):
+            migrated_db.sql("INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, %s, 'user', 'hi')",
+                            (conversation, user))
+        migrated_db.sql("UPDATE conversations SET updated_at = %s WHERE id = %s", (f"{day} {time}", conversation))
+    for columns, marker in ((120, "At 120 columns:"), (80, "as records:")):
+        shown = Cli(migrated_db.url)("conversations", env={"TTY_COMPATIBLE": "1", "NO_COLOR": "1",
+                                                            "COLUMNS": str(columns), "PGTZ": "UTC"})
+        assert shown.exit_code == 0, shown.stderr
+        assert shown.stdout == _block_after(marker), columns

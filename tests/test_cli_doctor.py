@@ -177,3 +177,20 @@ def test_an_unreachable_server(empty_db: TestDatabase) -> None:
 
 def test_a_malformed_url_is_a_usage_error() -> None:
     assert_one_line_error(Cli("mysql://x@y/z")("doctor"), 2, "unsupported URL scheme")
+
+
+def test_doctor_says_whether_pg_stat_statements_is_available(migrated_db: TestDatabase) -> None:
+    def detail() -> str:
+        result = Cli(migrated_db.url)("doctor", "--json")
+        assert result.exit_code == 0, result.stderr
+        check = checks_of(result)["pg_stat_statements"]
+        assert check["status"] == "info"
+        return check["detail"]
+
+    assert detail().startswith("not installed in this database (CREATE EXTENSION pg_stat_statements")
+    preloaded = migrated_db.scalar("SHOW shared_preload_libraries") or ""
+    migrated_db.sql("CREATE EXTENSION pg_stat_statements")
+    if "pg_stat_statements" in preloaded:
+        assert detail().startswith("available (")
+    else:  # installed in the database, but the server did not load the library
+        assert detail().startswith("installed (") and "shared_preload_libraries" in detail()

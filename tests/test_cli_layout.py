@@ -167,3 +167,47 @@ def test_a_long_url_in_a_summary_stays_one_piece(migrated_db: TestDatabase) -> N
     assert result.exit_code == 0, result.stderr
     database = next(line for line in result.stdout.splitlines() if line.startswith("Database"))
     assert database.split()[1] == mask_url(long_url)  # longer than the screen, but never broken
+
+
+SUMMARIES = [
+    ("doctor",),
+    ("archive", "--older-than", "1y", "--dry-run"),
+    ("unarchive", "--user", LONG_USER, "--older-than", "1y", "--dry-run"),
+    ("prune", "--older-than", "1y", "--include-active", "--dry-run"),
+    ("lock", "status"),
+    ("version",),
+    ("embedded", "status"),
+    ("migrate",),
+    ("seed", "--remove", "--dry-run"),
+    ("export", "-o", "{tmp}/all.jsonl"),
+    ("import", "{tmp}/all.jsonl", "--dry-run"),
+]
+
+
+@pytest.mark.parametrize("args", SUMMARIES, ids=" ".join)
+def test_every_other_table_and_summary_fits_80_columns(
+    listed: TestDatabase, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Only a URL or a path, kept in one piece, may run past the edge; ids are never broken.
+
+    Messages on stderr are single lines the terminal wraps, so they are copied whole.
+    """
+    from chatdb.config import mask_url
+
+    cli = Cli(listed.url)
+    env = {**terminal(80), "CHATDB_EMBEDDED_DIR": str(tmp_path / "embedded")}
+    if args[0] == "import":
+        assert cli("export", "-o", str(tmp_path / "all.jsonl")).exit_code == 0
+    if args[0] == "unarchive":
+        assert cli("archive", "--older-than", "1y").exit_code == 0
+    result = cli(*(a.replace("{tmp}", str(tmp_path)) for a in args), env=env)
+    assert result.exit_code == 0, result.stderr
+    unbroken = (mask_url(listed.url), str(tmp_path))
+    for line in result.stdout.splitlines():
+        assert line == line.rstrip(), repr(line)
+        assert len(line) <= 80 or any(whole in line for whole in unbroken), line
+    assert all(line == line.rstrip() for line in result.stderr.splitlines())
+    if args[0] in ("archive", "unarchive"):
+        shown = UUID.findall(result.stdout)
+        ids = {row[0] for row in listed.sql("SELECT id::text FROM conversations")}
+        assert shown and set(shown) <= ids

@@ -3,7 +3,9 @@ future cutoffs, JSON reports of failures, global options anywhere, versions."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -13,11 +15,17 @@ from jobdata import count, hold_lease, seed
 
 import chatdb
 from chatdb import migrations
-from chatdb.errors import UsageError
+from chatdb.bench.run import BenchOptions
+from chatdb.errors import ConflictError, JobLockedError, UsageError
 from chatdb.filters import ConversationFilter
+from chatdb.jobs.archive import archive_conversations
+from chatdb.jobs.seed import SeedScale
+from chatdb.jobs.seed import seed as seed_demo_data
 from chatdb.reports.conversations import list_conversations
 from chatdb.timeparse import cutoff
+from test_cli_conventions import COMMANDS
 
+ROOT = Path(__file__).resolve().parent.parent
 OLD = "2020-01-01T00:00:00+00:00"
 UNKNOWN = "2f1c7a0e-4b7e-4a55-9a43-0c1d1f6b7b10"
 
@@ -43,6 +51,8 @@ BAD_INVOCATIONS = [
     (["unarchive", "--conversation", "zz"], "--conversation: malformed conversation id 'zz'"),
     (["unarchive", "--conversation", "3f2"], "--conversation: conversation id prefix '3f2' is too short"),
     (["conversations", "--user", ""], "--user: an empty user id would select every user"),
+    (["seed", "--messages", "5", "--conversations", "10"], "--messages (5) must be at least --conversations (10)"),
+    (["bench", "--duration", "0"], "--duration must be positive, got 0"),
     (["status", "--database-url", "postgresql://u:pw@h/db?foo=bar"], "has 'foo', which is not a connection parameter"),
 ]
 
@@ -82,6 +92,47 @@ def test_library_errors_name_parameters_not_options(migrated_db: TestDatabase) -
         ConversationFilter.build(older_than=cutoff(None, "2999-01-01"))
     with pytest.raises(UsageError, match=r"^limit: must be at least 1, got 0$"):
         list_conversations(migrated_db.database(), limit=0)
+    with pytest.raises(UsageError, match=r"^messages \(5\) must be at least conversations \(10\): "):
+        SeedScale.build(messages=5, conversations=10)
+    with pytest.raises(UsageError, match=r"^duration must be positive, got 0"):
+        BenchOptions(duration=0).checked()
+    seed(migrated_db, 1, updated=OLD)
+    with pytest.raises(ConflictError, match=r"unless you pass force$"):
+        seed_demo_data(migrated_db.database(), SeedScale.build(messages=2))
+    hold_lease(migrated_db)
+    with pytest.raises(JobLockedError) as locked:
+        archive_conversations(migrated_db.database(), ConversationFilter.build(older_than=cutoff("1y", None)))
+    assert "or with wait SECONDS to wait for it" in str(locked.value) and "--" not in str(locked.value)
+    # The command line says the same with its own options.
+    cli = Cli(migrated_db.url)
+    assert_one_line_error(cli("archive", "--older-than", "1y"), 3, "or with --wait SECONDS to wait for it")
+    assert_one_line_error(cli("seed", "--messages", "2"), 1, "unless you pass --force")
+
+
+COMMAND_NAMES = {name for (name, *_), _ in COMMANDS}
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+
+
+def test_no_library_text_names_an_option() -> None:
+    """Outside cli/, a string may name an option only as part of a chatdb command to run ("seed --remove")."""
+    found = []
+    for path in sorted((ROOT / "chatdb").rglob("*.py")):
+        if "cli" in path.relative_to(ROOT / "chatdb").parts:
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or id(node) in docstrings:
+                continue
+            for flag in FLAG.finditer(node.value):
+                before = node.value[: flag.start()].split()
+                if not before or before[-1] not in COMMAND_NAMES:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert found == []
 
 
 def test_named_users_and_conversations_must_exist(migrated_db: TestDatabase, tmp_path: Path) -> None:

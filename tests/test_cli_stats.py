@@ -193,5 +193,8 @@ def test_slowest_statements_when_pg_stat_statements_is_loaded(server_with_pg_sta
             (joined["query"],),
         )
         assert "Slowest statements on chatdb's tables" in Cli(db.url)("stats").stdout
+        doctor = Cli(db.url)("doctor", "--json")
+        check = next(c for c in doctor.json()["checks"] if c["name"] == "pg_stat_statements")
+        assert check["status"] == "info" and check["detail"].startswith("available ("), check
     finally:
         databases.close()

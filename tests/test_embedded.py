@@ -52,6 +52,11 @@ def test_migrate_without_a_url_uses_the_embedded_server(embedded_dir: Path) -> N
     assert after["running"] is True and after["pid"]
     assert after["url"].startswith("postgresql://postgres@/chatdb?host=")
 
+    # A command that opens the database many times (bench: its phases and workers) says where once.
+    bench = cli("bench", "--duration", "1s", "--clients", "1")
+    assert bench.exit_code == 0, bench.stderr
+    assert bench.stderr.count("Using the embedded PostgreSQL") == 1, bench.stderr
+
     # The server outlives the command: the next one finds it and the schema.
     again = cli("status", "--json")
     assert again.exit_code == 0, again.stderr

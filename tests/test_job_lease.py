@@ -157,10 +157,10 @@ def test_every_job_refuses_a_database_at_another_revision(
     assert migrated_db.scalar("SELECT count(*) FROM users WHERE id LIKE 'chatdb-%'") == 0
 
 
-def maintenance_grants() -> list[str]:
+def maintenance_grants(marker: str = "maintenance grants") -> list[str]:
     """The app and maintenance roles' statements exactly as docs/security.md gives them."""
     text = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
-    block = text.split("<!-- maintenance grants", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    block = text.split(f"<!-- {marker}", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
     return [line for line in block.strip().splitlines() if line.strip()]
 
 
@@ -192,4 +192,37 @@ def test_the_documented_maintenance_role_runs_every_job(migrated_db: TestDatabas
         for role in names.values():
             migrated_db.sql(f"DROP OWNED BY {role}")
         for role in (names["chatdb_maintenance"], names["chatdb_app"]):
+            migrated_db.sql(f"DROP ROLE {role}")
+
+
+def test_the_documented_demo_role_seeds_and_benches(migrated_db: TestDatabase) -> None:
+    """seed and bench write their own users: the maintenance role cannot, the demo role can."""
+    import uuid
+
+    from helpers import as_role
+
+    suffix = uuid.uuid4().hex[:8]
+    names = {"chatdb_maintenance": f"chatdb_mnt_{suffix}", "chatdb_app": f"chatdb_app_{suffix}",
+             "chatdb_demo": f"chatdb_demo_{suffix}"}
+    statements = maintenance_grants() + maintenance_grants("demo grants")
+    assert any("chatdb_demo" in line for line in statements)
+    for line in statements:
+        for documented, mine in names.items():
+            line = line.replace(documented, mine)
+        migrated_db.sql(line.replace("appdb", f'"{migrated_db.name}"'))
+    try:
+        maintenance = Cli(as_role(migrated_db.url, names["chatdb_maintenance"]))
+        assert_one_line_error(maintenance("seed", "--conversations", "4", "--messages", "8"), 1,
+                              "permission denied for table users")
+        demo = Cli(as_role(migrated_db.url, names["chatdb_demo"]))
+        for args in (("seed", "--conversations", "4", "--messages", "8"), ("bench", "--duration", "1s", "--clients", "1"),
+                     ("seed", "--remove", "--yes")):
+            result = demo(*args)
+            assert result.exit_code == 0, (args, result.stderr)
+        assert migrated_db.scalar("SELECT count(*) FROM users WHERE id LIKE 'chatdb-%'") == 0
+        assert count(migrated_db) == 0
+    finally:
+        for role in names.values():
+            migrated_db.sql(f"DROP OWNED BY {role}")
+        for role in (names["chatdb_demo"], names["chatdb_maintenance"], names["chatdb_app"]):
             migrated_db.sql(f"DROP ROLE {role}")

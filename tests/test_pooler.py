@@ -214,27 +214,37 @@ def test_every_command_works_through_the_pooler_with_default_settings(
         assert "Traceback" not in result.stderr
         return result
 
+    ok("version")
+    ok("migrate", "--sql")
     ok("migrate")
-    ok("seed", "--conversations", "40", "--messages", "400", "--users", "4", "--json")
+    ok("seed", "--conversations", "40", "--messages", "400", "--users", "4", "--jobs", "2", "--json")
     conversation = ok("conversations", "--json").json()["conversations"][0]["id"]
+    ok("conversations", "--csv")
     ok("status")
+    ok("version")
     ok("history", conversation)
     ok("stats")
     doctor = ok("doctor", "--json").json()
     endpoint = next(c for c in doctor["checks"] if c["name"] == "endpoint")
     assert endpoint["status"] == "warn" and "transaction-mode pooler" in endpoint["detail"]
     assert "direct connection" in endpoint["detail"]
+    ok("archive", "--older-than", "1d", "--dry-run")
     ok("archive", "--older-than", "1d")
+    ok("unarchive", "--conversation", conversation)
     ok("unarchive", "--older-than", "1d", "--batch-size", "7")
     ok("archive", "--older-than", "1d", "--batch-size", "7")
     export = tmp_path / "all.jsonl.gz"
     ok("export", "-o", str(export), "--batch-size", "3")
+    ok("export", "-o", str(tmp_path / "all.csv"), "--format", "csv")
+    ok("prune", "--older-than", "1d", "--dry-run")
     ok("prune", "--older-than", "1d", "--export", str(tmp_path / "pruned.jsonl.gz"), "--batch-size", "5", "--yes")
+    assert ok("import", str(export), "--dry-run", "--json").json()["dry_run"] is True
     ok("import", str(export), "--batch-size", "3")
     ok("import", str(export))  # again: everything exists
     ok("lock", "status")
     ok("lock", "break", "--yes")
     ok("bench", "--duration", "2s", "--clients", "4", "--workers", "1", "--sample", "10")
+    ok("seed", "--remove", "--dry-run")
     ok("seed", "--remove", "--yes")
     ok("migrate", "base", "--yes")
 
@@ -339,3 +349,23 @@ def test_doctor_names_the_endpoint_kind(migrated_db: TestDatabase, pgbouncer: Pg
     assert "chatdb migrate" in found["detail"]
     direct = neon.replace("-pooler.", ".")
     assert endpoint(direct)["detail"].startswith("Neon direct endpoint ep-quiet-frost-123456.us-east-2")
+
+
+@pytest.mark.parametrize("idle_servers", [1, 2, 3, 4])
+def test_doctor_recognises_the_pooler_however_many_server_connections_are_idle(
+    migrated_db: TestDatabase, pooled: TestDatabase, idle_servers: int
+) -> None:
+    """The pooler hands out idle server connections in turn: whichever it hands out, doctor sees the sharing."""
+    opened = [pooled.connect() for _ in range(idle_servers)]
+    try:
+        for conn in opened:  # each holds a server connection until all have one
+            conn.execute("SELECT 1")
+        for conn in opened:
+            conn.commit()
+    finally:
+        for conn in opened:
+            conn.close()
+    result = Cli(pooled.url)("doctor", "--json")
+    assert result.exit_code == 0, result.stderr
+    endpoint = next(c for c in result.json()["checks"] if c["name"] == "endpoint")
+    assert endpoint["status"] == "warn" and "transaction-mode pooler" in endpoint["detail"], endpoint

@@ -519,3 +519,25 @@ def test_cursor_needs_a_time_zone(repos: Repos) -> None:
     conversation = repos.conversations.create("alice")
     with pytest.raises(errors.ValidationError, match="time zone"):
         repos.messages.history(conversation.id, before=Cursor(datetime(2026, 1, 1), uuid.uuid4()))
+
+
+def test_history_pages_are_exact_whatever_ties_lie_at_their_edges(repos: Repos, db: TestDatabase) -> None:
+    """Runs of 1 to 8 equal timestamps, so a tie meets every page edge at every limit and cursor."""
+    conversation = repos.conversations.create("alice")
+    repos.commit()
+    db.sql(
+        "INSERT INTO messages (conversation_id, user_id, role, content, created_at)"
+        " SELECT %s, 'alice', 'user', 'm' || run || '.' || k,"
+        " timestamptz '2026-01-01' + run * interval '1 second'"
+        " FROM generate_series(1, 8) run, generate_series(1, run) k",
+        [conversation.id],
+    )
+    rows = db.sql("SELECT id, created_at FROM messages WHERE conversation_id = %s", [conversation.id])
+    order = [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]  # oldest first, ties by id
+    for limit in range(1, 12):
+        assert [m.id for m in repos.messages.history(conversation.id, limit=limit)] == order[-limit:]
+        for at in range(len(order)):
+            before = [m.id for m in repos.messages.history(conversation.id, limit=limit, before=order[at])]
+            assert before == order[max(0, at - limit):at], (limit, at)
+            after = [m.id for m in repos.messages.history(conversation.id, limit=limit, after=order[at])]
+            assert after == order[at + 1:at + 1 + limit], (limit, at)

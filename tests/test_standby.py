@@ -21,8 +21,10 @@ OLD = "2020-01-01T00:00:00+00:00"
 WRITES = [
     ("migrate",),
     ("migrate", "base", "--yes"),
+    ("migrate", "002", "--yes"),
     ("archive", "--older-than", "1d"),
     ("unarchive", "--older-than", "1d"),
+    ("unarchive", "--conversation", "00000000-0000-0000-0000-000000000001"),
     ("prune", "--older-than", "1d", "--yes"),
     ("seed", "--conversations", "5", "--messages", "10", "--force"),
     ("seed", "--remove", "--yes"),
@@ -49,12 +51,16 @@ def test_every_write_command_is_refused_on_a_standby_before_any_work(
     assert Cli(primary.url)("export", "-o", str(export)).exit_code == 0
     before = snapshot(primary)
     cli = Cli(on_replica.url)
-    for args in (*WRITES, ("import", str(export))):
+    pruned = tmp_path / "pruned.jsonl"
+    prune_with_export = ("prune", "--older-than", "1d", "--export", str(pruned), "--yes")
+    for args in (*WRITES, ("import", str(export)), prune_with_export):
         result = cli(*args)
         assert_one_line_error(result, 1, "is a read-only standby", "run it against the primary")
         assert args[0].split()[0] in result.stderr
     standby.catch_up()
     assert snapshot(primary) == before == snapshot(on_replica)
+    # Refused before any work: prune did not start its export either.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["all.jsonl", "all.jsonl.manifest.json"]
 
 
 def test_a_read_only_server_is_refused_the_same_way(migrated_db: TestDatabase) -> None:

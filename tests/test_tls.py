@@ -28,6 +28,7 @@ def test_every_command_works_over_tls_with_scram(tls_server: TlsServer, tls_data
         assert result.exit_code == 0, (args, result.stderr)
         return result.json()
 
+    assert run("version")
     run("migrate")
     assert run("seed", "--messages", "200", "--conversations", "10", "--users", "3")["messages"] == 200
     assert run("status")["up_to_date"] is True
@@ -44,12 +45,17 @@ def test_every_command_works_over_tls_with_scram(tls_server: TlsServer, tls_data
     restored = run("import", str(tmp_path / "pruned.jsonl"))
     assert restored["inserted"] == pruned["deleted"]
     assert run("bench", "--duration", "1s", "--clients", "2", "--workers", "1", "--sample", "5")["errors"] == 0
+    assert run("lock", "status")["held"] is False
+    assert run("lock", "break", "--yes")["broken"] is False
     assert run("seed", "--remove", "--yes")["conversations"] == 10
+    assert run("migrate", "base", "--yes")
+    sql = cli("migrate", "--sql")
+    assert sql.exit_code == 0 and "CREATE TABLE conversations" in sql.stdout, sql.stderr
 
     for output in printed:
         assert tls_server.password not in output
     with tls_server.admin(tls_database) as admin:
-        assert admin.execute("SELECT count(*) FROM conversations").fetchone() == (0,)
+        assert admin.execute("SELECT to_regclass('conversations')").fetchone() == (None,)
         stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [ROLE]).fetchone()
     assert stored[0].startswith("SCRAM-SHA-256$")
 

@@ -73,7 +73,7 @@ def concurrency_phase(
 ) -> ConcurrencyResult:
     fits = limits.available - FREE_CONNECTIONS
     if options.connections is not None:
-        connections, limited_by = options.connections, "--connections"
+        connections, limited_by = options.connections, "connections"
     elif options.clients <= fits:
         connections, limited_by = options.clients, "clients"
     else:
@@ -81,7 +81,8 @@ def concurrency_phase(
     if connections < 1:
         raise ConflictError(
             f"the server has no connection to spare ({limits.max_connections} max_connections, "
-            f"{limits.reserved} reserved, {limits.in_use} in use); pass --connections N to choose"
+            f"{limits.reserved} reserved, {limits.in_use} in use); pass {{connections}} N to choose",
+            parameters=("connections",),
         )
     workers = min(options.workers or max(2, os.cpu_count() or 2), options.clients, connections)
     client_counts = split(options.clients, workers)

@@ -74,7 +74,7 @@ class ConcurrencyResult:
     pause: float
     connections: int
     pool_sizes: list[int]
-    limited_by: str  # "clients", "max_connections" or "--connections"
+    limited_by: str  # "clients", "max_connections" or "connections" (the option)
     seconds: float
     patterns: dict[str, Latency]
     overall: Latency

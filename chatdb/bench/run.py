@@ -50,15 +50,15 @@ class BenchOptions:
 
     def checked(self) -> BenchOptions:
         if self.duration <= 0:
-            raise UsageError(f"--duration must be positive, got {self.duration}")
+            raise UsageError(f"{{duration}} must be positive, got {self.duration}", parameters=("duration",))
         if self.clients < 1:
-            raise UsageError(f"--clients must be at least 1, got {self.clients}")
+            raise UsageError(f"{{clients}} must be at least 1, got {self.clients}", parameters=("clients",))
         if self.workers is not None and self.workers < 1:
-            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+            raise UsageError(f"{{workers}} must be at least 1, got {self.workers}", parameters=("workers",))
         if self.pause < 0:
-            raise UsageError(f"--pause cannot be negative, got {self.pause}")
+            raise UsageError(f"{{pause}} cannot be negative, got {self.pause}", parameters=("pause",))
         if self.connections is not None and self.connections < 1:
-            raise UsageError(f"--connections must be at least 1, got {self.connections}")
+            raise UsageError(f"{{connections}} must be at least 1, got {self.connections}", parameters=("connections",))
         return self
 
 

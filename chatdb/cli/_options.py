@@ -25,6 +25,16 @@ FLAGS = {
     "resume": "--resume",
     "output": "--output",
     "format": "--format",
+    "wait": "--wait",
+    "force": "--force",
+    "messages": "--messages",
+    "conversations": "--conversations",
+    "duration": "--duration",
+    "clients": "--clients",
+    "workers": "--workers",
+    "pause": "--pause",
+    "connections": "--connections",
+    "url_option": "--database-url",
 }
 
 JsonOption = Annotated[

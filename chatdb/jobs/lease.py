@@ -302,7 +302,7 @@ def acquire(
             if holder is None:
                 continue  # released between the two statements: try again at once
             if wait is None or waited >= wait:
-                raise JobLockedError(_locked_message(db, holder, wait))
+                raise JobLockedError(_locked_message(db, holder, wait), parameters=("wait",))
             if progress is not None:
                 progress(LockWait(holder, waited, wait))
             time.sleep(min(POLL_SECONDS, max(0.05, wait - waited)))
@@ -317,7 +317,8 @@ def _locked_message(db: Database, holder: LeaseHolder, wait: float | None) -> st
     waited = f" after waiting {wait:g}s" if wait else ""
     return (
         f"the maintenance lock on {db.display_url} is held by {holder.describe()}{waited}; "
-        "run again when it has finished, pass --wait SECONDS, or, if that job is gone, end its lease "
+        "run again when it has finished or with {wait} SECONDS to wait for it, or, if that job is gone, "
+        "end its lease "
         f"with chatdb lock break (unless renewed, it expires in {max(0.0, holder.expires_in):.0f} s)"
     )
 

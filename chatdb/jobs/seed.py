@@ -220,7 +220,8 @@ def seed(
             if not force and conn.execute(text(sql.CONVERSATIONS_EXIST)).scalar_one():
                 raise ConflictError(
                     f"{db.display_url} already holds conversations; seed adds demo data only to an "
-                    "empty database unless you pass --force"
+                    "empty database unless you pass {force}",
+                    parameters=("force",),
                 )
         run.check_stop()
         user_ids = seed_user_ids(scale.users)

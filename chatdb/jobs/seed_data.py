@@ -122,7 +122,7 @@ class SeedScale:
         """Fill in what was not given: 20 messages per conversation, 10 conversations per user."""
         for value, name in ((messages, "messages"), (conversations, "conversations"), (users, "users")):
             if value is not None and value < 1:
-                raise UsageError(f"--{name} must be at least 1, got {value}")
+                raise UsageError(f"{name} must be at least 1, got {value}")
         if messages is None:
             messages = (conversations or 5_000) * MESSAGES_PER_CONVERSATION
         if conversations is None:
@@ -131,8 +131,9 @@ class SeedScale:
             users = max(1, conversations // CONVERSATIONS_PER_USER)
         if messages < conversations:
             raise UsageError(
-                f"--messages ({messages}) must be at least --conversations ({conversations}): "
-                "every conversation gets at least one message"
+                f"{{messages}} ({messages}) must be at least {{conversations}} ({conversations}): "
+                "every conversation gets at least one message",
+                parameters=("messages", "conversations"),
             )
         return cls(users=users, conversations=conversations, messages=messages)
 
