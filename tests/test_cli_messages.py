@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, hold_lease, seed
+from test_cli_conventions import COMMANDS
 
 import chatdb
 from chatdb import migrations
@@ -23,7 +24,6 @@ from chatdb.jobs.seed import SeedScale
 from chatdb.jobs.seed import seed as seed_demo_data
 from chatdb.reports.conversations import list_conversations
 from chatdb.timeparse import cutoff
-from test_cli_conventions import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD = "2020-01-01T00:00:00+00:00"
