@@ -87,7 +87,9 @@ class Settings:
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _NOT_PERCENT_ENCODING = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SECRET_PARAMETER = re.compile(r"(?P<head>[?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
-_ENCODE_HINT = "percent-encode special characters in the user name and password (@ as %40, / as %2F, # as %23, % as %25)"
+_ENCODE_HINT = (
+    "percent-encode special characters in the user name and password (@ as %40, / as %2F, # as %23, % as %25)"
+)
 
 
 def _refuse(problem: str) -> ConfigurationError:
@@ -128,7 +130,9 @@ def normalize_url(url: str) -> str:
     login, at, hostport = authority.rpartition("@")
     if at:
         if _NOT_PERCENT_ENCODING.search(login):
-            raise _refuse(f"the user name or password has a '%' that starts no percent-encoded character; {_ENCODE_HINT}")
+            raise _refuse(
+                f"the user name or password has a '%' that starts no percent-encoded character; {_ENCODE_HINT}"
+            )
         user, colon, password = login.partition(":")
         try:
             user, password = unquote(user, errors="strict"), unquote(password, errors="strict")

@@ -100,8 +100,7 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
         raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
     except sa_exc.TimeoutError as exc:
         raise DatabaseUnavailable(
-            "no connection available from the pool in time (raise CHATDB_POOL_SIZE "
-            "or CHATDB_POOL_TIMEOUT)"
+            "no connection available from the pool in time (raise CHATDB_POOL_SIZE or CHATDB_POOL_TIMEOUT)"
         ) from exc
     except sa_exc.DBAPIError as exc:
         known = server_condition(exc)
@@ -115,7 +114,7 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
         raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
     except UnicodeEncodeError as exc:
         # A value with lone surrogates: bytes that were not UTF-8 on the command line or in a file name.
-        raise UsageError(f"{ascii(exc.object[exc.start:exc.end + 8])}… is not valid UTF-8 text") from None
+        raise UsageError(f"{ascii(exc.object[exc.start : exc.end + 8])}… is not valid UTF-8 text") from None
     except psycopg.Error as exc:  # raw psycopg, as the benchmark's baseline uses it
         known = server_condition(exc)
         if known is not None:

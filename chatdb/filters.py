@@ -70,9 +70,7 @@ class ConversationFilter:
     ) -> ConversationFilter:
         """Check every choice; a cutoff later than ``now`` is refused unless ``allow_future``."""
         if status not in ("active", "archived", "all"):
-            raise UsageError(
-                f"{{status}}: must be active, archived or all, got {status!r}", parameters=("status",)
-            )
+            raise UsageError(f"{{status}}: must be active, archived or all, got {status!r}", parameters=("status",))
         for moment, name in ((older_than, "older_than"), (since, "since")):
             if moment is not None and moment.tzinfo is None:
                 raise UsageError(f"{{{name}}}: {moment} has no time zone", parameters=(name,))
@@ -111,7 +109,9 @@ class ConversationFilter:
         """SQL conditions on ``table`` (the conversations table or an alias of it)."""
         if self.conversation_prefixes:
             # A prefix may match several conversations: resolve_selection says which one is meant first.
-            raise ValueError("resolve the conversation id prefixes first (chatdb.reports.conversations.resolve_selection)")
+            raise ValueError(
+                "resolve the conversation id prefixes first (chatdb.reports.conversations.resolve_selection)"
+            )
         found: list[ColumnElement[bool]] = []
         if self.user_ids:
             found.append(table.c.user_id.in_(self.user_ids))

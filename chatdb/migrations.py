@@ -141,9 +141,7 @@ def resolve_target(target: str | None) -> str | None:
         return matches[0]
     if matches:
         raise UsageError(f"revision {target!r} is ambiguous: {', '.join(matches)}")
-    raise UsageError(
-        f"unknown revision {target!r}; known revisions: base, {', '.join(known)}, head"
-    )
+    raise UsageError(f"unknown revision {target!r}; known revisions: base, {', '.join(known)}, head")
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -250,9 +248,7 @@ def _check_users_table(conn: Connection) -> None:
         return  # migration 001 creates a minimal one
     check = users_table_check(conn)
     if check.status == "fail":
-        raise MigrationError(
-            f"cannot migrate: {check.detail} (chatdb doctor reports the same); nothing was changed"
-        )
+        raise MigrationError(f"cannot migrate: {check.detail} (chatdb doctor reports the same); nothing was changed")
 
 
 # How to remove what base leaves behind, said in the messages below (the prefix is seed's).

@@ -99,7 +99,7 @@ def parse_duration(text: str) -> Duration:
     totals = {"months": 0, "days": 0, "seconds": 0}
     position = 0
     for match in _PART.finditer(lowered):
-        if lowered[position:match.start()].strip():
+        if lowered[position : match.start()].strip():
             break
         number, unit = int(match.group(1)), match.group(2)
         if unit == "m":

@@ -66,7 +66,6 @@ SELECT pg_is_in_recovery(),
 
 
 def server_role(conn: Connection) -> ServerRole:
-
     in_recovery, read_only, lag = conn.execute(text(_ROLE_SQL)).one()
     return ServerRole(bool(in_recovery), bool(read_only), None if lag is None else float(lag))
 
@@ -76,8 +75,7 @@ def require_writable(conn: Connection, command: str, where: str, *, why: str = "
     role = server_role(conn)
     if role.in_recovery:
         raise ReadOnlyServerError(
-            f"{command} {why}, but {where} is a read-only standby (a replica in recovery); "
-            "run it against the primary"
+            f"{command} {why}, but {where} is a read-only standby (a replica in recovery); run it against the primary"
         )
     if role.read_only:
         raise ReadOnlyServerError(
@@ -101,7 +99,7 @@ class Endpoint:
             "neon-pooled": f"Neon pooled endpoint {self.host} (PgBouncer in transaction mode)",
             "neon-direct": f"Neon direct endpoint {self.host}",
             "pooler": f"{self.host} through a transaction-mode pooler (two client connections "
-                      "shared one server session)",
+            "shared one server session)",
             "direct": f"direct connection to {self.host}",
             "socket": f"local socket {self.host}",
         }[self.kind]

@@ -146,9 +146,12 @@ def test_archive_with_application_traffic(migrated_db: TestDatabase) -> None:
     assert app_messages(migrated_db) == traffic.written
     # A conversation the application wrote to is fresh again, so it is never archived.
     touched = set(traffic.written.values())
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM conversations WHERE status = 'archived' AND id::text = ANY(%s)", [list(touched)]
-    ) == 0
+    assert (
+        migrated_db.scalar(
+            "SELECT count(*) FROM conversations WHERE status = 'archived' AND id::text = ANY(%s)", [list(touched)]
+        )
+        == 0
+    )
     # Totals: every conversation is archived by this run, left for the next (skipped), or fresh.
     archived = count(migrated_db, "status = 'archived'")
     assert archived == report["changed"]

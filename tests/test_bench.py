@@ -11,9 +11,9 @@ LATENCY_KEYS = {"count", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms"}
 def snapshot(db: TestDatabase) -> dict[str, tuple[int, str]]:
     """Row count and a digest of every row of the three tables."""
     return {
-        table: tuple(db.sql(
-            f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"
-        )[0])
+        table: tuple(
+            db.sql(f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t")[0]
+        )
         for table in ("users", "conversations", "messages")
     }
 

@@ -53,8 +53,13 @@ def test_latest_twenty_oldest_first(seeded: TestDatabase) -> None:
     assert report["conversation"]["user_id"] == "alice"
     assert datetime.fromisoformat(report["conversation"]["updated_at"]) == datetime(2025, 3, 1, 12, tzinfo=UTC)
     assert report["page"] == {
-        "limit": 20, "before": None, "after": None, "has_older": True, "has_newer": False,
-        "older": report["messages"][0]["id"], "newer": None,
+        "limit": 20,
+        "before": None,
+        "after": None,
+        "has_older": True,
+        "has_newer": False,
+        "older": report["messages"][0]["id"],
+        "newer": None,
     }
     first = report["messages"][0]
     assert set(first) == {"id", "conversation_id", "user_id", "role", "content", "metadata", "created_at"}

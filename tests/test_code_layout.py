@@ -110,6 +110,7 @@ def test_modules_are_small() -> None:
 
 def sqlalchemy_imports(tree: ast.Module) -> tuple[bool, list[int]]:
     """Whether the module imports SQLAlchemy at its top, and the lines where functions import it."""
+
     def is_sqlalchemy(node: ast.AST) -> bool:
         return isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sqlalchemy"
 

@@ -94,8 +94,13 @@ CREATE TABLE users (
 INSERT INTO users VALUES ('u1', 'ada@example.com', NULL), ('u2', NULL, '+351912345678');
 """
 
-WORKING = {"operators": OPERATORS, "checks": SATISFIABLE_CHECKS, "types": MANY_TYPES, "partial": PARTIAL_UNIQUE,
-           "email or phone": EMAIL_OR_PHONE}
+WORKING = {
+    "operators": OPERATORS,
+    "checks": SATISFIABLE_CHECKS,
+    "types": MANY_TYPES,
+    "partial": PARTIAL_UNIQUE,
+    "email or phone": EMAIL_OR_PHONE,
+}
 
 REFUSED = {
     "check": (

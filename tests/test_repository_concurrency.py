@@ -70,9 +70,7 @@ def test_fifty_concurrent_async_adds(migrated_db: TestDatabase) -> None:
 
         async def write(i: int):
             async with sessions() as session:
-                message = await AsyncMessageRepository(session).add(
-                    cid, "alice", "assistant", f"writer {i}"
-                )
+                message = await AsyncMessageRepository(session).add(cid, "alice", "assistant", f"writer {i}")
                 await session.commit()
                 return message.id
 

@@ -82,9 +82,7 @@ def some_message(db: TestDatabase) -> tuple:
         ("id", "id"),
     ],
 )
-def test_history_uses_the_conversation_created_index(
-    seeded: TestDatabase, before: str, after: str
-) -> None:
+def test_history_uses_the_conversation_created_index(seeded: TestDatabase, before: str, after: str) -> None:
     mid, at = some_message(seeded)
     params = {
         "conversation_id": CONVERSATION,
@@ -111,9 +109,7 @@ def test_list_for_user_uses_the_user_status_index(seeded: TestDatabase, before: 
     found = plan(seeded, sql.list_for_user("active", before), params)
     assert "idx_conversations_user_status" in found
     everything = plan(seeded, sql.list_for_user("all", before), params)
-    assert (
-        "idx_conversations_user_id" in everything or "idx_conversations_user_status" in everything
-    )
+    assert "idx_conversations_user_id" in everything or "idx_conversations_user_status" in everything
     assert '"Node Type": "Seq Scan"' not in found + everything
 
 

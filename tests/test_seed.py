@@ -27,8 +27,7 @@ def add_real_conversation(db: TestDatabase) -> None:
 
 
 def test_seed_creates_exactly_the_requested_scale(cli: Cli, migrated_db: TestDatabase) -> None:
-    result = cli("seed", "--messages", "4800", "--conversations", "100", "--users", "7",
-                 "--batch", "500", "--json")
+    result = cli("seed", "--messages", "4800", "--conversations", "100", "--users", "7", "--batch", "500", "--json")
     assert result.exit_code == 0, result.stderr
     report = result.json()
     assert (report["users"], report["conversations"], report["messages"]) == (7, 100, 4800)
@@ -41,34 +40,46 @@ def test_seeded_data_looks_like_a_chatbot(cli: Cli, migrated_db: TestDatabase) -
     assert cli("seed", "--messages", "4800", "--conversations", "100", "--batch", "700").exit_code == 0
     db = migrated_db
     # Roles alternate, starting with the user, in every conversation.
-    assert db.scalar(
-        "SELECT count(*) FROM (SELECT role, row_number() OVER (PARTITION BY conversation_id "
-        "ORDER BY created_at) AS n FROM messages) AS m WHERE (n % 2 = 1) <> (role = 'user')"
-    ) == 0
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM (SELECT role, row_number() OVER (PARTITION BY conversation_id "
+            "ORDER BY created_at) AS n FROM messages) AS m WHERE (n % 2 = 1) <> (role = 'user')"
+        )
+        == 0
+    )
     # User messages respect the limit; assistant messages carry the model call's metadata.
     assert db.scalar("SELECT max(length(content)) FROM messages WHERE role = 'user'") <= 1000
     assert db.scalar("SELECT min(length(content)) FROM messages") > 0
     # Every message ends where a sentence ends, never mid-word ("Translate 'we will").
     assert db.scalar("SELECT count(*) FROM messages WHERE content !~ '[.?!]$'") == 0
     assert db.scalar("SELECT count(*) FROM messages WHERE role = 'user' AND metadata IS NOT NULL") == 0
-    assert db.scalar(
-        "SELECT count(*) FROM messages WHERE role = 'assistant' AND NOT (metadata ?& "
-        "ARRAY['model', 'prompt_tokens', 'completion_tokens', 'latency_ms'])"
-    ) == 0
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM messages WHERE role = 'assistant' AND NOT (metadata ?& "
+            "ARRAY['model', 'prompt_tokens', 'completion_tokens', 'latency_ms'])"
+        )
+        == 0
+    )
     # Activity over about two years, all of it in the past, each conversation's
     # updated_at at or after its last message.
     oldest, newest = db.sql("SELECT min(created_at), max(created_at) FROM messages")[0]
     assert (newest - oldest).days > 365
     assert db.scalar("SELECT max(created_at) <= now() FROM messages")
-    assert db.scalar(
-        "SELECT count(*) FROM conversations c WHERE updated_at < "
-        "(SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id)"
-    ) == 0
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM conversations c WHERE updated_at < "
+            "(SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id)"
+        )
+        == 0
+    )
     # Every conversation has messages; a very long one holds about a tenth of them.
-    sizes = [row[0] for row in db.sql(
-        "SELECT count(m.id) FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id "
-        "GROUP BY c.id ORDER BY 1 DESC"
-    )]
+    sizes = [
+        row[0]
+        for row in db.sql(
+            "SELECT count(m.id) FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id "
+            "GROUP BY c.id ORDER BY 1 DESC"
+        )
+    ]
     assert min(sizes) >= 2
     assert sizes[0] >= 0.09 * 4800
     assert db.scalar("SELECT count(DISTINCT status) FROM conversations") == 2
@@ -163,8 +174,13 @@ def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDat
         raise KeyboardInterrupt
 
     with migrated_db.database() as db, pytest.raises(JobInterrupted) as stopped:
-        seed(db, SeedScale.build(messages=2000, conversations=40), batch_messages=300, jobs=1,
-             progress=interrupt_after_first_batch)
+        seed(
+            db,
+            SeedScale.build(messages=2000, conversations=40),
+            batch_messages=300,
+            jobs=1,
+            progress=interrupt_after_first_batch,
+        )
     kept = re.search(r"kept (\d+) complete conversations with (\d+) messages", stopped.value.message)
     assert kept is not None, stopped.value.message
     conversations, messages = int(kept[1]), int(kept[2])
@@ -172,10 +188,13 @@ def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDat
     assert migrated_db.scalar("SELECT count(*) FROM conversations") == conversations
     assert migrated_db.scalar("SELECT count(*) FROM messages") == messages
     # Every kept conversation is complete: its messages reach its updated_at.
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM messages m "
-        "WHERE m.conversation_id = c.id AND m.created_at > c.updated_at - make_interval(secs => 3600))"
-    ) == 0
+    assert (
+        migrated_db.scalar(
+            "SELECT count(*) FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM messages m "
+            "WHERE m.conversation_id = c.id AND m.created_at > c.updated_at - make_interval(secs => 3600))"
+        )
+        == 0
+    )
     assert Cli(migrated_db.url)("seed", "--remove", "--yes").exit_code == 0
     assert migrated_db.scalar("SELECT count(*) FROM users") == 0
 

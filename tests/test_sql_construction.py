@@ -65,7 +65,9 @@ def interpolations() -> set[tuple[str, str]]:
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
                 text, values = str(node.left.value), [node.right]
             elif (
-                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "format"
                 and isinstance(node.func.value, ast.Constant)
             ):
                 text, values = str(node.func.value.value), [*node.args, *(k.value for k in node.keywords)]

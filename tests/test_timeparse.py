@@ -91,8 +91,17 @@ def test_cutoff_also_takes_values_the_options_already_parsed() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1.5", 1.5), ("0", 0.0), ("500ms", 0.5), ("30s", 30.0), ("2min", 120.0), ("1h", 3600.0), ("1h30min", 5400.0),
-     ("PT1M", 60.0), ("2d", 172800.0)],
+    [
+        ("1.5", 1.5),
+        ("0", 0.0),
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("2min", 120.0),
+        ("1h", 3600.0),
+        ("1h30min", 5400.0),
+        ("PT1M", 60.0),
+        ("2d", 172800.0),
+    ],
 )
 def test_seconds_share_the_duration_grammar(text: str, seconds: float) -> None:
     from chatdb.timeparse import parse_seconds

@@ -70,7 +70,7 @@ FAILURES = {
     # The certificate names localhost only.
     "wrong host name": (
         {"host": "127.0.0.1", "sslmode": "verify-full", "sslrootcert": "CA"},
-        ("TLS certificate is for \"localhost\"", "not \"127.0.0.1\"", "verify-full"),
+        ('TLS certificate is for "localhost"', 'not "127.0.0.1"', "verify-full"),
     ),
     "another CA": (
         {"sslmode": "verify-full", "sslrootcert": "OTHER_CA"},

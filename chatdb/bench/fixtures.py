@@ -21,7 +21,6 @@ DELETE_USER = "DELETE FROM users WHERE id = :user"
 
 
 def server_limits(conn: Connection) -> ServerLimits:
-
     row = conn.execute(
         text(
             "SELECT current_setting('max_connections')::int,"
@@ -34,7 +33,6 @@ def server_limits(conn: Connection) -> ServerLimits:
 
 
 def table_sizes(conn: Connection) -> tuple[int, int]:
-
     found: dict[str, int] = dict(
         conn.execute(
             text(
@@ -64,7 +62,6 @@ def sample(conn: Connection, size: int, estimated: int) -> list[tuple[uuid.UUID,
 
 
 def create_own_rows(conn: Connection, user_id: str, count: int) -> list[uuid.UUID]:
-
     from chatdb import ids
 
     conversation_ids = [ids.uuid7() for _ in range(count)]

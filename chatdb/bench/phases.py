@@ -24,8 +24,12 @@ READY_TIMEOUT = 120.0
 
 
 def sequential_phase(
-    db: Database, seconds: float, history: list[uuid.UUID], recent: list[str],
-    conversation_id: uuid.UUID, user_id: str,
+    db: Database,
+    seconds: float,
+    history: list[uuid.UUID],
+    recent: list[str],
+    conversation_id: uuid.UUID,
+    user_id: str,
 ) -> dict[str, PatternResult]:
     from chatdb.bench.patterns import PATTERNS, ChatdbPatterns, RawPatterns, raw_connect
 
@@ -65,11 +69,15 @@ def sequential_phase(
     }
 
 
-
-
 def concurrency_phase(
-    db: Database, options: BenchOptions, limits: ServerLimits, seconds: float,
-    history: list[uuid.UUID], recent: list[str], conversation_ids: list[uuid.UUID], user_id: str,
+    db: Database,
+    options: BenchOptions,
+    limits: ServerLimits,
+    seconds: float,
+    history: list[uuid.UUID],
+    recent: list[str],
+    conversation_ids: list[uuid.UUID],
+    user_id: str,
 ) -> ConcurrencyResult:
     fits = limits.available - FREE_CONNECTIONS
     if options.connections is not None:
@@ -105,9 +113,7 @@ def concurrency_phase(
                     "history_targets": [str(c) for c in history],
                     "recent_targets": recent,
                     "mix": options.mix,
-                    "clients": [
-                        {"conversation_id": str(next(own)), "seed": next(seeds)} for _ in range(clients)
-                    ],
+                    "clients": [{"conversation_id": str(next(own)), "seed": next(seeds)} for _ in range(clients)],
                 }
             )
         group.receive(READY_TIMEOUT)

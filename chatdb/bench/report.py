@@ -120,7 +120,10 @@ class Goal:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "name": self.name, "target": self.target, "measured": self.measured,
+            "key": self.key,
+            "name": self.name,
+            "target": self.target,
+            "measured": self.measured,
             "status": self.status,
         }
 
@@ -157,7 +160,10 @@ class BenchReport:
                 ok = latency.count > 0 and latency.p95 < goal
                 found.append(
                     Goal(
-                        key, f"{label} p95 < {goal:g} ms{where}", f"p95 < {goal:g} ms", f"{latency.p95:.1f} ms",
+                        key,
+                        f"{label} p95 < {goal:g} ms{where}",
+                        f"p95 < {goal:g} ms",
+                        f"{latency.p95:.1f} ms",
                         "pass" if ok else "fail",
                     )
                 )

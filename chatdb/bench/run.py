@@ -101,7 +101,9 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
         history = [c for c, _ in sampled] or own
         recent = sorted({u for _, u in sampled}) or [user_id]
         sequential_seconds = options.duration * SEQUENTIAL_SHARE
-        say(f"Sequential: history, recent conversations, add message, chatdb and raw psycopg ({sequential_seconds:.0f} s)")
+        say(
+            f"Sequential: history, recent conversations, add message, chatdb and raw psycopg ({sequential_seconds:.0f} s)"
+        )
         sequential = sequential_phase(db, sequential_seconds, history, recent, own[0], user_id)
         db.dispose()  # the workers get the connections
         load_seconds = options.duration - sequential_seconds

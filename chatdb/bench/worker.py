@@ -192,7 +192,10 @@ class Workers:
         log = tempfile.TemporaryFile("w+")
         proc = subprocess.Popen(
             [sys.executable, "-m", "chatdb.bench.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
         self.procs.append((proc, log))
         assert proc.stdin is not None

@@ -48,6 +48,8 @@ class _Carried(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(str(original))
         self.original = original
+
+
 _SURROGATES = re.compile("[\udc80-\udcff]")  # how Python decodes bytes that are not UTF-8
 
 
@@ -136,7 +138,9 @@ class ChatdbGroup(TyperGroup):
             if translated is not None:
                 code = _fail(exc, translated.message, translated.exit_code)
             else:
-                code = _fail(exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", EXIT_FAILURE)
+                code = _fail(
+                    exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", EXIT_FAILURE
+                )
         if isinstance(code, int) and code == EXIT_OK:
             code = _flush_stdout()
         return code

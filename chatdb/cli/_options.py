@@ -37,12 +37,8 @@ FLAGS = {
     "url_option": "--database-url",
 }
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
-]
-YesOption = Annotated[
-    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def _as_param(parse):
@@ -209,9 +205,7 @@ StatusOption = Annotated[
         help="Only conversations with this status: active, archived or all.",
     ),
 ]
-AllOption = Annotated[
-    bool, typer.Option("--all", help="Show every row (ignores --limit).")
-]
+AllOption = Annotated[bool, typer.Option("--all", help="Show every row (ignores --limit).")]
 
 
 def limit_option(what: str):
@@ -260,9 +254,7 @@ WaitOption = Annotated[
         show_default=False,
     ),
 ]
-QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bar (the summary is still printed).")
-]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (the summary is still printed).")]
 ConversationOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -222,8 +222,7 @@ def table(
     # A missing value: "—" in an aligned table; nothing in a transcript or a tab-separated line.
     empty = "—" if target.terminal and not transcript else ""
     shown = (
-        [empty if v is None else redact(cell(v)) if i in text else cell(v) for i, v in enumerate(row)]
-        for row in rows
+        [empty if v is None else redact(cell(v)) if i in text else cell(v) for i, v in enumerate(row)] for row in rows
     )
     return draw(target, cols, shown, title=title and redact(title), transcript=transcript)
 

@@ -95,7 +95,10 @@ def unarchive(
     from chatdb.jobs.archive import unarchive_conversations
 
     selection = ConversationFilter.build(
-        users=user, conversation_ids=conversation, older_than=cutoff(older_than, before), since=since,
+        users=user,
+        conversation_ids=conversation,
+        older_than=cutoff(older_than, before),
+        since=since,
         allow_future=allow_future,
     )
     db = state(ctx).database()

@@ -63,7 +63,10 @@ def conversations(
 
     mode = output_format(as_json, as_csv)
     selection = ConversationFilter.build(
-        users=user, status=status, older_than=cutoff(older_than, before), since=since,
+        users=user,
+        status=status,
+        older_than=cutoff(older_than, before),
+        since=since,
         allow_future=allow_future,
     )
     app = state(ctx)
@@ -91,10 +94,7 @@ def conversations(
     if not found:
         out.info("No conversations match.")
     elif listing.more:
-        out.info(
-            f"Showing the {len(found):,} with the newest activity; there are more "
-            f"(raise --limit, or --all)."
-        )
+        out.info(f"Showing the {len(found):,} with the newest activity; there are more (raise --limit, or --all).")
 
 
 def register(app: typer.Typer) -> None:

@@ -37,8 +37,10 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
             for check in report.checks
         ]
         out.table(
-            [Column("Result"), Column("Check", "id"), Column("Detail", "text")], rows,
-            title=report.database, transcript=True,
+            [Column("Result"), Column("Check", "id"), Column("Detail", "text")],
+            rows,
+            title=report.database,
+            transcript=True,
         )
     failed = [check.name for check in report.checks if check.status == "fail"]
     if failed:

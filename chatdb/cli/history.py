@@ -30,9 +30,7 @@ def history(
     ] = None,
     after: Annotated[
         str | None,
-        typer.Option(
-            "--after", metavar="MESSAGE_ID", help="Only messages newer than this message (the first N)."
-        ),
+        typer.Option("--after", metavar="MESSAGE_ID", help="Only messages newer than this message (the first N)."),
     ] = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,

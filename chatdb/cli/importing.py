@@ -25,7 +25,8 @@ def import_file(
     manifest: Annotated[
         Path | None,
         typer.Option(
-            "--manifest", metavar="MANIFEST",
+            "--manifest",
+            metavar="MANIFEST",
             help="Check the input against this manifest (default: FILE.manifest.json beside the file, if any).",
             show_default=False,
         ),

@@ -49,7 +49,8 @@ def prune(
     export_to: Annotated[
         Path | None,
         typer.Option(
-            "--export", metavar="FILE",
+            "--export",
+            metavar="FILE",
             help="First write (and verify) a jsonl export of exactly the rows to delete; "
             ".gz compresses. FILE must not exist (unless --resume).",
             show_default=False,
@@ -66,7 +67,9 @@ def prune(
     max_rows: Annotated[
         int | None,
         typer.Option(
-            "--max-rows", metavar="N", parser=count_param(0),
+            "--max-rows",
+            metavar="N",
+            parser=count_param(0),
             help="Refuse, deleting nothing, if more than N rows (conversations + messages) would go.",
             show_default=False,
         ),
@@ -127,8 +130,17 @@ def prune(
                 )
 
         result = prune_conversations(
-            db, selection, include_active=include_active, export_to=export_to, resume=resume, max_rows=max_rows,
-            confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
+            db,
+            selection,
+            include_active=include_active,
+            export_to=export_to,
+            resume=resume,
+            max_rows=max_rows,
+            confirm=None if yes else confirm,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            wait=wait,
+            progress=bar.callback,
         )
     if result.export is not None and result.export.removed_temporaries and not as_json:
         from chatdb.cli.export import removed_line

@@ -39,7 +39,10 @@ def seed(
         int, typer.Option("--batch", metavar="N", parser=count_param(1), help="Messages per transaction.")
     ] = 50_000,
     jobs: Annotated[
-        int, typer.Option("--jobs", metavar="N", parser=count_param(1), help="Batches written at once, each on its own connection.")
+        int,
+        typer.Option(
+            "--jobs", metavar="N", parser=count_param(1), help="Batches written at once, each on its own connection."
+        ),
     ] = 2,
     wait: WaitOption = None,
     yes: YesOption = False,
@@ -78,9 +81,7 @@ def seed(
             f"and {scale.messages:,} messages."
         )
     with out.JobProgress(quiet=as_json) as bar:
-        result = seeding.seed(
-            db, scale, force=force, batch_messages=batch, jobs=jobs, wait=wait, progress=bar.callback
-        )
+        result = seeding.seed(db, scale, force=force, batch_messages=batch, jobs=jobs, wait=wait, progress=bar.callback)
     if as_json:
         out.emit_json(result, ok=True)
         return
@@ -130,9 +131,7 @@ def _remove(ctx: typer.Context, *, dry_run: bool, wait: float | None, yes: bool,
         ]
     )
     if result.skipped:
-        out.warn(
-            f"{result.skipped} seeded conversations were in use and were kept; run 'chatdb seed --remove' again"
-        )
+        out.warn(f"{result.skipped} seeded conversations were in use and were kept; run 'chatdb seed --remove' again")
 
 
 def register(app: typer.Typer) -> None:

@@ -104,8 +104,15 @@ def archive_conversations(
     if selection.older_than is None:
         raise UsageError("archive needs a cutoff ({older_than})", parameters=("older_than",))
     return _change_status(
-        db, "archive", replace(selection, status="active"), "archived",
-        batch_size=batch_size, dry_run=dry_run, wait=wait, progress=progress, timeouts=timeouts,
+        db,
+        "archive",
+        replace(selection, status="active"),
+        "archived",
+        batch_size=batch_size,
+        dry_run=dry_run,
+        wait=wait,
+        progress=progress,
+        timeouts=timeouts,
     )
 
 
@@ -126,8 +133,15 @@ def unarchive_conversations(
             parameters=("conversation_ids", "users"),
         )
     return _change_status(
-        db, "unarchive", replace(selection, status="archived"), "active",
-        batch_size=batch_size, dry_run=dry_run, wait=wait, progress=progress, timeouts=timeouts,
+        db,
+        "unarchive",
+        replace(selection, status="archived"),
+        "active",
+        batch_size=batch_size,
+        dry_run=dry_run,
+        wait=wait,
+        progress=progress,
+        timeouts=timeouts,
     )
 
 
@@ -166,12 +180,16 @@ def _change_status(
                     with run.batch():
                         with batch_transaction(db, conn, timeouts):
                             batch = queries.lock_batch(selection, last, batch_size, for_delete=False).cte("batch")
-                            ids = conn.execute(
-                                update(table)
-                                .where(table.c.id == batch.c.id)
-                                .values(status=new_status)
-                                .returning(table.c.id)
-                            ).scalars().all()
+                            ids = (
+                                conn.execute(
+                                    update(table)
+                                    .where(table.c.id == batch.c.id)
+                                    .values(status=new_status)
+                                    .returning(table.c.id)
+                                )
+                                .scalars()
+                                .all()
+                            )
                         if ids:
                             last = max(ids)
                             result.changed += len(ids)

@@ -173,9 +173,7 @@ class PendingFile:
         self._hashing = _HashingWriter(self._raw)
         compress = path.name.endswith(".gz") if compress is None else compress
         self._out: Any = (
-            gzip.GzipFile(fileobj=self._hashing, mode="wb", compresslevel=6, mtime=0)
-            if compress
-            else self._hashing
+            gzip.GzipFile(fileobj=self._hashing, mode="wb", compresslevel=6, mtime=0) if compress else self._hashing
         )
         self.completed = self.published = False
 

@@ -44,7 +44,6 @@ def keyset_batches(selection: Selection, batch_size: int) -> Iterator[BatchStep]
     last: list[uuid.UUID | None] = [None]
 
     def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-
         conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(conn.execute(queries.lock_batch(selection, last[0], batch_size, for_delete=True)).scalars())
         if ids:

@@ -53,6 +53,7 @@ _FIXED = {  # types whose one generic value needs no uniqueness
     "cidr": "192.0.2.0/24",
 }
 
+
 @dataclass(frozen=True)
 class UsersColumn:
     """One column of the application's ``users`` table, as the catalog describes it."""
@@ -96,18 +97,24 @@ class UsersTable:
 
 
 def read_users_table(conn: Connection) -> UsersTable:
-
     columns = [
         UsersColumn(
-            name=row[0], required=bool(row[1]), base_type=row[2], type_kind=row[3], category=row[4],
-            typmod=int(row[5]), declared=row[6], domains=tuple(row[7] or ()), first_label=row[8],
-            unique=bool(row[9]), references=row[10],
+            name=row[0],
+            required=bool(row[1]),
+            base_type=row[2],
+            type_kind=row[3],
+            category=row[4],
+            typmod=int(row[5]),
+            declared=row[6],
+            domains=tuple(row[7] or ()),
+            first_label=row[8],
+            unique=bool(row[9]),
+            references=row[10],
         )
         for row in conn.execute(text(sql.USERS_COLUMNS))
     ]
     checks = [
-        Check(name, definition, tuple(names) if names else
-              tuple(c.name for c in columns if domain in c.domains))
+        Check(name, definition, tuple(names) if names else tuple(c.name for c in columns if domain in c.domains))
         for name, definition, names, domain in conn.execute(text(sql.USERS_CHECKS))
     ]
     unique: dict[str, str] = dict(conn.execute(text(sql.USERS_UNIQUE_INDEXES)))
@@ -117,8 +124,10 @@ def read_users_table(conn: Connection) -> UsersTable:
 def _refusal(column: UsersColumn, reason: str) -> ConflictError:
     if column.name == "id":
         return ConflictError(f"cannot create demo users: users.id {reason}; seed and bench need ids of their own")
-    return ConflictError(f"cannot create demo users: users.{column.name} ({column.declared}, NOT NULL, "
-                         f"no default) {reason}; give it a default or make it nullable")
+    return ConflictError(
+        f"cannot create demo users: users.{column.name} ({column.declared}, NOT NULL, "
+        f"no default) {reason}; give it a default or make it nullable"
+    )
 
 
 def _shortened(value: str, limit: int | None, suffix: str = "") -> str:
@@ -144,8 +153,15 @@ class _ColumnValues:
             # The next values after the largest one present keep a unique index happy.
 
             self.start = conn.execute(select(func.max(col(column.name))).select_from(table("users"))).scalar()
-        if not (kind in _TEXT or kind in _NUMBERS or kind in _TIMES or kind in _FIXED
-                or kind in ("uuid", "jsonb", "bytea") or column.type_kind == "e" or column.category == "A"):
+        if not (
+            kind in _TEXT
+            or kind in _NUMBERS
+            or kind in _TIMES
+            or kind in _FIXED
+            or kind in ("uuid", "jsonb", "bytea")
+            or column.type_kind == "e"
+            or column.category == "A"
+        ):
             raise _refusal(column, "has a type for which chatdb has no generic value")
 
     def value(self, user_id: str, n: int) -> str:
@@ -196,9 +212,7 @@ def create_demo_users(conn: Connection, user_ids: Sequence[str]) -> int:
     if id_column is not None and id_column.references:
         raise _refusal(id_column, f"references {id_column.references}, which no demo id can satisfy")
     filled = [_ColumnValues(conn, c) for c in users.columns if c.required and c.name != "id"]
-    existing = set(conn.execute(
-        text(sql.EXISTING_USERS), {"ids": list(user_ids)}
-    ).scalars())
+    existing = set(conn.execute(text(sql.EXISTING_USERS), {"ids": list(user_ids)}).scalars())
     missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in existing]
     try:
         return _insert(conn, users, missing, filled)
@@ -232,7 +246,7 @@ def _insert(conn: Connection, users: UsersTable, missing: list[str], filled: lis
             for at in range(0, len(missing), INSERT_CHUNK):
                 rows = [
                     {"id": user_id, **{v.column.name: v.value(user_id, at + i + 1) for v in filled}}
-                    for i, user_id in enumerate(missing[at:at + INSERT_CHUNK])
+                    for i, user_id in enumerate(missing[at : at + INSERT_CHUNK])
                 ]
                 created += len(conn.execute(statement, rows).all())
     except exc.DBAPIError as error:
@@ -260,16 +274,20 @@ def _explain(users: UsersTable, error: Any, sample: dict[str, str]) -> tuple[Cha
         rule = f"cannot create demo users: {where} must satisfy {check.name} {check.definition}"
         left_null = tuple(name for name in check.columns if name not in sample)
         if left_null or not check.columns:
-            return ConflictError(f"{rule}, which no generated values do; seed and bench cannot create "
-                                 "users in this table"), left_null
+            return ConflictError(
+                f"{rule}, which no generated values do; seed and bench cannot create users in this table"
+            ), left_null
         shown = ", ".join(repr(sample[name]) for name in check.columns)
         if check.columns == ("id",):
-            return ConflictError(f"{rule}, which demo user ids such as {shown} do not; seed and bench "
-                                 "need ids of their own"), ()
+            return ConflictError(
+                f"{rule}, which demo user ids such as {shown} do not; seed and bench need ids of their own"
+            ), ()
         several = len(check.columns) > 1
-        return ConflictError(f"{rule}, which the generated {'values' if several else 'value'} {shown} "
-                             f"{'do' if several else 'does'} not; give the column a default that does, "
-                             "or make it nullable"), ()
+        return ConflictError(
+            f"{rule}, which the generated {'values' if several else 'value'} {shown} "
+            f"{'do' if several else 'does'} not; give the column a default that does, "
+            "or make it nullable"
+        ), ()
     if sqlstate == "23505" and constraint:
         definition = users.unique_indexes.get(constraint, "")
         on = definition.partition(" USING ")[2] or constraint

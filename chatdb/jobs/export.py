@@ -29,8 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from sqlalchemy import Text, case, cast, func, literal, select, text
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import text
 
 import chatdb
 from chatdb.errors import ReplicationConflictError, UsageError
@@ -56,8 +55,17 @@ if TYPE_CHECKING:
 ExportFormat = Literal["jsonl", "json", "csv"]
 FORMATS = ("jsonl", "json", "csv")
 CSV_COLUMNS = (
-    "conversation_id", "user_id", "status", "conversation_created_at", "conversation_updated_at",
-    "message_id", "message_user_id", "role", "content", "metadata", "message_created_at",
+    "conversation_id",
+    "user_id",
+    "status",
+    "conversation_created_at",
+    "conversation_updated_at",
+    "message_id",
+    "message_user_id",
+    "role",
+    "content",
+    "metadata",
+    "message_created_at",
 )
 
 
@@ -152,8 +160,15 @@ def export_conversations(
         with job_lock(db, "export", writes=False), JobRun("export", progress) as run:
             run.rerun = "run it again"  # an export keeps nothing: a re-run starts over
             selection = resolve_selection(db, selection)
-            result = write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
-                                  timeouts=timeouts or JobTimeouts.from_env())
+            result = write_export(
+                db,
+                selection,
+                output,
+                format=format,
+                batch_size=batch_size,
+                run=run,
+                timeouts=timeouts or JobTimeouts.from_env(),
+            )
             # A stop request from here on comes too late to change anything: say so.
             run.finished(f"{output} and its manifest are complete" if result.path else "the output is complete")
             return result
@@ -197,13 +212,14 @@ def write_export(
     try:
         with _snapshot(db, timeouts) as conn:
             from chatdb.jobs import queries
+            from chatdb.jobs.queries import lines
 
             total = queries.selection_size(conn, selection, messages=False)[0]
             run.start_phase("export", total)
             writer = _WRITERS[format](sink)
             last: uuid.UUID | None = None
             while True:
-                rows = conn.execute(_batch_query(format, selection, last, batch_size)).all()
+                rows = conn.execute(lines.export_batch(format, selection, last, batch_size)).all()
                 if not rows:
                     break
                 conversations, messages = writer.write_batch(rows)
@@ -213,6 +229,7 @@ def write_export(
                 run.advance(conversations)
             writer.finish()
         if to_file:
+
             def manifest() -> dict[str, Any]:
                 result.sha256, result.bytes = sink.sha256, sink.size
                 return result.manifest_data()
@@ -270,22 +287,6 @@ def _snapshot(db: Database, timeouts: JobTimeouts):
     return opened()
 
 
-def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
-
-    from chatdb.jobs.queries import conversations, messages
-
-    page = select(conversations).where(*selection.conditions(conversations))
-    if after is not None:
-        page = page.where(conversations.c.id > after)
-    c = page.order_by(conversations.c.id).limit(limit).subquery("c")
-    m = messages.alias("m")
-    if format == "csv":
-        return _csv_batch(c, m)
-    from chatdb.jobs.queries.lines import line_select
-
-    return line_select(c)
-
-
 class _JsonLinesWriter:
     def __init__(self, sink: Any) -> None:
         self.sink = sink
@@ -313,54 +314,6 @@ class _JsonArrayWriter(_JsonLinesWriter):
         self.sink.write(b"[]\n" if self.first else b"\n]\n")
 
 
-def _csv_batch(c: Any, m: Any) -> Any:
-    """One row per conversation, as for jsonl: (id, its CSV lines, its number of messages).
-
-    PostgreSQL writes the CSV itself, as it writes the jsonl: values as text
-    (timestamps in ISO 8601 as in the jsonl, metadata as JSON), quoted as
-    RFC 4180 needs (a value with a comma, quote or line break; metadata
-    always). Python then only copies bytes, so csv costs about what jsonl costs.
-    """
-
-    def iso(value: Any) -> Any:
-        return func.btrim(cast(func.to_json(value), Text), literal('"'))
-
-    def quoted(value: Any) -> Any:
-        return func.concat('"', func.replace(value, '"', '""'), '"')
-
-    def free(value: Any) -> Any:
-        """Text that may hold a comma, quote or line break: quoted when it does."""
-        return case((value.op("~")(literal('[",\r\n]')), quoted(value)), else_=value)
-
-    # Ids, statuses, roles and timestamps never need quotes; JSON metadata always does.
-    head = func.concat_ws(
-        ",", cast(c.c.id, Text), free(c.c.user_id), cast(c.c.status, Text), iso(c.c.created_at),
-        iso(c.c.updated_at),
-    ).label("head")
-    body = func.concat_ws(
-        ",", cast(m.c.id, Text), free(m.c.user_id), cast(m.c.role, Text), free(m.c.content),
-        case((m.c["metadata"].is_(None), literal("")), else_=quoted(cast(m.c["metadata"], Text))),
-        iso(m.c.created_at),
-    )
-    x = select(c.c.id, head).subquery("x")
-    # Each conversation's lines come from a subquery on its own messages (through the index), as
-    # the jsonl's json_agg does: a join would read the whole messages table for every batch.
-    lines = (
-        select(
-            func.string_agg(
-                func.concat(x.c.head, ",", body, "\n"), aggregate_order_by(literal(""), m.c.created_at, m.c.id)
-            )
-        )
-        .where(m.c.conversation_id == x.c.id)
-        .correlate(x)
-        .scalar_subquery()
-    )
-    count = select(func.count()).where(m.c.conversation_id == x.c.id).correlate(x).scalar_subquery()
-    # A conversation without messages has one row, its six message columns empty.
-    alone = func.concat(x.c.head, ",,,,,,\n")
-    return select(x.c.id, func.coalesce(lines, alone), count).order_by(x.c.id)
-
-
 class _CsvWriter:
     def __init__(self, sink: Any) -> None:
         self.sink = sink
@@ -381,4 +334,3 @@ _WRITERS: dict[str, Callable[[Any], Any]] = {
     "json": _JsonArrayWriter,
     "csv": _CsvWriter,
 }
-

@@ -136,12 +136,10 @@ def _table():
 
 
 def _ttl_interval(seconds: float) -> Any:
-
     return bindparam("ttl", timedelta(seconds=seconds), type_=Interval)
 
 
 def _lock_wait(conn: Connection, wait: str = LOCK_WAIT) -> None:
-
     from chatdb.jobs.queries import LOCAL_LOCK_TIMEOUT
 
     conn.execute(text(LOCAL_LOCK_TIMEOUT), {"lock": wait})
@@ -152,14 +150,18 @@ def _is_lock_timeout(error: BaseException) -> bool:
 
 
 def read_holder(conn: Connection) -> LeaseHolder | None:
-
     t = _table()
     now = func.clock_timestamp()
     row = conn.execute(
         select(
-            t.c.job, t.c.host, t.c.pid, t.c.started_at,
-            func.extract("epoch", now - t.c.heartbeat_at), func.extract("epoch", t.c.expires_at - now),
-            t.c.token, t.c.process,
+            t.c.job,
+            t.c.host,
+            t.c.pid,
+            t.c.started_at,
+            func.extract("epoch", now - t.c.heartbeat_at),
+            func.extract("epoch", t.c.expires_at - now),
+            t.c.token,
+            t.c.process,
         ).where(t.c.name == LOCK_NAME)
     ).first()
     if row is None:
@@ -198,8 +200,13 @@ class JobLease:
         t = _table()
         now = func.clock_timestamp()
         values = {
-            "token": self.token, "job": self.job[:63], "host": self.host, "pid": self.pid,
-            "process": self.process, "started_at": now, "heartbeat_at": now,
+            "token": self.token,
+            "job": self.job[:63],
+            "host": self.host,
+            "pid": self.pid,
+            "process": self.process,
+            "started_at": now,
+            "heartbeat_at": now,
             "expires_at": now + _ttl_interval(self.ttl),
         }
         with self.db.translate():
@@ -260,7 +267,9 @@ class JobLease:
 
         t = _table()
         mine = conn.execute(
-            select(t.c.token).where(t.c.name == LOCK_NAME, t.c.token == self.token).with_for_update(key_share=True, read=True)
+            select(t.c.token)
+            .where(t.c.name == LOCK_NAME, t.c.token == self.token)
+            .with_for_update(key_share=True, read=True)
         ).first()
         if mine is None:
             reason = self.lost or "it was broken (chatdb lock break) or taken over after it expired"
@@ -287,9 +296,7 @@ class JobLease:
                 time.sleep(0.5)
 
 
-def acquire(
-    db: Database, job: str, *, wait: float | None, progress: Callable[[Any], None] | None = None
-) -> JobLease:
+def acquire(db: Database, job: str, *, wait: float | None, progress: Callable[[Any], None] | None = None) -> JobLease:
     """Take the lease for ``job``, waiting up to ``wait`` seconds (None: do not wait)."""
     lease = JobLease(db, job, lease_ttl())
     started = time.monotonic()

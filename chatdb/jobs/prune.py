@@ -9,7 +9,7 @@ skipped.
 With an export, the export of exactly the selected rows is written first, then
 read back whole and checked before anything is deleted: its sha256, size and
 counts as written, and every line through import's own check
-(:func:`chatdb.jobs.importing.check_lines`), so nothing is deleted that
+(:func:`chatdb.jobs.line_checks.check_lines`), so nothing is deleted that
 ``chatdb import`` would refuse to restore. The deletion then walks the file
 again, batch by batch (each batch compared with the sha256 it had when it was
 checked), and deletes a conversation only if, in the deleting transaction and
@@ -48,8 +48,8 @@ from chatdb.jobs.runner import (
 from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
-
     from chatdb.db import Database
+
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -145,7 +145,9 @@ def prune_conversations(
     if max_rows is not None and max_rows < 0:
         raise UsageError(f"{{max_rows}} must be 0 or more, got {max_rows}", parameters=("max_rows",))
     if resume and export_to is None:
-        raise UsageError("{resume} needs {export_to}: the export of the prune to finish", parameters=("resume", "export_to"))
+        raise UsageError(
+            "{resume} needs {export_to}: the export of the prune to finish", parameters=("resume", "export_to")
+        )
     if export_to is not None and not dry_run:
         _check_export_target(export_to, resume)
     selection = replace(selection, status="all" if include_active else "archived")
@@ -157,8 +159,19 @@ def prune_conversations(
         try:
             with run:
                 try:
-                    result = _prune(db, selection, include_active, export_to, resume, max_rows, confirm,
-                                    batch_size, dry_run, run, timeouts)
+                    result = _prune(
+                        db,
+                        selection,
+                        include_active,
+                        export_to,
+                        resume,
+                        max_rows,
+                        confirm,
+                        batch_size,
+                        dry_run,
+                        run,
+                        timeouts,
+                    )
                 except ChatdbError as exc:
                     exc.cause = exc.message  # before the runner adds to it
                     raise
@@ -240,10 +253,15 @@ def _prune(
             result.export = write_export(
                 db, selection, export_to, format="jsonl", batch_size=batch_size, run=run, timeouts=timeouts
             )
-            expected = {"sha256": result.export.sha256, "bytes": result.export.bytes,
-                        "conversations": result.export.conversations, "messages": result.export.messages}
-        marks = verify_export(db, export_to, expected, batch_size, run, timeouts,
-                              source="its manifest" if resume else "what was written")
+            expected = {
+                "sha256": result.export.sha256,
+                "bytes": result.export.bytes,
+                "conversations": result.export.conversations,
+                "messages": result.export.messages,
+            }
+        marks = verify_export(
+            db, export_to, expected, batch_size, run, timeouts, source="its manifest" if resume else "what was written"
+        )
         result.export_verified = True
         steps = exported_batches(export_to, marks, selection, result)
         _delete(db, steps, result, run, timeouts, total=expected["conversations"])
@@ -278,11 +296,15 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
         return exc
     done = run.done if run.phase == "delete" else 0
     of = f" of {run.total}" if run.total is not None else ""
-    where = f"while verifying the export {export_to}" if run.phase == "verify" else (
-        f"after deleting what was still as exported of {done}{of} conversations of the export {export_to}"
+    where = (
+        f"while verifying the export {export_to}"
+        if run.phase == "verify"
+        else (f"after deleting what was still as exported of {done}{of} conversations of the export {export_to}")
     )
     exc.stopped = f"{cause} {where}"
     exc.resume_from = export_to
-    exc.reword(f"{exc.stopped}; the export is complete: finish with {{resume}} (the same selection and {{export_to}})",
-               parameters=("resume", "export_to"))
+    exc.reword(
+        f"{exc.stopped}; the export is complete: finish with {{resume}} (the same selection and {{export_to}})",
+        parameters=("resume", "export_to"),
+    )
     return exc

@@ -63,10 +63,15 @@ def _refusal(message: str) -> ChatdbError:
 
 
 def _verify(
-    db: Database, path: Path, expected: dict[str, Any], batch_size: int, run: JobRun, timeouts: JobTimeouts,
+    db: Database,
+    path: Path,
+    expected: dict[str, Any],
+    batch_size: int,
+    run: JobRun,
+    timeouts: JobTimeouts,
     source: str,
 ) -> list[BatchMark]:
-    from chatdb.jobs.importing import LineCheck, check_lines, checking_transaction
+    from chatdb.jobs.line_checks import LineCheck, check_lines, checking_transaction
 
     run.start_phase("verify", expected["conversations"])
     lines = ExportLines(path)
@@ -88,10 +93,16 @@ def _verify(
                 run.report()
     except ImportFileError as exc:
         raise _refusal(f"the export {path} does not read back ({exc.message}); nothing was deleted") from None
-    differs = compare(expected, {
-        "sha256": lines.sha256, "bytes": lines.size,
-        "conversations": found.conversations, "messages": found.messages,
-    }, source)
+    differs = compare(
+        expected,
+        {
+            "sha256": lines.sha256,
+            "bytes": lines.size,
+            "conversations": found.conversations,
+            "messages": found.messages,
+        },
+        source,
+    )
     if differs:
         raise _refusal(f"the export {path} does not verify ({'; '.join(differs)}); nothing was deleted")
     return marks
@@ -106,7 +117,9 @@ def exported_batches(
         for number, line in batch:
             match = _LINE_ID.match(line)
             if match is None:
-                raise ChatdbError(f"line {number} of {path} is not a line chatdb export writes; nothing more was deleted")
+                raise ChatdbError(
+                    f"line {number} of {path} is not a line chatdb export writes; nothing more was deleted"
+                )
             wanted[uuid.UUID(match.group(1).decode())] = hashlib.sha256(line).hexdigest()
         yield _step_for(wanted, selection, result)
     yield lambda conn: ([], 0)
@@ -114,7 +127,6 @@ def exported_batches(
 
 def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, result: PruneResult) -> BatchStep:
     def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-
         from chatdb.jobs import queries
         from chatdb.jobs.queries import conversations as c
         from chatdb.jobs.queries import id_array
@@ -124,17 +136,23 @@ def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, resul
         conn.execute(text(queries.UTC))
         conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(wanted)
-        locked = list(conn.execute(
-            select(c.c.id).where(c.c.id == id_array(ids), *selection.conditions(c))
-            .order_by(c.c.id).with_for_update(skip_locked=True)
-        ).scalars())
+        locked = list(
+            conn.execute(
+                select(c.c.id)
+                .where(c.c.id == id_array(ids), *selection.conditions(c))
+                .order_by(c.c.id)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
         whole = queries.lock_messages(conn, locked)
         current = dict(conn.execute(line_digests(id_array(whole))).all()) if whole else {}
         same = [i for i in whole if current.get(i) == wanted[i]]
         unlocked = [i for i in ids if i not in set(locked)]
-        matching = set(conn.execute(
-            select(c.c.id).where(c.c.id == id_array(unlocked), *selection.conditions(c))
-        ).scalars()) if unlocked else set()
+        matching = (
+            set(conn.execute(select(c.c.id).where(c.c.id == id_array(unlocked), *selection.conditions(c))).scalars())
+            if unlocked
+            else set()
+        )
         present = set(conn.execute(select(c.c.id).where(c.c.id == id_array(unlocked))).scalars()) if unlocked else set()
         result.in_use += len(matching) + (len(locked) - len(whole))
         result.changed += (len(whole) - len(same)) + len(present - matching)

@@ -47,8 +47,15 @@ def source_file(path: Path) -> Path:
         raise UsageError(f"cannot read {path}: it is a directory; give an export file")
     if not stat.S_ISREG(mode):
         kind = (
-            "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-            else "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+            "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a named pipe"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a file"
         )
         raise UsageError(f"cannot read {path}: it is {kind}, not a regular file (a stream is read from stdin)")
     return real
@@ -225,7 +232,9 @@ def batches_as_checked(
             )
         yield batch
     if next(iterator, None) is not None:
-        raise ImportFileError(f"{name} changed after it was checked: it has lines after line {marks[-1].last if marks else 0}")
+        raise ImportFileError(
+            f"{name} changed after it was checked: it has lines after line {marks[-1].last if marks else 0}"
+        )
 
 
 def spool() -> BinaryIO:
@@ -280,8 +289,11 @@ def load_manifest(where: Path) -> Manifest:
             f"the manifest {where} is manifest_version {version}, which this chatdb does not read "
             f"(it reads versions 1 to {newest}){'; upgrade chatdb' if version > newest else ''}"
         )
-    problems = [f"{field} is missing or not a whole number" for field in ("conversations", "messages", "bytes")
-                if not _whole(data.get(field)) or data[field] < 0]
+    problems = [
+        f"{field} is missing or not a whole number"
+        for field in ("conversations", "messages", "bytes")
+        if not _whole(data.get(field)) or data[field] < 0
+    ]
     sha: Any = data.get("sha256")
     if not (isinstance(sha, str) and len(sha) == 64 and all(ch in "0123456789abcdef" for ch in sha)):
         problems.append("sha256 is missing or not 64 hex digits")
@@ -299,11 +311,18 @@ def _whole(value: Any) -> bool:
 
 
 def expected_of(manifest: Manifest) -> dict[str, Any]:
-    return {"sha256": manifest.sha256, "bytes": manifest.bytes,
-            "conversations": manifest.conversations, "messages": manifest.messages}
+    return {
+        "sha256": manifest.sha256,
+        "bytes": manifest.bytes,
+        "conversations": manifest.conversations,
+        "messages": manifest.messages,
+    }
 
 
 def compare(expected: dict[str, Any], found: dict[str, Any], source: str = "the manifest") -> list[str]:
     """What differs between ``found`` (sha256, bytes, conversations, messages) and ``expected``."""
-    return [f"{key} {expected[key]!r} in {source}, {value!r} in the file"
-            for key, value in found.items() if expected[key] != value]
+    return [
+        f"{key} {expected[key]!r} in {source}, {value!r} in the file"
+        for key, value in found.items()
+        if expected[key] != value
+    ]

@@ -142,8 +142,11 @@ def batch_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> 
     with db.translate(), conn.begin():
         conn.execute(
             text(queries.BATCH_START),
-            {"lock": timeouts.lock, "stmt": timeouts.statement,
-             "name": lease.application_name if lease else db.settings.application_name},
+            {
+                "lock": timeouts.lock,
+                "stmt": timeouts.statement,
+                "name": lease.application_name if lease else db.settings.application_name,
+            },
         )
         if lease is not None:
             lease.check(conn)
@@ -293,8 +296,13 @@ class JobRun:
             message += f" (while stopping: {cause.message})"
         error = JobInterrupted(message)
         error.progress = {
-            "job": self.job, "phase": self.phase, "done": self.done, "total": self.total,
-            "unit": self.unit, "batches": self.phase_batches, "committed_batches": self.committed,
+            "job": self.job,
+            "phase": self.phase,
+            "done": self.done,
+            "total": self.total,
+            "unit": self.unit,
+            "batches": self.phase_batches,
+            "committed_batches": self.committed,
         }
         return error
 

@@ -73,8 +73,9 @@ ASSISTANT_LINES = (
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3.1-70b")
 
 
-def message_texts(lines: tuple[str, ...], lengths: Callable[[random.Random], int], count: int,
-           rng: random.Random) -> list[str]:
+def message_texts(
+    lines: tuple[str, ...], lengths: Callable[[random.Random], int], count: int, rng: random.Random
+) -> list[str]:
     """``count`` messages of whole sentences in random order, about as long as the drawn length.
 
     Each message ends where a sentence ends: sentences are added while the
@@ -159,8 +160,12 @@ class Batch:
 
     def params(self) -> dict[str, Any]:
         return {
-            "ids": self.ids, "users": self.users, "statuses": self.statuses,
-            "counts": self.counts, "gaps": self.gaps, "starts": self.starts,
+            "ids": self.ids,
+            "users": self.users,
+            "statuses": self.statuses,
+            "counts": self.counts,
+            "gaps": self.gaps,
+            "starts": self.starts,
         }
 
 

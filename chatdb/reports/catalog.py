@@ -54,7 +54,9 @@ def expected_indexes(tables: list[str]) -> dict[str, str]:
             if unsupported:  # keep this module honest when the models grow
                 raise NotImplementedError(f"index {index.name} uses {sorted(unsupported)}")
             parts = [e.name if isinstance(e, Column) else str(e) for e in index.expressions]
-            found[f"{table.name}.{index.name}"] = _index_sql(str(index.name), table.name, bool(index.unique), ", ".join(parts))
+            found[f"{table.name}.{index.name}"] = _index_sql(
+                str(index.name), table.name, bool(index.unique), ", ".join(parts)
+            )
     return found
 
 
@@ -63,7 +65,6 @@ def _index_sql(name: Any, table: str, unique: bool, columns: str) -> str:
 
 
 def live_indexes(conn: Connection, tables: list[str]) -> dict[str, str]:
-
     rows = conn.execute(
         text(
             """
@@ -100,7 +101,6 @@ class LiveCheck:
 
 
 def live_checks(conn: Connection, tables: list[str]) -> dict[str, LiveCheck]:
-
     rows = conn.execute(
         text(
             """
@@ -130,7 +130,7 @@ def canonical(conn: Connection, table: str, expression: str) -> str:
         for line in lines:
             stripped = line.strip()
             if stripped.startswith(_OUTPUT):
-                return str(stripped[len(_OUTPUT):])
+                return str(stripped[len(_OUTPUT) :])
     raise ValueError(f"no output line planning {expression!r}")
 
 
@@ -146,8 +146,13 @@ def check_differences(conn: Connection, tables: list[str]) -> tuple[int, list[tu
         found = live[key]
         wanted = f"CHECK ({expected[key]})"
         if found.foreign_objects:
-            problems.append((f"CHECK constraint {key} is {found.definition}, which uses objects that are not "
-                             f"built in; expected {wanted}", True))
+            problems.append(
+                (
+                    f"CHECK constraint {key} is {found.definition}, which uses objects that are not "
+                    f"built in; expected {wanted}",
+                    True,
+                )
+            )
             continue
         if not found.validated or not found.inherited:
             problems.append((f"CHECK constraint {key} is {found.definition}, expected {wanted}", True))
@@ -166,7 +171,6 @@ def check_differences(conn: Connection, tables: list[str]) -> tuple[int, list[tu
 
 
 def _oids(conn: Connection, names: list[str]) -> list[int]:
-
     rows = conn.execute(
         text("SELECT to_regclass(n)::oid FROM unnest(CAST(:names AS text[])) AS n"), {"names": names}
     ).scalars()

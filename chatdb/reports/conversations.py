@@ -197,15 +197,11 @@ def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUI
     rows = conn.execute(conversation_prefix_query(raw)).scalars().all()
     if not rows:
         whole = len(raw.replace("-", "")) >= 32
-        raise ConversationNotFoundError(
-            f"no conversation {'has id' if whole else 'id starts with'} {raw!r}"
-        )
+        raise ConversationNotFoundError(f"no conversation {'has id' if whole else 'id starts with'} {raw!r}")
     if len(rows) > 1:
         shown = ", ".join(str(r) for r in rows[:MAX_CANDIDATES])
         more = " and more" if len(rows) > MAX_CANDIDATES else ""
-        raise AmbiguousError(
-            f"conversation prefix {raw!r} is ambiguous; it matches {shown}{more} (give more digits)"
-        )
+        raise AmbiguousError(f"conversation prefix {raw!r} is ambiguous; it matches {shown}{more} (give more digits)")
     found: uuid.UUID = rows[0]
     return found
 
@@ -233,8 +229,9 @@ def resolve_selection(conn: Connection | Database, selection: ConversationFilter
         missing = [u for u in wanted if u not in present]
         if missing:
             names = ", ".join(repr(u) for u in missing)
-            raise UserNotFoundError(f"no user {names} in the users table" if len(missing) == 1
-                                    else f"no users {names} in the users table")
+            raise UserNotFoundError(
+                f"no user {names} in the users table" if len(missing) == 1 else f"no users {names} in the users table"
+            )
     ids = list(selection.conversation_ids)
     problems = []
     if ids:

@@ -72,8 +72,14 @@ def diagnose(db: Database) -> DoctorReport:
     elapsed = (time.perf_counter() - started) * 1000
     checks = [Check("connection", "pass", f"connected to {db.display_url} in {elapsed:.0f} ms")]
     steps: list[Callable[[Connection], Check | list[Check]]] = [
-        _server_version, _server_role, lambda _conn: _endpoint(db), _migrations, users_table_check,
-        _columns_and_keys, _constraints_and_indexes, _pg_stat_statements,
+        _server_version,
+        _server_role,
+        lambda _conn: _endpoint(db),
+        _migrations,
+        users_table_check,
+        _columns_and_keys,
+        _constraints_and_indexes,
+        _pg_stat_statements,
     ]
     with db.translate(), db.engine.connect() as conn:
         # Read only, so that not even a temporary object can be written by accident.
@@ -135,7 +141,11 @@ def users_table_check(conn: Connection) -> Check:
     if not unique:
         return Check("users table", "fail", "users.id has no primary key or unique constraint to reference")
     # Migration 001 marks the users table it creates in a database that had none.
-    origin = "created by chatdb (the database had none)" if (comment or "").startswith("created by chatdb") else "the application's"
+    origin = (
+        "created by chatdb (the database had none)"
+        if (comment or "").startswith("created by chatdb")
+        else "the application's"
+    )
     return Check("users table", "pass", f"{origin}; id {type_name}{' not null' if not_null else ''}, unique")
 
 
@@ -227,7 +237,8 @@ def _server_role(conn: Connection) -> Check:
     if role.writable:
         return Check("server role", "info", role.describe())
     return Check(
-        "server role", "info",
+        "server role",
+        "info",
         f"{role.describe()}: the read-only commands and export work here; migrate and the jobs "
         "that change rows need the primary",
     )
@@ -240,20 +251,23 @@ def _endpoint(db: Database) -> Check:
     if found.kind == "neon-pooled":
         direct = found.host.replace("-pooler.", ".", 1)
         return Check(
-            "endpoint", "warn",
+            "endpoint",
+            "warn",
             f"{found.describe()}: chatdb works through it, but as Neon advises for schema migrations "
             f"and long sessions, run chatdb migrate and long jobs (prune, export, import, seed) with the "
             f"direct endpoint {direct}",
         )
     if found.kind == "pooler":
         return Check(
-            "endpoint", "warn",
+            "endpoint",
+            "warn",
             f"{found.describe()}: chatdb works through it, but run chatdb migrate and long jobs "
             "(prune, export, import, seed) on a direct connection to the server",
         )
     if found.kind == "neon-direct":
         return Check(
-            "endpoint", "pass",
+            "endpoint",
+            "pass",
             f"{found.describe()}: right for migrate and the maintenance jobs; the application may use "
             "the pooled endpoint (-pooler)",
         )
@@ -268,9 +282,12 @@ def _pg_stat_statements(conn: Connection) -> Check:
     if installed is None:
         offered = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name}).scalar()
         if offered:
-            return Check("pg_stat_statements", "info",
-                         "not installed in this database (CREATE EXTENSION pg_stat_statements lets chatdb "
-                         "stats list the slowest statements)")
+            return Check(
+                "pg_stat_statements",
+                "info",
+                "not installed in this database (CREATE EXTENSION pg_stat_statements lets chatdb "
+                "stats list the slowest statements)",
+            )
         return Check("pg_stat_statements", "info", "not available on this server")
     try:
         with conn.begin_nested():

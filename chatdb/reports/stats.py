@@ -152,7 +152,6 @@ def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
 
 
 def _counts(conn: Connection, table: str, column: str, known: list[str]) -> dict[str, int]:
-
     # Table and column names are chatdb's own constants, never user input.
     found: dict[Any, int] = dict(conn.execute(text(f"SELECT {column}, count(*) FROM {table} GROUP BY {column}")).all())
     counts = {value: int(found.pop(value, 0)) for value in known}
@@ -161,7 +160,6 @@ def _counts(conn: Connection, table: str, column: str, known: list[str]) -> dict
 
 
 def _table_stats(conn: Connection, name: str, rows: int) -> TableStats:
-
     table = conn.execute(
         text(
             """
@@ -214,7 +212,6 @@ def _table_stats(conn: Connection, name: str, rows: int) -> TableStats:
 
 
 def _activity(conn: Connection) -> dict[str, datetime | None]:
-
     conversations = conn.execute(
         text("SELECT min(created_at), max(created_at), max(updated_at) FROM conversations")
     ).one()
@@ -229,7 +226,6 @@ def _activity(conn: Connection) -> dict[str, datetime | None]:
 
 
 def _busiest_users(conn: Connection, top: int) -> list[UserActivity]:
-
     rows = conn.execute(
         text(
             """
@@ -250,10 +246,7 @@ def _busiest_users(conn: Connection, top: int) -> list[UserActivity]:
 
 
 def _slow_statements(conn: Connection, top: int) -> SlowStatements:
-
-    installed = conn.execute(
-        text("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")
-    ).scalar()
+    installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")).scalar()
     if installed is None:
         return SlowStatements(
             available=False,

@@ -13,7 +13,6 @@ from chatdb.migrations import existing_tables
 from chatdb.models import CHATDB_TABLES
 
 if TYPE_CHECKING:
-
     from chatdb.db import Database
 
 

@@ -113,9 +113,7 @@ class AsyncMessageRepository(_AsyncSessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = await self._run(
-            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
-        )
+        (message,) = await self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
         return message
 
     async def add_many(

@@ -116,8 +116,7 @@ def history(before: CursorKind, after: CursorKind) -> str:
 
 
 MESSAGE_IN_CONVERSATION = (
-    "SELECT EXISTS (SELECT 1 FROM messages WHERE id = %(id)s"
-    " AND conversation_id = %(conversation_id)s)"
+    "SELECT EXISTS (SELECT 1 FROM messages WHERE id = %(id)s AND conversation_id = %(conversation_id)s)"
 )
 
 # --- a user's conversations --------------------------------------------------
@@ -142,6 +141,4 @@ def list_for_user(status: Literal["active", "archived", "all"], before: CursorKi
     )
 
 
-CONVERSATION_OF_USER = (
-    "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = %(id)s AND user_id = %(user_id)s)"
-)
+CONVERSATION_OF_USER = "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = %(id)s AND user_id = %(user_id)s)"

@@ -106,9 +106,7 @@ class MessageRepository(_SessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = self._run(
-            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
-        )
+        (message,) = self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
         return message
 
     def add_many(

@@ -43,6 +43,7 @@ class UserPrefix:
     def conditions(self, table: Any) -> list[Any]:
         return [func.starts_with(table.c.user_id, self.prefix)]
 
+
 # For a job's transaction. Its statements are short batches: PostgreSQL's JIT compiler (on by
 # default above a cost their estimates pass) takes longer to compile them than they take to
 # run. And their arrays of ids or lines are parameters: a generic plan (used for a prepared
@@ -63,7 +64,9 @@ EXPORT_SETTINGS = (
     "set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 # Import's checking transaction: the timeouts and the batch settings at once.
-CHECK_SETTINGS = LOCAL_TIMEOUTS + ", set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
+CHECK_SETTINGS = (
+    LOCAL_TIMEOUTS + ", set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 
 
 def selection_size(
@@ -81,7 +84,9 @@ def selection_size(
         ids = select(conversations.c.id).where(*conds)
         msg_row_bytes = func.coalesce(func.sum(func.pg_column_size(m.table_valued())), 0)
         n_msg, msg_bytes = conn.execute(
-            select(func.count(), msg_row_bytes if size else literal(0)).select_from(m).where(m.c.conversation_id.in_(ids))
+            select(func.count(), msg_row_bytes if size else literal(0))
+            .select_from(m)
+            .where(m.c.conversation_id.in_(ids))
         ).one()
     return int(n_conv), int(n_msg), int(conv_bytes) + int(msg_bytes)
 
@@ -98,9 +103,7 @@ def sample(conn: Connection, selection: Selection, limit: int) -> list[tuple[Any
     return [tuple(row) for row in rows]
 
 
-def lock_batch(
-    selection: Selection, after: uuid.UUID | None, limit: int, *, for_delete: bool
-) -> Select[Any]:
+def lock_batch(selection: Selection, after: uuid.UUID | None, limit: int, *, for_delete: bool) -> Select[Any]:
     """The next keyset batch of matching conversation ids, locked, skipping rows others hold.
 
     A status change takes ``FOR NO KEY UPDATE``, which the application's
@@ -111,11 +114,7 @@ def lock_batch(
     query = select(c.c.id).where(*selection.conditions(c))
     if after is not None:
         query = query.where(c.c.id > after)
-    return (
-        query.order_by(c.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, key_share=not for_delete)
-    )
+    return query.order_by(c.c.id).limit(limit).with_for_update(skip_locked=True, key_share=not for_delete)
 
 
 def id_array(ids: Sequence[uuid.UUID]) -> Any:
@@ -157,4 +156,7 @@ def lock_messages(conn: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]
 
 
 def _counts(conn: Connection, rows: Any) -> dict[uuid.UUID, int]:
-    return {k: int(v) for k, v in conn.execute(select(rows.c.conversation_id, func.count()).group_by(rows.c.conversation_id))}
+    return {
+        k: int(v)
+        for k, v in conn.execute(select(rows.c.conversation_id, func.count()).group_by(rows.c.conversation_id))
+    }

@@ -67,12 +67,17 @@ WITH p AS (
 )
 """
 
-INSERT_CONVERSATIONS = BATCH_CTE + """
+INSERT_CONVERSATIONS = (
+    BATCH_CTE
+    + """
 INSERT INTO conversations (id, user_id, status, created_at, updated_at)
 SELECT id, user_id, status, started, started + make_interval(secs => messages * gap) FROM p
 """
+)
 
-INSERT_MESSAGES = BATCH_CTE + """
+INSERT_MESSAGES = (
+    BATCH_CTE
+    + """
 INSERT INTO messages (conversation_id, user_id, role, content, metadata, created_at)
 SELECT p.id, p.user_id,
        CASE WHEN m.is_user THEN 'user' ELSE 'assistant' END,
@@ -91,6 +96,7 @@ FROM p
 CROSS JOIN LATERAL generate_series(0, p.messages - 1) AS k
 CROSS JOIN LATERAL (SELECT k % 2 = 0 AS is_user, random() AS r) AS m
 """
+)
 
 CONVERSATIONS_EXIST = "SELECT EXISTS (SELECT 1 FROM conversations)"
 READ_PLAN = "SELECT id, user_id, status, messages, gap, started FROM chatdb_seed_plan ORDER BY n"
