@@ -117,7 +117,7 @@ def read_users_table(conn: Connection) -> UsersTable:
         Check(name, definition, tuple(names) if names else tuple(c.name for c in columns if domain in c.domains))
         for name, definition, names, domain in conn.execute(text(sql.USERS_CHECKS))
     ]
-    unique: dict[str, str] = dict(conn.execute(text(sql.USERS_UNIQUE_INDEXES)))
+    unique: dict[str, str] = dict(conn.execute(text(sql.USERS_UNIQUE_INDEXES)).all())
     return UsersTable(columns, checks, unique)
 
 
