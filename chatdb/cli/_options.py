@@ -235,10 +235,14 @@ def _wait_seconds(value: Any) -> float | None:
     from chatdb.errors import UsageError
     from chatdb.timeparse import parse_seconds
 
+    text = str(value).strip()
     try:
-        seconds = parse_seconds(str(value))
-    except UsageError:
-        raise typer.BadParameter(f"expected a number of seconds (or 30s, 2min), got {str(value)!r}") from None
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parse_seconds(text)  # 30s, 2min: the grammar every duration shares
+        except UsageError:
+            raise typer.BadParameter(f"expected a number of seconds, got {str(value)!r}") from None
     if not seconds >= 0 or seconds == float("inf"):
         raise typer.BadParameter(f"must be 0 or more seconds, got {str(value)!r}")
     return seconds

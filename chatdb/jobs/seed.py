@@ -213,16 +213,17 @@ def seed(
             f"and {users} new demo users; 'chatdb seed --remove' deletes them"
         )
 
+    # Refused at once, before waiting for the lease: the check needs no lock.
+    with job_transaction(db, timeouts) as conn:
+        require_tables(conn, "users", "conversations", "messages")
+        if not force and conn.execute(text(sql.CONVERSATIONS_EXIST)).scalar_one():
+            raise ConflictError(
+                f"{db.display_url} already holds conversations; seed adds demo data only to an "
+                "empty database unless you pass {force}",
+                parameters=("force",),
+            )
     with job_lock(db, "seed", wait=wait, progress=progress), JobRun("seed") as run:
         run.outcome = outcome
-        with job_transaction(db, timeouts) as conn:
-            require_tables(conn, "users")
-            if not force and conn.execute(text(sql.CONVERSATIONS_EXIST)).scalar_one():
-                raise ConflictError(
-                    f"{db.display_url} already holds conversations; seed adds demo data only to an "
-                    "empty database unless you pass {force}",
-                    parameters=("force",),
-                )
         run.check_stop()
         user_ids = seed_user_ids(scale.users)
         with job_transaction(db, timeouts) as conn:
