@@ -27,6 +27,7 @@ from chatdb.jobs.runner import (
     batch_transaction,
     check_batch_size,
     job_connection,
+    job_envelope,
     job_lock,
     job_transaction,
     rate,
@@ -71,17 +72,19 @@ class StatusChangeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": self.job,
-            "database": self.database,
-            "dry_run": self.dry_run,
+            **job_envelope(
+                self.job,
+                self.database,
+                dry_run=self.dry_run,
+                matched=self.matched,
+                changed=self.changed,
+                skipped=self.skipped,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "selection": self.selection.as_dict(),
-            "matched": self.matched,
             "messages": self.messages,
-            "changed": self.changed,
-            "skipped": self.skipped,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
             "sample": [s.as_dict() for s in self.sample],
         }
 
@@ -161,7 +164,7 @@ def _change_status(
     from chatdb.jobs import queries
 
     check_batch_size(batch_size)
-    timeouts = timeouts or JobTimeouts.from_env()
+    timeouts = JobTimeouts.given(timeouts)
     table = queries.conversations
     result = StatusChangeResult(job=job, database=db.display_url, selection=selection, dry_run=dry_run)
     with job_lock(db, job, wait=wait, writes=not dry_run, progress=progress), JobRun(job, progress) as run:
@@ -198,6 +201,5 @@ def _change_status(
                         break
             with job_transaction(db, timeouts) as conn:
                 result.skipped = queries.selection_size(conn, selection, messages=False)[0]
-        result.batches = run.batches
-        result.duration_seconds = run.elapsed
+        run.close(result)
     return result

@@ -43,6 +43,7 @@ from chatdb.jobs.runner import (
     JobTimeouts,
     ProgressCallback,
     check_batch_size,
+    job_envelope,
     job_lock,
     rate,
     set_timeouts,
@@ -91,8 +92,18 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": "export",
-            "database": self.database,
+            # An export changes no row: changed counts the conversations it wrote out.
+            **job_envelope(
+                "export",
+                self.database,
+                dry_run=False,
+                matched=self.conversations,
+                changed=self.conversations,
+                skipped=0,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "selection": self.selection.as_dict(),
             "format": self.format,
             "path": self.path,
@@ -101,9 +112,6 @@ class ExportResult:
             "messages": self.messages,
             "bytes": self.bytes,
             "sha256": self.sha256,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
             "removed_temporaries": self.removed_temporaries,
         }
 
@@ -167,7 +175,7 @@ def export_conversations(
                 format=format,
                 batch_size=batch_size,
                 run=run,
-                timeouts=timeouts or JobTimeouts.from_env(),
+                timeouts=JobTimeouts.given(timeouts),
             )
             # A stop request from here on comes too late to change anything: say so.
             run.finished(f"{output} and its manifest are complete" if result.path else "the output is complete")

@@ -53,6 +53,7 @@ from chatdb.jobs.runner import (
     batch_transaction,
     check_batch_size,
     job_connection,
+    job_envelope,
     job_lock,
     rate,
 )
@@ -87,18 +88,24 @@ class ImportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": "import",
-            "database": self.database,
+            # matched: the file's conversations; changed: inserted; skipped: identical ones already there.
+            **job_envelope(
+                "import",
+                self.database,
+                dry_run=self.dry_run,
+                matched=self.conversations,
+                changed=self.inserted_conversations,
+                skipped=self.existing_conversations,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "path": self.path,
-            "dry_run": self.dry_run,
             "manifest_checked": self.manifest_checked,
             "manifest": self.manifest,
             "in_file": {"conversations": self.conversations, "messages": self.messages},
             "inserted": {"conversations": self.inserted_conversations, "messages": self.inserted_messages},
             "existing": {"conversations": self.existing_conversations, "messages": self.existing_messages},
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
         }
 
 
@@ -124,7 +131,7 @@ def import_conversations(
     path = source_file(source) if isinstance(source, Path) else None
     name = str(source) if isinstance(source, Path) else "stdin"
     expected = load_manifest(manifest) if manifest is not None else read_manifest(path) if path else None
-    timeouts = timeouts or JobTimeouts.from_env()
+    timeouts = JobTimeouts.given(timeouts)
     result = ImportResult(
         database=db.display_url, path=name, dry_run=dry_run, manifest=str(expected.path) if expected else None
     )
@@ -141,8 +148,7 @@ def import_conversations(
             marks = _check_input(db, lines, batch_size, expected, result, run, timeouts)
             if not dry_run:
                 _insert(db, second_read.lines(name, max_line_bytes), marks, name, result, run, timeouts)
-            result.batches = run.batches
-            result.duration_seconds = run.elapsed
+            run.close(result)
     return result
 
 

@@ -41,6 +41,7 @@ from chatdb.jobs.runner import (
     JobTimeouts,
     ProgressCallback,
     check_batch_size,
+    job_envelope,
     job_lock,
     job_transaction,
     rate,
@@ -96,22 +97,27 @@ class PruneResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": "prune",
-            "database": self.plan.database,
-            "dry_run": self.dry_run,
+            # matched: planned conversations; changed: deleted; skipped: kept (in use, or changed since the export).
+            **job_envelope(
+                "prune",
+                self.plan.database,
+                dry_run=self.dry_run,
+                matched=self.plan.conversations,
+                changed=self.deleted_conversations,
+                skipped=self.skipped,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "resumed": self.resumed,
             "include_active": self.plan.include_active,
             "selection": self.plan.selection.as_dict(),
             "planned": self.plan.as_dict(),
             "deleted": {"conversations": self.deleted_conversations, "messages": self.deleted_messages},
-            "skipped": self.skipped,
             "kept": {"in_use": self.in_use, "changed": self.changed},
             "already_deleted": self.already_deleted,
             "export": self.export.as_dict() if self.export else None,
             "export_verified": self.export_verified,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
         }
 
 
@@ -151,7 +157,7 @@ def prune_conversations(
     if export_to is not None and not dry_run:
         _check_export_target(export_to, resume)
     selection = replace(selection, status="all" if include_active else "archived")
-    timeouts = timeouts or JobTimeouts.from_env()
+    timeouts = JobTimeouts.given(timeouts)
 
     with job_lock(db, "prune", wait=wait, writes=not dry_run, progress=progress):
         run = JobRun("prune", progress)
@@ -235,8 +241,7 @@ def _prune(
             parameters=("max_rows",),
         )
     if dry_run or (plan.conversations == 0 and not resume):
-        result.duration_seconds = run.elapsed
-        return result
+        return run.close(result)
     if confirm is not None:
         with run.interruptible():  # Ctrl-C at the prompt stops at once
             confirmed = confirm(plan)
@@ -265,9 +270,7 @@ def _prune(
         result.export_verified = True
         steps = exported_batches(export_to, marks, selection, result)
         _delete(db, steps, result, run, timeouts, total=expected["conversations"])
-    result.batches = run.batches
-    result.duration_seconds = run.elapsed
-    return result
+    return run.close(result)
 
 
 def _delete(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobLockedError, UsageError
 from chatdb.jobs import stopping
@@ -47,6 +47,16 @@ class ProgressUpdate:
 ProgressCallback = Callable[[ProgressUpdate], None]
 
 
+class JobResult(Protocol):
+    """What every job's result counts (its dataclass adds the rest)."""
+
+    batches: int
+    duration_seconds: float
+
+
+ResultT = TypeVar("ResultT", bound=JobResult)
+
+
 @dataclass(frozen=True)
 class JobTimeouts:
     """How long one batch may wait for a table lock, and run, before it fails.
@@ -58,6 +68,11 @@ class JobTimeouts:
 
     lock: str = DEFAULT_LOCK_TIMEOUT
     statement: str = DEFAULT_STATEMENT_TIMEOUT
+
+    @classmethod
+    def given(cls, timeouts: JobTimeouts | None) -> JobTimeouts:
+        """``timeouts``, or the environment's (``CHATDB_JOB_LOCK_TIMEOUT``, ``CHATDB_JOB_STATEMENT_TIMEOUT``)."""
+        return timeouts if timeouts is not None else cls.from_env()
 
     @classmethod
     def from_env(cls) -> JobTimeouts:
@@ -263,6 +278,12 @@ class JobRun:
         self.report()
         self.check_stop()
 
+    def close(self, result: ResultT) -> ResultT:
+        """Write the run's batches and duration into ``result`` (a job's result dataclass), and return it."""
+        result.batches = self.batches
+        result.duration_seconds = self.elapsed
+        return result
+
     def report(self) -> None:
         if self.progress is not None:
             self.progress(ProgressUpdate(self.phase, self.done, self.total))
@@ -367,3 +388,35 @@ _current: JobRun | None = None
 
 def rate(rows: int, seconds: float) -> float:
     return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
+def job_envelope(
+    job: str,
+    database: str,
+    *,
+    dry_run: bool,
+    matched: int,
+    changed: int,
+    skipped: int,
+    batches: int,
+    duration_seconds: float,
+    rows_per_second: float,
+) -> dict[str, Any]:
+    """The keys every job's result starts with, in this order; each job adds its own after them.
+
+    ``matched``: conversations the run was about when it started; ``changed``:
+    those it wrote (archived, exported, imported, deleted, created);
+    ``skipped``: those it left (held by the application, already there,
+    changed since an export), for the next run or for good.
+    """
+    return {
+        "job": job,
+        "database": database,
+        "dry_run": dry_run,
+        "matched": matched,
+        "changed": changed,
+        "skipped": skipped,
+        "batches": batches,
+        "duration_seconds": round(duration_seconds, 3),
+        "rows_per_second": rows_per_second,
+    }

@@ -39,6 +39,7 @@ from chatdb.jobs.runner import (
     batch_transaction,
     check_batch_size,
     job_connection,
+    job_envelope,
     job_lock,
     job_transaction,
     rate,
@@ -102,14 +103,19 @@ class SeedResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": self.job,
-            "database": self.database,
-            "dry_run": False,
+            # matched and changed: the conversations created (seed works on new rows only).
+            **job_envelope(
+                self.job,
+                self.database,
+                dry_run=False,
+                matched=self.conversations,
+                changed=self.conversations,
+                skipped=0,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "user_prefix": self.user_prefix,
-            "changed": self.conversations,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
             "users": self.users,
             "conversations": self.conversations,
             "messages": self.messages,
@@ -146,16 +152,18 @@ class SeedRemoval:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": self.job,
-            "database": self.database,
-            "dry_run": self.dry_run,
+            **job_envelope(
+                self.job,
+                self.database,
+                dry_run=self.dry_run,
+                matched=self.matched,
+                changed=0 if self.dry_run else self.conversations,
+                skipped=self.skipped,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "user_prefix": self.user_prefix,
-            "matched": self.matched,
-            "changed": 0 if self.dry_run else self.conversations,
-            "skipped": self.skipped,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
             "users": self.users,
             "conversations": self.conversations,
             "messages": self.messages,
@@ -198,7 +206,7 @@ def seed(
 
     if batch_messages < 1:
         raise UsageError(f"the batch size must be at least 1, got {batch_messages}")
-    timeouts = timeouts or JobTimeouts.from_env()
+    timeouts = JobTimeouts.given(timeouts)
     rng = random.Random()
     user_texts = message_texts(USER_LINES, user_length, TEXT_VARIANTS, rng)
     assistant_texts = message_texts(ASSISTANT_LINES, assistant_length, TEXT_VARIANTS, rng)
@@ -349,7 +357,7 @@ def remove_seed(
     """
 
     check_batch_size(batch_size)
-    timeouts = timeouts or JobTimeouts.from_env()
+    timeouts = JobTimeouts.given(timeouts)
     job = "seed --remove"
     seeded = queries.UserPrefix(SEED_USER_PREFIX)
     result = SeedRemoval(db.display_url, SEED_USER_PREFIX, dry_run=dry_run)
@@ -362,8 +370,7 @@ def remove_seed(
                 result.users, result.conversations = len(user_ids), result.matched
                 result.messages = int(conn.execute(text(sql.SEEDED_MESSAGES), {"users": user_ids}).scalar_one())
         if dry_run:
-            result.duration_seconds = run.elapsed
-            return result
+            return run.close(result)
         run.unchanged = "nothing was deleted"
         deleted = Deleted()
         run.outcome = lambda: (
@@ -392,6 +399,5 @@ def remove_seed(
         with job_transaction(db, timeouts) as conn:
             result.skipped = queries.selection_size(conn, seeded, messages=False)[0]
         run.finished(f"removed all {result.conversations} seeded conversations and {result.users} users")
-        result.batches = run.batches
-        result.duration_seconds = run.elapsed
+        run.close(result)
     return result
