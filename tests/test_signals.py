@@ -382,3 +382,34 @@ def test_a_stop_during_a_garbage_collector_callback_is_never_lost(
     assert len(reports) > point, where
     assert str(stopped.value).startswith("interrupted: "), (where, stopped.value)
     assert not (tmp_path / "x.jsonl").exists(), where
+
+
+@pytest.mark.parametrize("when", ["Sequential", "Concurrency"])
+def test_bench_stops_at_its_next_operation_whatever_swallows_the_request(
+    migrated_db: TestDatabase, rng: random.Random, when: str
+) -> None:
+    """A stop request during bench (here inside a callback that swallows exceptions) ends it, its rows removed.
+
+    A handler that raised could leave one of bench's connections inside a
+    transaction and its cleanup waiting on that connection's locks for ever.
+    """
+    from chatdb.bench.runner import BENCH_USER_PREFIX, BenchOptions, run_bench
+    from chatdb.errors import JobInterrupted
+    from chatdb.jobs import stopping
+
+    seed(migrated_db, 5, messages=2)
+    sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+    said = []
+
+    def phase(message: str) -> None:
+        said.append(message)
+        if message.startswith(when):
+            stop_inside_a_cleanup_callback(sig)
+
+    options = BenchOptions(duration=20, clients=2, workers=1, sample=5)
+    with migrated_db.database() as db, stopping.handling_signals(), pytest.raises(JobInterrupted) as stopped:
+        run_bench(db, options, phase=phase)
+    assert str(stopped.value).startswith("interrupted"), stopped.value
+    assert not any(message.startswith("Removing") for message in said), said  # it did not run to its end
+    assert migrated_db.scalar("SELECT count(*) FROM users WHERE id LIKE %s", [f"{BENCH_USER_PREFIX}%"]) == 0
+    assert count(migrated_db) == 5
