@@ -321,7 +321,11 @@ def _create_own_rows(conn: Connection, user_id: str, count: int) -> list[uuid.UU
 def _remove_own_rows(db: Database, user_id: str) -> dict[str, int]:
     from sqlalchemy import text
 
+    from chatdb.jobs.runner import JobTimeouts
+
     with db.connect() as conn:
+        # Fail fast, like every job, rather than wait on a lock someone holds on these rows.
+        conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": JobTimeouts.from_env().lock})
         messages = conn.execute(
             text(
                 "DELETE FROM messages WHERE conversation_id IN "
@@ -334,6 +338,20 @@ def _remove_own_rows(db: Database, user_id: str) -> dict[str, int]:
         ).rowcount
         users = conn.execute(text("DELETE FROM users WHERE id = :user"), {"user": user_id}).rowcount
     return {"users": users, "conversations": conversations, "messages": messages}
+
+
+def _check_stop() -> None:
+    """End the run here, between two operations, if a stop was requested (Ctrl-C, SIGTERM).
+
+    The signal handler only counts requests while bench runs: raised from the
+    handler, the exception could land inside a transaction (or be swallowed by
+    a garbage-collector callback) and leave a connection holding locks that
+    the cleanup would then wait on.
+    """
+    from chatdb.jobs import stopping
+
+    if stopping.requests():
+        raise stopping.StopRequested
 
 
 # --- the sequential phase ----------------------------------------------------------
@@ -359,6 +377,7 @@ def _sequential(
                 order = [("chatdb", chatdb), ("raw", raw)]
                 rng.shuffle(order)
                 for impl, runner in order:
+                    _check_stop()
                     started = time.perf_counter()
                     if pattern == "history":
                         runner.history(target)
@@ -393,7 +412,10 @@ def _read_line(stream: IO[str], timeout: float) -> str | None:
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
     reader.start()
-    reader.join(timeout)
+    deadline = time.monotonic() + timeout
+    while reader.is_alive() and time.monotonic() < deadline:
+        reader.join(min(0.2, max(0.0, deadline - time.monotonic())))
+        _check_stop()
     return box[0] if box else None
 
 
@@ -543,8 +565,8 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     """
     from sqlalchemy import text
 
-    from chatdb.demo_users import create_demo_users
     from chatdb.inspection import require_current_schema, require_tables
+    from chatdb.jobs import stopping
     from chatdb.topology import require_writable
 
     options = options.checked()
@@ -560,9 +582,20 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
         limits = _server_limits(conn)
         conversations, messages = _table_sizes(conn)
         sampled = _sample(conn, options.sample, conversations)
-    cleanup: dict[str, int] = {}
+    # From here on a stop request is counted, and acted on between operations (_check_stop).
+    with stopping.handling_signals(), stopping.listening(lambda count: None):
+        return _measure(db, options, say, started, user_id, version, limits, conversations, messages, sampled)
+
+
+def _measure(
+    db: Database, options: BenchOptions, say: Phase, started: float, user_id: str, version: str,
+    limits: ServerLimits, conversations: int, messages: int, sampled: list[tuple[uuid.UUID, str]],
+) -> BenchReport:
+    from chatdb.demo_users import create_demo_users
+
     created = False
     try:
+        _check_stop()
         say(f"Creating the benchmark's user {user_id} and {options.clients + 1} conversations")
         with db.connect() as conn:
             create_demo_users(conn, [user_id])
@@ -576,6 +609,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
         db.dispose()  # the workers get the connections
         load_seconds = options.duration - sequential_seconds
         say(f"Concurrency: {options.clients} clients ({load_seconds:.0f} s)")
+        _check_stop()
         concurrency = _concurrency(db, options, limits, load_seconds, history, recent, own[1:], user_id)
     except KeyboardInterrupt:
         if created:
