@@ -30,6 +30,24 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 
+def read_json(text: str | bytes) -> Any:
+    """``json.loads`` for the values PostgreSQL hands back, and one chatdb error for what Python cannot read.
+
+    PostgreSQL stores (and ``chatdb import`` restores) JSON nested far deeper
+    than Python's recursion limit lets ``json`` decode; reading such a value
+    would otherwise end in a RecursionError.
+    """
+    import json
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise DatabaseError(
+            "database error: a stored JSON value (message metadata) is nested more deeply than Python reads "
+            "(about a thousand levels); chatdb export and psql read it as text"
+        ) from None
+
+
 def engine_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``create_engine``/``create_async_engine``."""
     connect_args: dict[str, Any] = {
@@ -46,6 +64,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         "pool_recycle": settings.pool.recycle,
         "pool_pre_ping": settings.pool.pre_ping,
         "connect_args": connect_args,
+        "json_deserializer": read_json,
     }
 
 

@@ -148,8 +148,16 @@ def current_revision(conn: Connection) -> str | None:
     from alembic.migration import MigrationContext
 
     context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    current = context.get_current_revision()
-    return current
+    # chatdb's history is one line, so its table holds at most one row; several (a newer
+    # chatdb's branches, or a hand edit) leave no one revision to trust.
+    heads = sorted(context.get_current_heads())
+    if len(heads) > 1:
+        raise MigrationError(
+            f"the database records more than one revision in {VERSION_TABLE} "
+            f"({', '.join(repr(h) for h in heads)}), which this version of chatdb does not expect "
+            "(is a newer chatdb managing it?); nothing was done"
+        )
+    return heads[0] if heads else None
 
 
 def current(db: Database) -> str | None:

@@ -221,3 +221,36 @@ def test_csv_has_one_row_per_message(seeded: TestDatabase) -> None:
     assert [datetime.fromisoformat(r["created_at"]) for r in rows] == [w["created_at"] for w in want]
     assert list(rows[0]) == ["id", "conversation_id", "user_id", "role", "content", "metadata", "created_at"]
     assert_one_line_error(Cli(seeded.url)("history", ALICE, "--csv", "--json"), 2, "--json and --csv")
+
+
+def test_metadata_nested_deeper_than_python_reads_is_one_line(migrated_db: TestDatabase, tmp_path) -> None:
+    """PostgreSQL stores (and import restores) JSON nested past Python's recursion limit: reading it is one line."""
+    import json
+
+    from jobdata import seed
+
+    from chatdb.errors import DatabaseError
+    from chatdb.repositories import MessageRepository
+
+    [conversation] = seed(migrated_db, 1, messages=2)
+    migrated_db.sql(
+        "UPDATE messages SET metadata = CAST(repeat('[', 5000) || repeat(']', 5000) AS jsonb) "
+        "WHERE id = (SELECT id FROM messages WHERE conversation_id = %s ORDER BY id LIMIT 1)",
+        [conversation],
+    )
+    cli = Cli(migrated_db.url)
+    for args in ((), ("--json",)):
+        result = cli("history", conversation, *args)
+        if args:  # a JSON failure report, and nothing else, on stdout
+            assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False, result.stdout
+            result.stdout = ""
+        assert_one_line_error(result, 1, "nested more deeply than Python reads", "chatdb export")
+    with (
+        migrated_db.database() as database,
+        database.session() as session,
+        pytest.raises(DatabaseError, match="nested more deeply"),
+    ):
+        MessageRepository(session).history(conversation)
+    # Export reads it in SQL, exactly.
+    assert cli("export", "-o", str(tmp_path / "deep.jsonl")).exit_code == 0
+    assert '"metadata":' + "[" * 5000 in (tmp_path / "deep.jsonl").read_text()

@@ -183,6 +183,32 @@ def test_a_file_changed_after_the_check_is_not_inserted(migrated_db: TestDatabas
     assert migrated_db.scalar("SELECT count(*) FROM messages WHERE user_id <> 'alice'") == 0
 
 
+def test_rows_the_application_writes_after_the_check_stop_the_import_at_their_batch(
+    migrated_db: TestDatabase, exported: Path
+) -> None:
+    """A conflicting row written between the check and the insert: its batch writes nothing, and says why."""
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    last = lines[-1]
+    other = "archived" if last["status"] == "active" else "active"
+
+    def application_writes_when_checked(update) -> None:
+        if update.phase == "import" and update.done == 0:  # checked, nothing inserted yet
+            migrated_db.sql(
+                "INSERT INTO conversations (id, user_id, status, created_at, updated_at) VALUES (%s, %s, %s, %s, %s)",
+                [last["id"], last["user_id"], other, last["created_at"], last["updated_at"]],
+            )
+
+    with migrated_db.database() as database, pytest.raises(ImportFileError) as refused:
+        import_conversations(database, exported, batch_size=2, progress=application_writes_when_checked)
+    message = str(refused.value)
+    assert "the database changed after" in message and "line 6:" in message, message
+    assert "nothing of lines 5 to 6 was written" in message and "4 of 6 conversations" in message, message
+    present = {r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")}
+    assert present == {line["id"] for line in lines[:4]} | {last["id"]}
+    assert migrated_db.scalar("SELECT status FROM conversations WHERE id = %s", [last["id"]]) == other
+    assert migrated_db.scalar("SELECT count(*) FROM messages WHERE conversation_id = %s", [last["id"]]) == 0
+
+
 def test_a_line_longer_than_the_cap_is_refused_at_once(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
     # Sparse: 300 MiB that take no disk; the cap (256 MiB) is passed without reading them all.
     huge = tmp_path / "huge.jsonl"

@@ -138,18 +138,25 @@ def test_ctrl_c_while_waiting_off_a_terminal_is_one_line(migrated_db: TestDataba
 
 
 @pytest.mark.parametrize(
-    ("revision", "fragment"),
-    [("004_from_a_newer_chatdb", "which this version of chatdb does not know"), ("002", "1 behind this chatdb's")],
-    ids=["unknown", "behind"],
+    ("revisions", "fragments"),
+    [
+        (["004_from_a_newer_chatdb"], ["'004_from_a_newer_chatdb'", "which this version of chatdb does not know"]),
+        (["002"], ["revision 002", "1 behind this chatdb's"]),
+        # Two rows (a newer chatdb's branch, or a hand edit): no one revision to trust.
+        (["003", "004_from_a_newer_chatdb"], ["more than one revision", "'003', '004_from_a_newer_chatdb'"]),
+    ],
+    ids=["unknown", "behind", "several"],
 )
 def test_every_job_refuses_a_database_at_another_revision(
-    migrated_db: TestDatabase, cli: Cli, tmp_path: Path, revision: str, fragment: str
+    migrated_db: TestDatabase, cli: Cli, tmp_path: Path, revisions: list[str], fragments: list[str]
 ) -> None:
     seed(migrated_db, 4, updated=OLD, messages=2)
     seed(migrated_db, 2, user="bob", updated=OLD, status="archived", messages=2)
     export = tmp_path / "all.jsonl"
     assert cli("export", "-o", str(export)).exit_code == 0
-    migrated_db.sql("UPDATE chatdb_alembic_version SET version_num = %s", [revision])
+    migrated_db.sql("DELETE FROM chatdb_alembic_version")
+    for revision in revisions:
+        migrated_db.sql("INSERT INTO chatdb_alembic_version (version_num) VALUES (%s)", [revision])
     before = snapshot(migrated_db)
     jobs = [
         ("archive", "--older-than", "1d"),
@@ -165,7 +172,7 @@ def test_every_job_refuses_a_database_at_another_revision(
     ]
     for args in jobs:
         result = cli(*args)
-        assert_one_line_error(result, 1, f"revision {revision}" if revision == "002" else repr(revision), fragment)
+        assert_one_line_error(result, 1, *fragments)
     assert snapshot(migrated_db) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.jsonl", "all.jsonl.manifest.json"]
     assert migrated_db.scalar("SELECT count(*) FROM users WHERE id LIKE 'chatdb-%'") == 0

@@ -32,7 +32,8 @@ from processes import start
 from chatdb.jobs.files import manifest_path
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
-STOPS = 2  # per job: with the tests below, a few dozen signals in all
+# Stops per job: with the tests below, a few dozen signals in all; CHATDB_FAULT_STOPS raises it for long runs.
+STOPS = int(os.environ.get("CHATDB_FAULT_STOPS", "2"))
 ROWS = 500
 BATCH = 5
 OLD = "2020-01-01T00:00:00+00:00"
@@ -157,7 +158,7 @@ def test_prune_stopped_at_random_points(
     migrated_db: TestDatabase, rng: random.Random, tmp_path: Path, with_export: bool
 ) -> None:
     phases = ["export", "verify", "delete"] if with_export else ["delete"]
-    for attempt in range(STOPS):
+    for attempt in range(max(STOPS, len(phases))):  # every phase at least once
         migrated_db.sql("DELETE FROM conversations")
         old = seed(migrated_db, ROWS // 2, updated=OLD, status="archived", messages=3)
         phase = phases[attempt % len(phases)]
@@ -187,7 +188,11 @@ def test_prune_stopped_at_random_points(
             assert number(rf"delete phase after (\d+) of {len(old)} conversations", line) == deleted, (where, line)
             if deleted:  # the batches of this phase only, not the export's as well
                 assert number(r" in (\d+) batches", line) == deleted // BATCH, (where, line)
-        assert ("committed" if deleted else "nothing was deleted") in line, (where, line)
+        if "still as exported" in line:  # --export, stopped deleting: how far it got, and how to finish
+            assert number(rf"still as exported of (\d+) of {len(old)} conversations", line) == deleted, (where, line)
+            assert "--resume --yes" in line, (where, line)
+        else:
+            assert ("committed" if deleted else "nothing was deleted") in line, (where, line)
         if with_export:
             published = target.exists()
             assert published == manifest_path(target).exists(), where  # both names, or neither
@@ -413,3 +418,34 @@ def test_a_stop_during_a_garbage_collector_callback_is_never_lost(
     assert len(reports) > point, where
     assert str(stopped.value).startswith("interrupted: "), (where, stopped.value)
     assert not (tmp_path / "x.jsonl").exists(), where
+
+
+@pytest.mark.parametrize("when", ["Sequential", "Concurrency"])
+def test_bench_stops_at_its_next_operation_whatever_swallows_the_request(
+    migrated_db: TestDatabase, rng: random.Random, when: str
+) -> None:
+    """A stop request during bench (here inside a callback that swallows exceptions) ends it, its rows removed.
+
+    A handler that raised could leave one of bench's connections inside a
+    transaction and its cleanup waiting on that connection's locks for ever.
+    """
+    from chatdb.bench.run import BENCH_USER_PREFIX, BenchOptions, run_bench
+    from chatdb.errors import JobInterrupted
+    from chatdb.jobs import stopping
+
+    seed(migrated_db, 5, messages=2)
+    sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+    said = []
+
+    def phase(message: str) -> None:
+        said.append(message)
+        if message.startswith(when):
+            stop_inside_a_cleanup_callback(sig)
+
+    options = BenchOptions(duration=20, clients=2, workers=1, sample=5)
+    with migrated_db.database() as db, stopping.handling_signals(), pytest.raises(JobInterrupted) as stopped:
+        run_bench(db, options, phase=phase)
+    assert str(stopped.value).startswith("interrupted"), stopped.value
+    assert not any(message.startswith("Removing") for message in said), said  # it did not run to its end
+    assert migrated_db.scalar("SELECT count(*) FROM users WHERE id LIKE %s", [f"{BENCH_USER_PREFIX}%"]) == 0
+    assert count(migrated_db) == 5

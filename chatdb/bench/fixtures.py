@@ -84,9 +84,12 @@ def create_own_rows(conn: Connection, user_id: str, count: int) -> list[uuid.UUI
 def remove_own_rows(db: Database, user_id: str) -> dict[str, int]:
     """Delete the benchmark's user with its conversations and messages (the jobs' delete)."""
 
-    from chatdb.jobs.queries import delete_conversations
+    from chatdb.jobs.queries import LOCAL_LOCK_TIMEOUT, delete_conversations
+    from chatdb.jobs.runner import JobTimeouts
 
     with db.connect() as conn:
+        # Fail fast, like every job, rather than wait on a lock someone holds on these rows.
+        conn.execute(text(LOCAL_LOCK_TIMEOUT), {"lock": JobTimeouts.from_env().lock})
         ids = list(conn.execute(text(OWN_CONVERSATIONS), {"user": user_id}).scalars())
         conversations, messages = delete_conversations(conn, ids)
         users = conn.execute(text(DELETE_USER), {"user": user_id}).rowcount

@@ -81,7 +81,13 @@ def raw_connect(settings: Settings) -> psycopg.Connection:
     }
     if not settings.use_prepared_statements:
         options["prepare_threshold"] = None
-    return psycopg.connect(libpq_url(settings.url), **options)
+    from psycopg.types.json import set_json_loads
+
+    from chatdb.db import read_json
+
+    conn = psycopg.connect(libpq_url(settings.url), **options)
+    set_json_loads(read_json, conn)  # what chatdb's engines read JSON with
+    return conn
 
 
 class RawPatterns:

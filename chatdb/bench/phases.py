@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from chatdb.bench.latency import Latency
 from chatdb.bench.report import GOALS_MS, ConcurrencyResult, PatternResult, ServerLimits
-from chatdb.bench.worker import Workers, split
+from chatdb.bench.worker import Workers, check_stop, split
 from chatdb.errors import ConflictError
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def sequential_phase(
                 order: list[tuple[str, ChatdbPatterns | RawPatterns]] = [("chatdb", chatdb), ("raw", raw)]
                 rng.shuffle(order)
                 for impl, runner in order:
+                    check_stop()
                     started = time.perf_counter()
                     if pattern == "history":
                         runner.history(target)

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chatdb.bench import fixtures
 from chatdb.bench.phases import concurrency_phase, sequential_phase
-from chatdb.bench.report import BenchReport
+from chatdb.bench.report import BenchReport, ServerLimits
+from chatdb.bench.worker import check_stop
 from chatdb.db import server_version
 from chatdb.errors import JobInterrupted, UsageError
 
@@ -72,8 +74,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     writes belongs to its own user and is deleted before it returns, also
     when it fails or is interrupted.
     """
-
-    from chatdb.jobs.demo_users import create_demo_users
+    from chatdb.jobs import stopping
     from chatdb.migrations import require_current_schema, require_tables
     from chatdb.topology import require_writable
 
@@ -90,9 +91,28 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
         limits = fixtures.server_limits(conn)
         conversations, messages = fixtures.table_sizes(conn)
         sampled = fixtures.sample(conn, options.sample, conversations)
-    cleanup: dict[str, int] = {}
+    # From here on a stop request is counted, and acted on between operations (check_stop).
+    with stopping.handling_signals(), stopping.listening(lambda count: None):
+        return _measure(db, options, say, started, user_id, version, limits, conversations, messages, sampled)
+
+
+def _measure(
+    db: Database,
+    options: BenchOptions,
+    say: Phase,
+    started: float,
+    user_id: str,
+    version: str,
+    limits: ServerLimits,
+    conversations: int,
+    messages: int,
+    sampled: list[tuple[uuid.UUID, str]],
+) -> BenchReport:
+    from chatdb.jobs.demo_users import create_demo_users
+
     created = False
     try:
+        check_stop()
         say(f"Creating the benchmark's user {user_id} and {options.clients + 1} conversations")
         with db.connect() as conn:
             create_demo_users(conn, [user_id])
@@ -108,6 +128,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
         db.dispose()  # the workers get the connections
         load_seconds = options.duration - sequential_seconds
         say(f"Concurrency: {options.clients} clients ({load_seconds:.0f} s)")
+        check_stop()
         concurrency = concurrency_phase(db, options, limits, load_seconds, history, recent, own[1:], user_id)
     except KeyboardInterrupt:
         if created:

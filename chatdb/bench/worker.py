@@ -174,11 +174,28 @@ def split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
+def check_stop() -> None:
+    """End the run here, between two operations, if a stop was requested (Ctrl-C, SIGTERM).
+
+    The signal handler only counts requests while bench runs: raised from the
+    handler, the exception could land inside a transaction (or be swallowed by
+    a garbage-collector callback) and leave a connection holding locks that
+    the cleanup would then wait on.
+    """
+    from chatdb.jobs import stopping
+
+    if stopping.requests():
+        raise stopping.StopRequested
+
+
 def _read_line(stream: IO[str], timeout: float) -> str | None:
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
     reader.start()
-    reader.join(timeout)
+    deadline = time.monotonic() + timeout
+    while reader.is_alive() and time.monotonic() < deadline:
+        reader.join(min(0.2, max(0.0, deadline - time.monotonic())))
+        check_stop()
     return box[0] if box else None
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import update
 
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -27,10 +28,8 @@ from chatdb.jobs.runner import (
     batch_transaction,
     check_batch_size,
     job_connection,
-    job_envelope,
     job_lock,
     job_transaction,
-    rate,
 )
 from chatdb.reports.conversations import resolve_selection
 

@@ -37,15 +37,14 @@ from chatdb.filters import ConversationFilter
 from chatdb.jobs.atomic_files import ExportFiles, check_destination
 from chatdb.jobs.files import MANIFEST_KIND, manifest_path
 from chatdb.jobs.reading import MANIFEST_VERSIONS
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
     JobTimeouts,
     ProgressCallback,
     check_batch_size,
-    job_envelope,
     job_lock,
-    rate,
     set_timeouts,
 )
 from chatdb.reports.conversations import resolve_selection

@@ -45,6 +45,7 @@ from chatdb.jobs.reading import (
     source_file,
     spool,
 )
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -53,9 +54,7 @@ from chatdb.jobs.runner import (
     batch_transaction,
     check_batch_size,
     job_connection,
-    job_envelope,
     job_lock,
-    rate,
 )
 
 if TYPE_CHECKING:

@@ -35,16 +35,15 @@ from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
 from chatdb.jobs.prune_export import exported_batches, verify_export
 from chatdb.jobs.reading import expected_of, load_manifest
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
     JobTimeouts,
     ProgressCallback,
     check_batch_size,
-    job_envelope,
     job_lock,
     job_transaction,
-    rate,
 )
 from chatdb.reports.conversations import resolve_selection
 

@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobLockedError, UsageError
 from chatdb.jobs import stopping
+from chatdb.jobs.results import ResultT
 from chatdb.jobs.stopping import StatementsInFlight, StopRequested
 from chatdb.timeparse import parse_timeout
 
@@ -45,16 +46,6 @@ class ProgressUpdate:
 
 
 ProgressCallback = Callable[[ProgressUpdate], None]
-
-
-class JobResult(Protocol):
-    """What every job's result counts (its dataclass adds the rest)."""
-
-    batches: int
-    duration_seconds: float
-
-
-ResultT = TypeVar("ResultT", bound=JobResult)
 
 
 @dataclass(frozen=True)
@@ -384,39 +375,3 @@ class JobRun:
 
 
 _current: JobRun | None = None
-
-
-def rate(rows: int, seconds: float) -> float:
-    return round(rows / seconds, 1) if seconds > 0 else 0.0
-
-
-def job_envelope(
-    job: str,
-    database: str,
-    *,
-    dry_run: bool,
-    matched: int,
-    changed: int,
-    skipped: int,
-    batches: int,
-    duration_seconds: float,
-    rows_per_second: float,
-) -> dict[str, Any]:
-    """The keys every job's result starts with, in this order; each job adds its own after them.
-
-    ``matched``: conversations the run was about when it started; ``changed``:
-    those it wrote (archived, exported, imported, deleted, created);
-    ``skipped``: those it left (held by the application, already there,
-    changed since an export), for the next run or for good.
-    """
-    return {
-        "job": job,
-        "database": database,
-        "dry_run": dry_run,
-        "matched": matched,
-        "changed": changed,
-        "skipped": skipped,
-        "batches": batches,
-        "duration_seconds": round(duration_seconds, 3),
-        "rows_per_second": rows_per_second,
-    }

@@ -31,6 +31,7 @@ from chatdb.jobs import queries
 from chatdb.jobs.deleting import Deleted, delete_batches, keyset_batches
 from chatdb.jobs.demo_users import create_demo_users
 from chatdb.jobs.queries import seed as sql
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     JobRun,
     JobTimeouts,
@@ -39,22 +40,18 @@ from chatdb.jobs.runner import (
     batch_transaction,
     check_batch_size,
     job_connection,
-    job_envelope,
     job_lock,
     job_transaction,
-    rate,
 )
-from chatdb.jobs.seed_data import (  # SeedScale is part of this module's API too
-    ACTIVITY_DAYS,
-    ARCHIVED_SHARE,
+from chatdb.jobs.seed_data import (
     ASSISTANT_LINES,
-    LONG_CONVERSATION_SHARE,
     MODELS,
     TEXT_VARIANTS,
     USER_LINES,
     assistant_length,
     message_texts,
     plan_batches,
+    plan_conversations,  # SeedScale is part of this module's API too
     user_length,
 )
 from chatdb.jobs.seed_data import (
@@ -63,8 +60,6 @@ from chatdb.jobs.seed_data import (
 from chatdb.migrations import require_tables
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from chatdb.db import Database
 
 SEED_USER_PREFIX = "chatdb-seed-"
@@ -238,7 +233,7 @@ def seed(
             users = create_demo_users(conn, user_ids)
         run.check_stop()
         with job_transaction(db, timeouts) as conn:
-            plan = _plan(conn, scale, user_ids)
+            plan = plan_conversations(conn, scale, user_ids)
         run.start_phase("seed", scale.conversations)
         params = {
             "user_texts": user_texts,
@@ -291,31 +286,6 @@ def seed(
         duration_seconds=run.elapsed,
         batches=run.batches,
     )
-
-
-def _plan(conn: Connection, scale: SeedScale, user_ids: list[str]) -> list[Any]:
-    """Every conversation's id, owner, status, message count, pace and start, computed in PostgreSQL."""
-
-    long_count = scale.long_conversations
-    conn.execute(text(sql.PLAN))
-    conn.execute(
-        text(sql.FILL_PLAN),
-        {
-            "user_ids": user_ids,
-            "archived": ARCHIVED_SHARE,
-            "conversations": scale.conversations,
-            "long_every": scale.conversations // long_count if long_count else 0,
-            "long_count": long_count,
-        },
-    )
-    if long_count:
-        conn.execute(text(sql.LONG_WEIGHTS), {"share": LONG_CONVERSATION_SHARE, "long_count": long_count})
-    base = 2 if scale.messages >= 2 * scale.conversations else 1
-    conn.execute(text(sql.COUNTS), {"base": base, "extra": scale.messages - base * scale.conversations})
-    conn.execute(text(sql.START), {"days": ACTIVITY_DAYS})
-    plan = conn.execute(text(sql.READ_PLAN)).all()
-    conn.execute(text(sql.DROP_PLAN))
-    return list(plan)
 
 
 def _run_workers(worker: Callable[[], None], count: int, stop: threading.Event) -> None:

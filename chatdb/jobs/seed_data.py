@@ -11,9 +11,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
 
 from chatdb.errors import UsageError
+from chatdb.jobs.queries import seed as sql
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 MESSAGES_PER_CONVERSATION = 20  # the default average when only --messages is given
 CONVERSATIONS_PER_USER = 10
@@ -187,3 +193,28 @@ def plan_batches(rows: list[Any], batch_messages: int) -> list[Batch]:
         current.starts.append(row.started)
         size += row.messages
     return found
+
+
+def plan_conversations(conn: Connection, scale: SeedScale, user_ids: list[str]) -> list[Any]:
+    """Every conversation's id, owner, status, message count, pace and start, computed in PostgreSQL."""
+
+    long_count = scale.long_conversations
+    conn.execute(text(sql.PLAN))
+    conn.execute(
+        text(sql.FILL_PLAN),
+        {
+            "user_ids": user_ids,
+            "archived": ARCHIVED_SHARE,
+            "conversations": scale.conversations,
+            "long_every": scale.conversations // long_count if long_count else 0,
+            "long_count": long_count,
+        },
+    )
+    if long_count:
+        conn.execute(text(sql.LONG_WEIGHTS), {"share": LONG_CONVERSATION_SHARE, "long_count": long_count})
+    base = 2 if scale.messages >= 2 * scale.conversations else 1
+    conn.execute(text(sql.COUNTS), {"base": base, "extra": scale.messages - base * scale.conversations})
+    conn.execute(text(sql.START), {"days": ACTIVITY_DAYS})
+    plan = conn.execute(text(sql.READ_PLAN)).all()
+    conn.execute(text(sql.DROP_PLAN))
+    return list(plan)
