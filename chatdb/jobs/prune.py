@@ -299,7 +299,8 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     done = run.done if run.phase == "delete" else 0
     of = f" of {run.total}" if run.total is not None else ""
     where = (
-        f"while verifying the export {export_to}"
+        # Verifying comes before any deletion: this run deleted nothing (a resumed one may follow others that did).
+        f"while verifying the export {export_to}: nothing was deleted in this run"
         if run.phase == "verify"
         else (f"after deleting what was still as exported of {done}{of} conversations of the export {export_to}")
     )
