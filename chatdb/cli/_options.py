@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,10 +41,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def _as_param(parse):
+def _as_param(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
     """Wrap a chatdb parser so its UsageError reads as a bad value of the option."""
 
-    def convert(value):
+    def convert(value: Any) -> Any:
         from chatdb.errors import UsageError
 
         if not isinstance(value, str):
@@ -57,13 +57,13 @@ def _as_param(parse):
     return convert
 
 
-def _duration(value: str):
+def _duration(value: str) -> Duration:
     from chatdb.timeparse import parse_duration
 
     return parse_duration(value)
 
 
-def _instant(value: str):
+def _instant(value: str) -> datetime:
     from chatdb.timeparse import parse_instant
 
     return parse_instant(value)
@@ -73,7 +73,7 @@ duration_param = _as_param(_duration)
 instant_param = _as_param(_instant)
 
 
-def count_param(minimum: int = 1):
+def count_param(minimum: int = 1) -> Callable[[Any], int]:
     """A whole number of at least ``minimum``, in chatdb's words when it is not."""
 
     def convert(value: Any) -> int:
@@ -91,7 +91,7 @@ def count_param(minimum: int = 1):
     return convert
 
 
-def choice_param(choices: Sequence[str]):
+def choice_param(choices: Sequence[str]) -> Callable[[Any], str]:
     """One of ``choices`` (any case), or a message listing them."""
 
     def convert(value: Any) -> str:
@@ -104,7 +104,7 @@ def choice_param(choices: Sequence[str]):
     return convert
 
 
-def _completer(choices: Sequence[str]):
+def _completer(choices: Sequence[str]) -> Callable[[str], list[str]]:
     def complete(incomplete: str) -> list[str]:
         return [c for c in choices if c.startswith(incomplete.lower())]
 
@@ -208,7 +208,7 @@ StatusOption = Annotated[
 AllOption = Annotated[bool, typer.Option("--all", help="Show every row (ignores --limit).")]
 
 
-def limit_option(what: str):
+def limit_option(what: str) -> Any:
     """``--limit N`` (at least 1) for a command that shows at most N ``what``."""
     return typer.Option("--limit", "-n", metavar="N", parser=count_param(1), help=f"Show at most N {what}.")
 
@@ -225,7 +225,7 @@ BatchSizeOption = Annotated[
 ]
 
 
-def dry_run_option(what: str):
+def dry_run_option(what: str) -> Any:
     return typer.Option("--dry-run", help=f"Print {what} and change nothing.")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -117,7 +117,7 @@ def bench(
         raise typer.Exit(1)
 
 
-def _render(report) -> None:
+def _render(report: Any) -> None:  # a BenchReport, imported lazily
     load = report.concurrency
     labels = {"history": "history read (20)", "recent": "recent conversations (50)", "add": "add message"}
     rows = []

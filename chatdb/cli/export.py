@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -71,7 +71,7 @@ def check_output(path: Path, option: str, *, stdout_hint: bool = False) -> None:
         raise UsageError(f"{option} {exc.path}: {exc.reason}{hint}") from None
 
 
-def removed_line(result) -> str:
+def removed_line(result: Any) -> str:  # an ExportResult or PruneResult
     """The one line saying that stale temporaries of killed runs were deleted."""
     n = result.removed_temporaries
     where = Path(result.path).parent if result.path else "the destination directory"

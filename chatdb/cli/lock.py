@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -17,7 +18,7 @@ group = typer.Typer(
 )
 
 
-def _holder_pairs(holder) -> list[tuple[str, object]]:
+def _holder_pairs(holder: Any) -> list[tuple[str, object]]:  # a LeaseHolder
     expiry = (
         f"in {holder.expires_in:.0f} s unless renewed"
         if holder.expires_in >= 0

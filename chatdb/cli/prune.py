@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -120,7 +120,7 @@ def prune(
 
     with out.JobProgress(quiet=quiet or as_json) as bar, finishing(selection, include_active):
 
-        def confirm(plan) -> bool:
+        def confirm(plan: Any) -> bool:  # a PrunePlan
             # Asked from inside the job: the progress bar must not draw over the question.
             with bar.suspended():
                 return typer.confirm(
@@ -180,7 +180,7 @@ def prune(
 
 
 @contextmanager
-def finishing(selection, include_active: bool) -> Iterator[None]:
+def finishing(selection: Any, include_active: bool) -> Iterator[None]:  # a ConversationFilter
     """An unfinished prune with an export ends with the exact command that finishes it."""
     from chatdb.errors import ChatdbError
 

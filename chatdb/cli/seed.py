@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,7 +13,7 @@ from chatdb.cli._options import JsonOption, WaitOption, YesOption, count_param
 from chatdb.errors import UsageError
 
 
-def _count(name: str, help: str):
+def _count(name: str, help: str) -> Any:
     return typer.Option(name, metavar="N", parser=count_param(1), help=help, show_default=False)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,7 +47,7 @@ def stats(
         _render(report, top, status, roles)
 
 
-def _render(report, top: int, status: str, roles: str) -> None:
+def _render(report: Any, top: int, status: str, roles: str) -> None:  # a StatsReport, imported lazily
     out.key_values(
         [
             ("Database", report.database),

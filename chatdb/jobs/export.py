@@ -23,7 +23,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,8 @@ from chatdb.jobs.runner import (
 from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from chatdb.db import Database
 
 ExportFormat = Literal["jsonl", "json", "csv"]
@@ -276,14 +279,14 @@ class _StreamSink:
         self.stream.flush()
 
 
-def _snapshot(db: Database, timeouts: JobTimeouts):
+def _snapshot(db: Database, timeouts: JobTimeouts) -> AbstractContextManager[Connection]:
     """One read-only REPEATABLE READ transaction, timestamps rendered in UTC, with the job's timeouts."""
     from contextlib import contextmanager
 
     from chatdb.jobs import queries
 
     @contextmanager
-    def opened():
+    def opened() -> Iterator[Connection]:
         with db.translate(), db.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Interval, bindparam, delete, exc, func, select, text, update
+from sqlalchemy import Interval, Table, bindparam, delete, exc, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from chatdb.errors import (
@@ -129,7 +129,7 @@ class LockWait:
         return f"waiting for the maintenance lock{who} (Ctrl-C to stop)"
 
 
-def _table():
+def _table() -> Table:
     from chatdb.models import job_leases
 
     return job_leases
