@@ -8,8 +8,15 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
+from chatdb.cli._options import (
+    CsvOption,
+    JsonOption,
+    OutputFormat,
+    WaitOption,
+    instant_param,
+    output_format,
+)
 from chatdb.cli._output import Column
-from chatdb.cli._options import CsvOption, JsonOption, OutputFormat, WaitOption, instant_param, output_format
 
 HIT_TABLE = [
     Column("Time", "time"),
@@ -117,7 +124,7 @@ def search(
     _search(ctx, request, mode)
 
 
-def _search(ctx: typer.Context, request, mode: OutputFormat) -> None:  # noqa: ANN001 - a SearchQuery
+def _search(ctx: typer.Context, request, mode: OutputFormat) -> None:
     from chatdb.search import HIT_COLUMNS, search_messages
 
     app = state(ctx)
