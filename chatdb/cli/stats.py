@@ -44,6 +44,13 @@ def stats(
         _render(report, top, status, roles)
 
 
+def _search_index(index) -> str:  # noqa: ANN001 - a SearchIndex
+    if index is None or not index.exists:
+        return "none (chatdb search --create-index)"
+    state = "valid" if index.valid else "INVALID (chatdb search --create-index rebuilds it)"
+    return f"{state}, {out.human_bytes(index.size_bytes)}, configuration {index.config}"
+
+
 def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 - a DatabaseStats
     out.key_values(
         [
@@ -55,6 +62,7 @@ def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 
             ("Last activity", report.activity["last_activity"]),
             ("Oldest message", report.activity["oldest_message"]),
             ("Newest message", report.activity["newest_message"]),
+            ("Search index", _search_index(report.search_index)),
         ]
     )
     screen = out.screen()
