@@ -156,8 +156,7 @@ def _import_from_tool(
             ("Already present conversations (skipped)", result.existing_conversations),
             ("Already present messages (skipped)", result.existing_messages),
             ("Not imported", skipped or "nothing"),
-            ("Long user messages", f"{changed} (--long-user-messages {result.long_user_messages})" if changed
-             else f"none changed (--long-user-messages {result.long_user_messages})"),
+            (f"Long user messages ({result.long_user_messages})", changed or "none split or truncated"),
             ("Duration", out.seconds(result.duration_seconds)),
         ],
         as_json=as_json,
