@@ -275,7 +275,7 @@ def search_statement(query: SearchQuery, config: str, conversation_id: uuid.UUID
     tsq = func.websearch_to_tsquery(cfg, query.text)
     document = func.to_tsvector(cfg, m.c.content)
     rank = cast(func.ts_rank(document, tsq), Float).label("rank")
-    where = [document.op("@@")(tsq)]
+    where: list[Any] = [document.op("@@")(tsq)]
     if query.user is not None:
         # Through the conversations' user index: messages has no index on user_id.
         where.append(m.c.conversation_id.in_(select(c.c.id).where(c.c.user_id == query.user)))
@@ -328,8 +328,8 @@ def _filter_statement(query: SearchQuery, conversation_id: uuid.UUID | None) -> 
 def _plan_rows(conn: Connection, statement: Any) -> int:
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return int(plan[0]["Plan"]["Plan Rows"])
+    found: Any = json.loads(plan) if isinstance(plan, str) else plan
+    return int(found[0]["Plan"]["Plan Rows"])
 
 
 def explain_search(db: Database, query: SearchQuery) -> str:

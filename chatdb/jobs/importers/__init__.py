@@ -122,7 +122,7 @@ def import_export(
             lease.check(conn)
         if conn.execute(text("SELECT 1 FROM users WHERE id = :u"), {"u": owner}).first() is None:
             raise UserNotFoundError(f"user {owner!r} does not exist (the app's user who will own the conversations)")
-        owners = dict(conn.execute(text(sql.EXISTING_CONVERSATIONS), {"ids": [c.id for c in conversations]}).all())
+        owners: dict[Any, str] = dict(conn.execute(text(sql.EXISTING_CONVERSATIONS), {"ids": [c.id for c in conversations]}).all())
         others = [(c, owners[c.id]) for c in conversations if c.id in owners and owners[c.id] != owner]
         if others:
             first, who = others[0]
@@ -130,7 +130,7 @@ def import_export(
                 f"{path}: {len(others)} conversation(s) were imported before for another user (source "
                 f"{first.source_id!r} as {first.id}, owned by {who!r}); nothing was imported"
             )
-        placed = dict(conn.execute(text(sql.EXISTING_MESSAGES), {"ids": [m.id for m in messages]}).all())
+        placed: dict[Any, Any] = dict(conn.execute(text(sql.EXISTING_MESSAGES), {"ids": [m.id for m in messages]}).all())
         misplaced = [m for m in messages if m.id in placed and placed[m.id] != m.conversation_id]
         if misplaced:
             raise ImportFileError(f"{path}: message {misplaced[0].id} already belongs to conversation "

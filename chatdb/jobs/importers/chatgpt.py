@@ -79,8 +79,8 @@ def _conversation(item: dict[str, Any], where: str, problems: Problems, skipped:
         message = node.get("message") if isinstance(node, dict) else None
         if not isinstance(message, dict):
             continue  # the tree's root carries no message
-        author = message.get("author") if isinstance(message.get("author"), dict) else {}
-        role = author.get("role")
+        author = message.get("author")
+        role = author.get("role") if isinstance(author, dict) else None
         if role not in ROLES:
             skipped[str(role) if role in ("system", "tool") else "other_role"] += 1
             continue
