@@ -14,9 +14,11 @@ It drops the search index if there is one, then measures, in this order:
 3. the concurrent build: its duration and the index's size;
 4. the same searches with the index, and ``add`` again.
 
-Each search is run ``--rounds`` times over a few phrases; each ``add`` phase
-times ``--adds`` inserts into the demo conversations (the messages are deleted
-at the end). Prints p50/p95/p99 in milliseconds. The index is left in place
+Each search is run ``--rounds`` times over a few phrases (a tenth as often
+when it reads every match of a common phrase: seconds each), common ones
+(each matching 6-20% of seeded messages) and rare ones (matching a few of 50
+planted messages); each ``add`` phase times ``--adds`` inserts into the demo
+conversations. What the benchmark wrote is deleted at the end. Prints p50/p95/p99 in milliseconds. The index is left in place
 when ``--keep-index`` is given.
 """
 
@@ -26,6 +28,8 @@ import argparse
 import random
 import statistics
 import time
+
+from sqlalchemy import text
 
 from chatdb.config import Settings, normalize_url
 from chatdb.db import Database
@@ -39,7 +43,11 @@ from chatdb.search import (
     search_statement,
 )
 
-PHRASES = ["grapes", '"give my dog grapes"', "kidney or raisins", "flexbox -python", "sourdough starter"]
+# Seeded text repeats a small vocabulary: each of these matches 6-20% of all messages, so the
+# ranking, not the finding, is the work. RARE phrases match the few needles the benchmark plants.
+COMMON = ["grapes", '"give my dog grapes"', "kidney or raisins", "flexbox -python", "sourdough starter"]
+RARE = ["xylophone", '"quokka xylophone"', "quokka or marimba", "marimba -quokka"]
+NEEDLES = 50
 BENCH_MARK = {"bench": "search"}
 
 
@@ -48,13 +56,13 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {cuts[49]:8.2f}  p95 {cuts[94]:8.2f}  p99 {cuts[98]:8.2f} ms  (n={len(samples)})"
 
 
-def time_searches(db: Database, rounds: int, user: str | None) -> list[float]:
+def time_searches(db: Database, rounds: int, user: str | None, phrases: list[str]) -> list[float]:
     samples = []
     with db.engine.connect() as conn:
         index = index_status(conn)
         config = index.config if index.valid and index.config else DEFAULT_CONFIG
         for _ in range(rounds):
-            for phrase in PHRASES:
+            for phrase in phrases:
                 statement = search_statement(SearchQuery(phrase, user=user), config, None)
                 started = time.perf_counter()
                 conn.execute(statement).all()
@@ -88,8 +96,6 @@ def main() -> None:
     db = Database(Settings(url=normalize_url(args.database_url)))
     rng = random.Random(16)
     with db.engine.connect() as conn:
-        from sqlalchemy import text
-
         messages = conn.execute(text("SELECT count(*) FROM messages")).scalar_one()
         targets = [tuple(r) for r in conn.execute(text(
             "SELECT id, user_id FROM conversations WHERE user_id LIKE 'chatdb-seed-%' AND status = 'active' "
@@ -100,11 +106,21 @@ def main() -> None:
         user_messages = conn.execute(text("SELECT count(*) FROM messages WHERE user_id = :u"), {"u": user}).scalar_one()
     print(f"messages: {messages:,}; narrowed searches use {user} ({user_messages:,} messages)")
     drop_search_index(db)
+    with db.engine.begin() as conn:  # the needles: rare words in a few messages, spread over users
+        for k in range(NEEDLES):
+            conversation, owner = targets[k % len(targets)]
+            words = ["quokka xylophone", "marimba", "quokka", "xylophone marimba"][k % 4]
+            conn.execute(text("INSERT INTO messages (conversation_id, user_id, role, content, metadata) "
+                              "VALUES (:c, :u, 'user', :t, CAST(:m AS jsonb))"),
+                         {"c": conversation, "u": owner, "t": f"my order {k} arrived with a {words} inside",
+                          "m": '{"bench": "search"}'})
+    slow = max(args.rounds // 10, 1)
     print("without the index")
-    print(f"  search, all messages   {percentiles(time_searches(db, max(args.rounds // 10, 1), None))}")
-    print(f"  search, one user       {percentiles(time_searches(db, args.rounds, user))}")
+    for label, phrases in (("common", COMMON), ("rare", RARE)):
+        print(f"  search {label}, all messages  {percentiles(time_searches(db, slow, None, phrases))}")
+        print(f"  search {label}, one user      {percentiles(time_searches(db, args.rounds, user, phrases))}")
     before = time_adds(db, targets, args.adds, rng)
-    print(f"  add                    {percentiles(before)}")
+    print(f"  add                          {percentiles(before)}")
     change = create_search_index(db, config=args.config)
     print(f"index build (CREATE INDEX CONCURRENTLY, {args.config}): {change.duration_seconds:.1f} s, "
           f"{change.after.size_bytes / 1048576:,.1f} MB")
@@ -112,10 +128,12 @@ def main() -> None:
         conn.execute(text("ANALYZE messages"))
         conn.commit()
     print("with the index")
-    print(f"  search, all messages   {percentiles(time_searches(db, args.rounds, None))}")
-    print(f"  search, one user       {percentiles(time_searches(db, args.rounds, user))}")
+    print(f"  search common, all messages  {percentiles(time_searches(db, slow, None, COMMON))}")
+    print(f"  search common, one user      {percentiles(time_searches(db, args.rounds, user, COMMON))}")
+    print(f"  search rare, all messages    {percentiles(time_searches(db, args.rounds, None, RARE))}")
+    print(f"  search rare, one user        {percentiles(time_searches(db, args.rounds, user, RARE))}")
     after = time_adds(db, targets, args.adds, rng)
-    print(f"  add                    {percentiles(after)}")
+    print(f"  add                          {percentiles(after)}")
     p95 = lambda s: statistics.quantiles(s, n=100, method="inclusive")[94]
     print(f"add p95 with / without the index: {p95(after) / p95(before):.2f}")
     with db.engine.begin() as conn:
