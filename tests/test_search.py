@@ -101,12 +101,41 @@ def test_index_is_used_when_it_exists_and_recorded(migrated_db: TestDatabase, cl
     assert migrated_db.scalar("SELECT count(*) FROM pg_class WHERE relname = %s", [INDEX_NAME]) == 0
 
 
-def test_an_invalid_leftover_is_found_and_rebuilt(migrated_db: TestDatabase, cli: Cli) -> None:
+def wait_for_build(db: TestDatabase, build: threading.Thread) -> int:
+    """The pid of the concurrent build once PostgreSQL reports it in progress."""
+    with db.connect(autocommit=True) as watcher:
+        while True:
+            row = watcher.execute(
+                "SELECT p.pid FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.relid "
+                "WHERE c.relname = 'messages'").fetchone()
+            if row:
+                return int(row[0])
+            assert build.is_alive()
+
+
+def test_a_failed_build_leaves_an_invalid_index_that_is_found_and_rebuilt(migrated_db: TestDatabase,
+                                                                          cli: Cli) -> None:
     fill(migrated_db, copies=1)
-    assert cli("search", "--create-index").exit_code == 0
-    migrated_db.sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [INDEX_NAME])
+    writer = migrated_db.connect()  # an open write: the build waits for it, and is cancelled there
+    writer.execute("INSERT INTO users (id) VALUES ('carol')")
+    writer.execute("INSERT INTO messages (conversation_id, user_id, role, content) "
+                   "SELECT id, user_id, 'user', 'held open' FROM conversations LIMIT 1")
+    outcome: list[int] = []
+    build = threading.Thread(target=lambda: outcome.append(cli("search", "--create-index").exit_code))
+    build.start()
+    try:
+        pid = wait_for_build(migrated_db, build)
+        migrated_db.sql("SELECT pg_cancel_backend(%s)", [pid])
+        build.join()
+    finally:
+        writer.rollback()
+        writer.close()
+    assert outcome == [1]
+    assert migrated_db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass", [INDEX_NAME]) is False
     doctor = cli("doctor", "--json").json()
     assert any(c["name"] == "search index" and "INVALID" in c["detail"] for c in doctor["checks"])
+    assert "INVALID" in cli("stats").stdout
+    assert cli("search", "grapes", "--json").json()["index_used"] is False  # an invalid index is not counted on
     result = cli("search", "--create-index", "--json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["action"] == "rebuilt" and result.json()["found_invalid"]
@@ -125,11 +154,7 @@ def test_the_build_does_not_block_a_concurrent_insert(migrated_db: TestDatabase,
     build = threading.Thread(target=lambda: outcome.append(cli("search", "--create-index").exit_code))
     build.start()
     try:
-        with migrated_db.connect(autocommit=True) as watcher:
-            while not watcher.execute(
-                "SELECT 1 FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.relid "
-                "WHERE c.relname = 'messages'").fetchone():
-                assert build.is_alive(), outcome
+        wait_for_build(migrated_db, build)
         with migrated_db.connect() as other:
             other.execute("SET lock_timeout = '20s'")  # a blocking build would make this fail, not hang
             other.execute(insert, [conversation, "second writer mentions kiwis"])
