@@ -152,3 +152,20 @@ def test_bad_input_and_other_owner_write_nothing(migrated_db: TestDatabase, cli:
     before = snapshot(migrated_db)
     assert_one_line_error(cli("import", str(CHATGPT), "--from", "chatgpt", "--user", "7"), 1, "another user")
     assert snapshot(migrated_db) == before
+
+
+def test_a_held_lease_stops_the_import_and_the_index_build(migrated_db: TestDatabase, cli: Cli, owner: str) -> None:
+    from jobdata import hold_lease
+
+    hold_lease(migrated_db, minutes=10)
+    assert_one_line_error(cli("import", str(CHATGPT), "--from", "chatgpt", "--user", "42"), 3)
+    assert_one_line_error(cli("search", "--create-index"), 3)
+    assert migrated_db.scalar("SELECT count(*) FROM messages") == 0
+    assert run(cli, CHATGPT, "chatgpt", "--dry-run")["inserted"]["messages"] == 8  # a dry run takes no lease
+    assert migrated_db.scalar("SELECT count(*) FROM messages") == 0
+
+
+def test_import_from_a_tool_is_refused_on_a_standby(on_standby: tuple[TestDatabase, TestDatabase]) -> None:
+    _, replica = on_standby
+    result = Cli(replica.url)("import", str(CHATGPT), "--from", "chatgpt", "--user", "42")
+    assert_one_line_error(result, 1, "standby")

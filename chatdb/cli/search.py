@@ -130,7 +130,8 @@ def _search(ctx: typer.Context, request, mode: OutputFormat) -> None:
     app = state(ctx)
     result = search_messages(app.database(), request)
     if result.scanned_estimate is not None:
-        out.info(f"No search index: scanning about {result.scanned_estimate:,} messages "
+        n = result.scanned_estimate
+        out.info(f"No search index: scanning about {n:,} message{'' if n == 1 else 's'} "
                  "(build the index with chatdb search --create-index)")
     if mode is OutputFormat.JSON:
         out.emit_json(result)
