@@ -179,16 +179,3 @@ def test_an_unreachable_server(empty_db: TestDatabase) -> None:
 
 def test_a_malformed_url_is_a_usage_error() -> None:
     assert_one_line_error(Cli("mysql://x@y/z")("doctor"), 2, "unsupported URL scheme")
-
-
-def test_the_search_index_is_reported_not_counted_as_unexpected(migrated_db: TestDatabase) -> None:
-    cli = Cli(migrated_db.url)
-    assert cli("search", "--create-index").exit_code == 0
-    result = cli("doctor", "--json")
-    assert result.exit_code == 0, result.stderr
-    assert checks_of(result)["schema: indexes"]["status"] == "pass"
-    found = checks_of(result)["search index"]
-    assert found["status"] == "pass" and "valid" in found["detail"] and "simple" in found["detail"]
-    stats = cli("stats", "--json").json()["search_index"]
-    assert stats["exists"] and stats["valid"] and stats["size_bytes"] > 0 and stats["config"] == "simple"
-    assert "Search index" in cli("stats").stdout

@@ -186,3 +186,20 @@ def test_index_commands_are_refused_on_a_standby(on_standby: tuple[TestDatabase,
     _, replica = on_standby
     for change in ("--create-index", "--drop-index"):
         assert_one_line_error(Cli(replica.url)("search", change), 1, "standby")
+
+
+def checks(result) -> dict[str, dict]:
+    return {check["name"]: check for check in result.json()["checks"]}
+
+
+def test_the_search_index_is_reported_not_counted_as_unexpected(migrated_db: TestDatabase) -> None:
+    cli = Cli(migrated_db.url)
+    assert cli("search", "--create-index").exit_code == 0
+    result = cli("doctor", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert checks(result)["schema: indexes"]["status"] == "pass"
+    found = checks(result)["search index"]
+    assert found["status"] == "pass" and "valid" in found["detail"] and "simple" in found["detail"]
+    stats = cli("stats", "--json").json()["search_index"]
+    assert stats["exists"] and stats["valid"] and stats["size_bytes"] > 0 and stats["config"] == "simple"
+    assert "Search index" in cli("stats").stdout
