@@ -70,7 +70,7 @@ def diagnose(db: Database) -> DoctorReport:
     checks = [Check("connection", "pass", f"connected to {db.display_url} in {elapsed:.0f} ms")]
     steps: list[Callable[[Connection], Check | list[Check]]] = [
         _server_version, _server_role, lambda _conn: _endpoint(db), _migrations, users_table_check,
-        _columns_and_keys, _constraints_and_indexes, _pg_stat_statements,
+        _columns_and_keys, _constraints_and_indexes, _search_index, _pg_stat_statements,
     ]
     with db.translate(), db.engine.connect() as conn:
         # Read only, so that not even a temporary object can be written by accident.
@@ -205,7 +205,9 @@ def _constraints_and_indexes(conn: Connection) -> list[Check]:
     for key in sorted(expected.keys() & live.keys()):
         if expected[key] != live[key]:
             index_problems.append((f"index {key} is {live[key]}, expected {expected[key]}", True))
-    for key in sorted(live.keys() - expected.keys()):
+    from chatdb.search import INDEX_NAME
+
+    for key in sorted(live.keys() - expected.keys() - {f"messages.{INDEX_NAME}"}):  # its own check
         index_problems.append((f"unexpected index {key} ({live[key]})", False))
     return [checks, _outcome("schema: indexes", len(expected), index_problems)]
 
@@ -216,6 +218,20 @@ def _outcome(name: str, expected: int, problems: list[tuple[str, bool]]) -> Chec
         return Check(name, "pass", f"all {expected} as chatdb defines them")
     severity: Outcome = "fail" if any(breaks for _, breaks in problems) else "warn"
     return Check(name, severity, f"{len(problems)} difference(s)", [text for text, _ in problems])
+
+
+def _search_index(conn: Connection) -> Check:
+    """The optional search index (chatdb search --create-index): absent, valid, or left INVALID by a failed build."""
+    from chatdb.search import INDEX_NAME, index_status
+
+    index = index_status(conn)
+    if not index.exists:
+        return Check("search index", "info", "none: searches scan messages (chatdb search --create-index builds it)")
+    size = f"{index.size_bytes / 1048576:,.1f} MB" if index.size_bytes is not None else "size unknown"
+    if not index.valid:
+        return Check("search index", "warn", f"{INDEX_NAME} is INVALID (a build failed), {size}: searches scan; "
+                     "chatdb search --create-index rebuilds it")
+    return Check("search index", "pass", f"{INDEX_NAME} is valid, {size}, text search configuration {index.config}")
 
 
 def _server_role(conn: Connection) -> Check:

@@ -8,8 +8,8 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import JsonOption, count_param
+from chatdb.cli._output import Column
 
 
 def stats(
@@ -44,7 +44,14 @@ def stats(
         _render(report, top, status, roles)
 
 
-def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 - a DatabaseStats
+def _search_index(index) -> str:
+    if index is None or not index.exists:
+        return "none (chatdb search --create-index)"
+    state = "valid" if index.valid else "INVALID (chatdb search --create-index rebuilds it)"
+    return f"{state}, {out.human_bytes(index.size_bytes)}, configuration {index.config}"
+
+
+def _render(report, top: int, status: str, roles: str) -> None:
     out.key_values(
         [
             ("Database", report.database),
@@ -55,6 +62,7 @@ def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 
             ("Last activity", report.activity["last_activity"]),
             ("Oldest message", report.activity["oldest_message"]),
             ("Newest message", report.activity["newest_message"]),
+            ("Search index", _search_index(report.search_index)),
         ]
     )
     screen = out.screen()
@@ -103,7 +111,7 @@ def _render(report, top: int, status: str, roles: str) -> None:  # noqa: ANN001 
     )
 
 
-def N(name: str) -> Column:  # noqa: N802 - reads like the column it makes
+def N(name: str) -> Column:
     return Column(name, "number")
 
 
