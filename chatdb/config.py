@@ -165,13 +165,30 @@ def _check_parameters(query: str, url: str) -> None:
 
     known = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
     unknown = [name for name, _ in parse_qsl(query, keep_blank_values=True) if name not in known]
-    if unknown:
-        names = ", ".join(repr(n) for n in dict.fromkeys(unknown))
-        raise ConfigurationError(
-            f"the database URL {mask_url(url)} has {names}, which "
-            f"{'is not a connection parameter' if len(unknown) == 1 else 'are not connection parameters'} "
-            "(libpq's, such as sslmode, connect_timeout or application_name)"
+    if not unknown:
+        return
+    kind = "(libpq's, such as sslmode, connect_timeout or application_name)"
+    if _may_hold_a_password(url):
+        # A password written without percent-encoding may run on past any "@" or "?": name no part of it.
+        pairs = parse_qsl(query, keep_blank_values=True)
+        places = [str(i) for i, (name, _) in enumerate(pairs, 1) if name not in known]
+        which = (
+            f"query parameter number {places[0]} of {len(pairs)} is not a connection parameter"
+            if len(places) == 1
+            else f"query parameters number {', '.join(places)} of {len(pairs)} are not connection parameters"
         )
+        raise ConfigurationError(f"the database URL's {which} {kind}; if it is part of a password, {_ENCODE_HINT}")
+    names = ", ".join(repr(n) for n in dict.fromkeys(unknown))
+    raise ConfigurationError(
+        f"the database URL {mask_url(url)} has {names}, which "
+        f"{'is not a connection parameter' if len(unknown) == 1 else 'are not connection parameters'} {kind}"
+    )
+
+
+def _may_hold_a_password(url: str) -> bool:
+    """A ``:`` anywhere before the path (a password, or a port after which one may hide)."""
+    rest = url.partition("://")[2]
+    return ":" in re.split(r"/", rest, maxsplit=1)[0]
 
 
 def mask_url(url: str) -> str:

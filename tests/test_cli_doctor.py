@@ -15,9 +15,10 @@ CHECKS = [
     "schema: tables, columns, keys",
     "schema: check constraints",
     "schema: indexes",
+    "search index",
     "pg_stat_statements",
 ]
-FACTS = {"server role", "pg_stat_statements"}  # reported as information, never pass or fail
+FACTS = {"server role", "search index", "pg_stat_statements"}  # reported as information, never pass or fail
 
 
 def checks_of(result) -> dict[str, dict]:
@@ -33,7 +34,7 @@ def test_a_healthy_database_passes_everything(migrated_db: TestDatabase) -> None
     assert {c["name"]: c["status"] for c in report["checks"]} == {
         name: "info" if name in FACTS else "pass" for name in CHECKS
     }
-    assert report["ok"] is True and report["summary"] == {"pass": 8, "warn": 0, "fail": 0, "info": 2}
+    assert report["ok"] is True and report["summary"] == {"pass": 8, "warn": 0, "fail": 0, "info": 3}
     assert checks_of(result)["server role"]["detail"] == "primary, read-write"
     assert checks_of(result)["endpoint"]["detail"].startswith(("direct connection", "local socket"))
     version = migrated_db.scalar("SHOW server_version")
@@ -105,7 +106,7 @@ def test_an_extra_index_alone_is_a_warning(migrated_db: TestDatabase) -> None:
     result = Cli(migrated_db.url)("doctor", "--json")
     assert result.exit_code == 0, result.stderr
     assert checks_of(result)["schema: indexes"]["status"] == "warn"
-    assert result.json()["summary"] == {"pass": 7, "warn": 1, "fail": 0, "info": 2}
+    assert result.json()["summary"] == {"pass": 7, "warn": 1, "fail": 0, "info": 3}
 
 
 def test_check_constraints_are_compared(migrated_db: TestDatabase) -> None:

@@ -53,7 +53,11 @@ BAD_INVOCATIONS = [
     (["conversations", "--user", ""], "--user: an empty user id would select every user"),
     (["seed", "--messages", "5", "--conversations", "10"], "--messages (5) must be at least --conversations (10)"),
     (["bench", "--duration", "0"], "--duration must be positive, got 0"),
-    (["status", "--database-url", "postgresql://u:pw@h/db?foo=bar"], "has 'foo', which is not a connection parameter"),
+    (
+        ["status", "--database-url", "postgresql://u:pw@h/db?foo=bar"],
+        "query parameter number 1 of 1 is not a connection",
+    ),
+    (["status", "--database-url", "postgresql://u@h/db?foo=bar"], "has 'foo', which is not a connection parameter"),
 ]
 
 

@@ -46,6 +46,10 @@ ALLOWED = {
     ("chatdb/reports/catalog.py", "table"),
     ("chatdb/reports/catalog.py", "columns"),
     ("chatdb/reports/catalog.py", "expression"),
+    # The search index's name, a constant, and its text search configuration: checked against a
+    # strict name pattern (reports.search.check_config) and pg_ts_config before any statement.
+    ("chatdb/jobs/queries/search.py", "INDEX_NAME"),
+    ("chatdb/jobs/queries/search.py", "config"),
     # Timeout settings, validated against a strict pattern (tests/test_migration_lint.py).
     ("chatdb/migrations.py", "lock_timeout()"),
     ("chatdb/migrations.py", "statement_timeout()"),

@@ -14,6 +14,7 @@ from chatdb.cli import (
     lock,
     migrate,
     prune,
+    search,
     seed,
     stats,
     status,
@@ -27,6 +28,7 @@ migrate.register(app)
 status.register(app)
 conversations.register(app)
 history.register(app)
+search.register(app)
 stats.register(app)
 doctor.register(app)
 archive.register(app)

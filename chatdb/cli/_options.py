@@ -35,6 +35,17 @@ FLAGS = {
     "pause": "--pause",
     "connections": "--connections",
     "url_option": "--database-url",
+    "query": "QUERY",
+    "user": "--user",
+    "conversation": "--conversation",
+    "role": "--role",
+    "cursor": "--cursor",
+    "config": "--config",
+    "create_index": "--create-index",
+    "drop_index": "--drop-index",
+    "source_format": "--from",
+    "owner": "--user",
+    "long_user_messages": "--long-user-messages",
 }
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")]

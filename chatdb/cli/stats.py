@@ -47,6 +47,13 @@ def stats(
         _render(report, top, status, roles)
 
 
+def _search_index(index: Any) -> str:  # a SearchIndex, imported lazily
+    if index is None or not index.exists:
+        return "none (chatdb search --create-index)"
+    state = "valid" if index.valid else "INVALID (chatdb search --create-index rebuilds it)"
+    return f"{state}, {out.human_bytes(index.size_bytes)}, configuration {index.config}"
+
+
 def _render(report: Any, top: int, status: str, roles: str) -> None:  # a StatsReport, imported lazily
     out.key_values(
         [
@@ -58,6 +65,7 @@ def _render(report: Any, top: int, status: str, roles: str) -> None:  # a StatsR
             ("Last activity", report.activity["last_activity"]),
             ("Oldest message", report.activity["oldest_message"]),
             ("Newest message", report.activity["newest_message"]),
+            ("Search index", _search_index(report.search_index)),
         ]
     )
     screen = out.screen()

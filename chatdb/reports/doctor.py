@@ -79,6 +79,7 @@ def diagnose(db: Database) -> DoctorReport:
         users_table_check,
         _columns_and_keys,
         _constraints_and_indexes,
+        _search_index,
         _pg_stat_statements,
     ]
     with db.translate(), db.engine.connect() as conn:
@@ -217,7 +218,9 @@ def _constraints_and_indexes(conn: Connection) -> list[Check]:
     for key in sorted(expected.keys() & live.keys()):
         if expected[key] != live[key]:
             index_problems.append((f"index {key} is {live[key]}, expected {expected[key]}", True))
-    for key in sorted(live.keys() - expected.keys()):
+    from chatdb.reports.search import INDEX_NAME
+
+    for key in sorted(live.keys() - expected.keys() - {f"messages.{INDEX_NAME}"}):  # its own check
         index_problems.append((f"unexpected index {key} ({live[key]})", False))
     return [checks, _outcome("schema: indexes", len(expected), index_problems)]
 
@@ -228,6 +231,24 @@ def _outcome(name: str, expected: int, problems: list[tuple[str, bool]]) -> Chec
         return Check(name, "pass", f"all {expected} as chatdb defines them")
     severity: Outcome = "fail" if any(breaks for _, breaks in problems) else "warn"
     return Check(name, severity, f"{len(problems)} difference(s)", [text for text, _ in problems])
+
+
+def _search_index(conn: Connection) -> Check:
+    """The optional search index (chatdb search --create-index): absent, valid, or left INVALID by a failed build."""
+    from chatdb.reports.search import INDEX_NAME, index_status
+
+    index = index_status(conn)
+    if not index.exists:
+        return Check("search index", "info", "none: searches scan messages (chatdb search --create-index builds it)")
+    size = f"{index.size_bytes / 1048576:,.1f} MB" if index.size_bytes is not None else "size unknown"
+    if not index.valid:
+        return Check(
+            "search index",
+            "warn",
+            f"{INDEX_NAME} is INVALID (a build failed), {size}: searches scan; "
+            "chatdb search --create-index rebuilds it",
+        )
+    return Check("search index", "pass", f"{INDEX_NAME} is valid, {size}, text search configuration {index.config}")
 
 
 def _server_role(conn: Connection) -> Check:

@@ -112,6 +112,7 @@ class DatabaseStats:
     activity: dict[str, datetime | None]
     busiest_users: list[UserActivity]
     slow_statements: SlowStatements
+    search_index: Any = None  # a chatdb.reports.search.SearchIndex
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +124,7 @@ class DatabaseStats:
             "activity": self.activity,
             "busiest_users": [user.as_dict() for user in self.busiest_users],
             "slow_statements": self.slow_statements.as_dict(),
+            "search_index": self.search_index.as_dict() if self.search_index is not None else None,
         }
 
 
@@ -139,6 +141,9 @@ def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
         activity = _activity(conn)
         busiest = _busiest_users(conn, top)
         slow = _slow_statements(conn, top)
+        from chatdb.reports.search import index_status
+
+        search_index = index_status(conn)
     return DatabaseStats(
         database=db.display_url,
         server_version=version,
@@ -148,6 +153,7 @@ def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
         activity=activity,
         busiest_users=busiest,
         slow_statements=slow,
+        search_index=search_index,
     )
 
 
