@@ -41,6 +41,7 @@ embedded.register(app)
 lock.register(app)
 version.register(app)
 
+
 def main() -> None:
     """The ``chatdb`` program: SIGINT and SIGTERM are stop requests from start to exit."""
     from chatdb.jobs import stopping

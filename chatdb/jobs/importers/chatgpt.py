@@ -88,12 +88,14 @@ def _conversation(item: dict[str, Any], where: str, problems: Problems, skipped:
         if not text.strip():
             skipped["empty"] += 1
             continue
-        conversation.messages.append(SourceMessage(
-            source_id=text_of(message.get("id")) or node_id,
-            role=ROLES[role],
-            text=text,
-            created_at=epoch_time(message.get("create_time")),
-        ))
+        conversation.messages.append(
+            SourceMessage(
+                source_id=text_of(message.get("id")) or node_id,
+                role=ROLES[role],
+                text=text,
+                created_at=epoch_time(message.get("create_time")),
+            )
+        )
     return conversation
 
 

@@ -39,8 +39,10 @@ def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped
             problems.add(where, "has no uuid")
             continue
         conversation = SourceConversation(
-            source_id=source_id, title=text_of(item.get("name")),
-            created_at=iso_time(item.get("created_at")), updated_at=iso_time(item.get("updated_at")),
+            source_id=source_id,
+            title=text_of(item.get("name")),
+            created_at=iso_time(item.get("created_at")),
+            updated_at=iso_time(item.get("updated_at")),
         )
         for k, message in enumerate(item["chat_messages"], 1):
             if not isinstance(message, dict) or not text_of(message.get("uuid")):
@@ -56,9 +58,14 @@ def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped
             if not text.strip():
                 skipped["empty"] += 1
                 continue
-            conversation.messages.append(SourceMessage(
-                source_id=message["uuid"], role=role, text=text, created_at=iso_time(message.get("created_at")),
-            ))
+            conversation.messages.append(
+                SourceMessage(
+                    source_id=message["uuid"],
+                    role=role,
+                    text=text,
+                    created_at=iso_time(message.get("created_at")),
+                )
+            )
         found.append(conversation)
     return found
 
@@ -66,8 +73,11 @@ def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped
 def _text(message: dict[str, Any], skipped: Skipped) -> str | None:
     content = message.get("content")
     if isinstance(content, list) and content:
-        texts = [c["text"] for c in content if isinstance(c, dict) and c.get("type") == "text"
-                 and isinstance(c.get("text"), str)]
+        texts = [
+            c["text"]
+            for c in content
+            if isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str)
+        ]
         others = len(content) - len(texts)
         if others:
             skipped["non_text_parts"] += others

@@ -43,8 +43,10 @@ def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped
         if messages is None:
             continue
         conversation = SourceConversation(
-            source_id=source_id, title=text_of(item.get("title")) or text_of(chat.get("title")),
-            created_at=epoch_time(item.get("created_at")), updated_at=epoch_time(item.get("updated_at")),
+            source_id=source_id,
+            title=text_of(item.get("title")) or text_of(chat.get("title")),
+            created_at=epoch_time(item.get("created_at")),
+            updated_at=epoch_time(item.get("updated_at")),
         )
         for k, message in enumerate(messages, 1):
             if not isinstance(message, dict) or not text_of(message.get("id")):
@@ -61,9 +63,14 @@ def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped
             if not text.strip():
                 skipped["empty"] += 1
                 continue
-            conversation.messages.append(SourceMessage(
-                source_id=message["id"], role=ROLES[role], text=text, created_at=epoch_time(message.get("timestamp")),
-            ))
+            conversation.messages.append(
+                SourceMessage(
+                    source_id=message["id"],
+                    role=ROLES[role],
+                    text=text,
+                    created_at=epoch_time(message.get("timestamp")),
+                )
+            )
         found.append(conversation)
     return found
 

@@ -62,7 +62,8 @@ class Problems:
         more = f" (and {self.count - len(self.found)} more)" if self.count > len(self.found) else ""
         raise ImportFileError(
             f"{name}: {self.count} problem{'s' if self.count != 1 else ''}, nothing was imported: "
-            + "; ".join(self.found) + more,
+            + "; ".join(self.found)
+            + more,
             [(0, p) for p in self.found],
         )
 
