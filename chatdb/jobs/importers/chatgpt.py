@@ -17,7 +17,6 @@ from chatdb.jobs.importers.source import (
     Problems,
     Skipped,
     SourceConversation,
-    SourceMessage,
     epoch_time,
     items_of,
     text_of,
@@ -85,16 +84,12 @@ def _conversation(item: dict[str, Any], where: str, problems: Problems, skipped:
         text = _text(message.get("content"), skipped)
         if text is None:
             continue
-        if not text.strip():
-            skipped["empty"] += 1
-            continue
-        conversation.messages.append(
-            SourceMessage(
-                source_id=text_of(message.get("id")) or node_id,
-                role=ROLES[role],
-                text=text,
-                created_at=epoch_time(message.get("create_time")),
-            )
+        conversation.add(
+            source_id=text_of(message.get("id")) or node_id,
+            role=ROLES[role],
+            text=text,
+            created_at=epoch_time(message.get("create_time")),
+            skipped=skipped,
         )
     return conversation
 

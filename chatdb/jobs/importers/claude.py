@@ -14,7 +14,6 @@ from chatdb.jobs.importers.source import (
     Problems,
     Skipped,
     SourceConversation,
-    SourceMessage,
     iso_time,
     items_of,
     text_of,
@@ -55,16 +54,12 @@ def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped
             text = _text(message, skipped)
             if text is None:
                 continue
-            if not text.strip():
-                skipped["empty"] += 1
-                continue
-            conversation.messages.append(
-                SourceMessage(
-                    source_id=message["uuid"],
-                    role=role,
-                    text=text,
-                    created_at=iso_time(message.get("created_at")),
-                )
+            conversation.add(
+                source_id=message["uuid"],
+                role=role,
+                text=text,
+                created_at=iso_time(message.get("created_at")),
+                skipped=skipped,
             )
         found.append(conversation)
     return found

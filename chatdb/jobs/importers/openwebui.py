@@ -14,7 +14,6 @@ from chatdb.jobs.importers.source import (
     Problems,
     Skipped,
     SourceConversation,
-    SourceMessage,
     epoch_time,
     items_of,
     text_of,
@@ -60,16 +59,12 @@ def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped
             if not isinstance(text, str):
                 skipped["non_text"] += 1
                 continue
-            if not text.strip():
-                skipped["empty"] += 1
-                continue
-            conversation.messages.append(
-                SourceMessage(
-                    source_id=message["id"],
-                    role=ROLES[role],
-                    text=text,
-                    created_at=epoch_time(message.get("timestamp")),
-                )
+            conversation.add(
+                source_id=message["id"],
+                role=ROLES[role],
+                text=text,
+                created_at=epoch_time(message.get("timestamp")),
+                skipped=skipped,
             )
         found.append(conversation)
     return found

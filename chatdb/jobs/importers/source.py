@@ -41,6 +41,13 @@ class SourceConversation:
     updated_at: datetime | None
     messages: list[SourceMessage] = field(default_factory=list)
 
+    def add(self, source_id: str, role: str, text: str, created_at: datetime | None, skipped: Skipped) -> None:
+        """One more message in order; a text of only white space is skipped and counted as "empty"."""
+        if not text.strip():
+            skipped["empty"] += 1
+            return
+        self.messages.append(SourceMessage(source_id=source_id, role=role, text=text, created_at=created_at))
+
 
 class Skipped(Counter[str]):
     """Messages (or parts) left out, by reason: ``system``, ``tool``, ``non_text``, ``empty``, …"""
