@@ -132,7 +132,7 @@ def test_ctrl_c_while_waiting_off_a_terminal_is_one_line(migrated_db: TestDataba
     ("revisions", "fragments"),
     [
         (["004_from_a_newer_chatdb"], ["'004_from_a_newer_chatdb'", "which this version of chatdb does not know"]),
-        (["002"], ["revision 002", "1 behind this chatdb's"]),
+        (["003"], ["revision 003", "1 behind this chatdb's"]),
         # Two rows (a newer chatdb's branch, or a hand edit): no one revision to trust.
         (["003", "004_from_a_newer_chatdb"], ["more than one revision", "'003', '004_from_a_newer_chatdb'"]),
     ],

@@ -9,6 +9,7 @@ from chatdb.cli import (
     doctor,
     embedded,
     export,
+    hold,
     history,
     importing,
     lock,
@@ -35,6 +36,7 @@ archive.register(app)
 export.register(app)
 importing.register(app)
 prune.register(app)
+hold.register(app)
 seed.register(app)
 bench.register(app)
 embedded.register(app)

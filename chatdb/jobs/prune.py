@@ -19,6 +19,10 @@ the export (content, metadata, a timestamp, a status or user, a message added
 or deleted) keeps the conversation, counted as changed. ``resume`` finishes an
 interrupted run from its own export: the file is checked against its manifest
 and the same rule applies, so only rows still byte-identical are deleted.
+
+A conversation that a current legal hold covers (:mod:`chatdb.holds`) is never
+selected: the statements that count, export, select and lock each batch leave
+it out, and the plan says how many were held back and by which hold.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
+from chatdb.holds import HeldBack, held_back
 from chatdb.reports import resolve_selection
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
+    from chatdb.jobs.erase import DeletedIds
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -64,6 +70,7 @@ class PrunePlan:
     conversations: int
     messages: int
     bytes: int | None  # measured for dry runs and confirmations
+    held: HeldBack = HeldBack()  # matching, but a current hold covers them: not counted above
 
     @property
     def rows(self) -> int:
@@ -110,6 +117,7 @@ class PruneResult:
             "skipped": self.skipped,
             "kept": {"in_use": self.in_use, "changed": self.changed},
             "already_deleted": self.already_deleted,
+            "held_back": self.plan.held.as_dict(),
             "export": self.export.as_dict() if self.export else None,
             "export_verified": self.export_verified,
             "batches": self.batches,
@@ -207,16 +215,22 @@ def _prune(
     dry_run: bool,
     run: JobRun,
     timeouts: JobTimeouts,
+    *,
+    record: DeletedIds | None = None,
 ) -> PruneResult:
+    """The prune itself, inside its lease and ``run`` (erase runs it too, with ``record``)."""
     from chatdb.jobs import queries
 
     run.unchanged = "nothing was deleted"
-    selection = resolve_selection(db, selection)
+    selection = replace(resolve_selection(db, selection), unheld=True)
     with job_transaction(db, timeouts) as conn:
         # Row bytes need a pass over every row: only for a dry run or a person confirming.
         measure = dry_run or confirm is not None
         conversations, messages, size = queries.selection_size(conn, selection, size=measure)
-    plan = PrunePlan(db.display_url, selection, include_active, conversations, messages, size if measure else None)
+        held = held_back(conn, selection)
+    plan = PrunePlan(
+        db.display_url, selection, include_active, conversations, messages, size if measure else None, held
+    )
     result = PruneResult(plan=plan, dry_run=dry_run, resumed=resume)
     if max_rows is not None and plan.rows > max_rows:
         raise JobRefusedError(
@@ -233,7 +247,8 @@ def _prune(
         if not confirmed:
             raise ChatdbError("prune cancelled; nothing was deleted")
     if export_to is None:
-        _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations)
+        _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations,
+                record=record)
         with job_transaction(db, timeouts) as conn:
             result.in_use = queries.selection_size(conn, selection, messages=False)[0]
     else:
@@ -249,7 +264,7 @@ def _prune(
                               source="its manifest" if resume else "what was written")
         result.export_verified = True
         steps = exported_batches(export_to, marks, selection, result)
-        _delete(db, steps, result, run, timeouts, total=expected["conversations"])
+        _delete(db, steps, result, run, timeouts, total=expected["conversations"], record=record)
     result.batches = run.batches
     result.duration_seconds = run.elapsed
     return result
@@ -281,6 +296,7 @@ def _delete(
     timeouts: JobTimeouts,
     *,
     total: int,
+    record: DeletedIds | None = None,
 ) -> None:
     from chatdb.jobs import queries
 
@@ -290,7 +306,10 @@ def _delete(
             with run.batch():
                 with batch_transaction(db, conn, timeouts):
                     ids, covered = step(conn)
+                    staged = record.stage(conn, ids) if record is not None else None
                     deleted, deleted_messages = queries.delete_conversations(conn, ids)
+                if staged is not None:
+                    staged.commit()  # only once the batch's transaction committed
                 if covered:
                     result.deleted_conversations += deleted
                     result.deleted_messages += deleted_messages
