@@ -146,7 +146,7 @@ def add_hold(
     from chatdb.filters import ConversationFilter
     from chatdb.inspection import require_current_schema
     from chatdb.jobs.runner import JobTimeouts, set_timeouts
-    from chatdb.models import Conversation, holds, users
+    from chatdb.models import Conversation, holds
     from chatdb.reports import resolve_selection
     from chatdb.timeparse import utcnow
     from chatdb.topology import require_writable
@@ -172,8 +172,8 @@ def add_hold(
         set_timeouts(conn, JobTimeouts.from_env())
         selection = resolve_selection(conn, selection)
         if user is not None:
-            # The user's row and every conversation of theirs: a batch deleting them finishes first.
-            conn.execute(select(users.c.id).where(users.c.id == user).with_for_update(key_share=True, read=True))
+            # Every conversation of theirs: a batch deleting them finishes first. (Not the users row:
+            # locking it needs UPDATE on the application's table, which chatdb's roles never have.)
             conn.execute(select(c.c.id).where(c.c.user_id == user).with_for_update(key_share=True, read=True))
             values: dict[str, Any] = {"user_id": user}
         else:

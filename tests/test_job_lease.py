@@ -192,10 +192,14 @@ def test_the_documented_maintenance_role_runs_every_job(migrated_db: TestDatabas
         cli = Cli(as_role(migrated_db.url, names["chatdb_maintenance"]))
         for args in (("archive", "--older-than", "1d"), ("unarchive", "--older-than", "1d"),
                      ("archive", "--older-than", "1d"), ("prune", "--older-than", "1d", "--yes"),
-                     ("import", str(export)), ("lock", "status"), ("lock", "break", "--yes")):
+                     ("import", str(export)), ("lock", "status"), ("lock", "break", "--yes"),
+                     ("hold", "add", "--user", "alice", "--reason", "r"), ("hold", "list"), ("hold", "remove", "1")):
             result = cli(*args)
             assert result.exit_code == 0, (args, result.stderr)
         assert count(migrated_db) == 5
+        erased = cli("erase", "--user", "alice", "--no-export", "--receipt", str(tmp_path / "r.json"), "--yes")
+        assert erased.exit_code == 0, erased.stderr
+        assert count(migrated_db) == 0
     finally:
         for role in names.values():
             migrated_db.sql(f"DROP OWNED BY {role}")

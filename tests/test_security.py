@@ -87,7 +87,7 @@ def test_read_only_commands_work_for_a_read_only_role(
         ("status", "--json"), ("conversations", "--json"), ("history", conversation, "--json"),
         ("stats", "--json"), ("doctor", "--json"), ("export", "-o", str(tmp_path / "x.jsonl"), "--json"),
         ("archive", "--older-than", "1d", "--dry-run", "--json"),
-        ("prune", "--older-than", "1d", "--dry-run", "--json"), ("lock", "status", "--json"),
+        ("prune", "--older-than", "1d", "--dry-run", "--json"), ("lock", "status", "--json"), ("hold", "list", "--json"),
     ):
         result = read_only(*args)
         assert result.exit_code == 0, (args, result.stderr)

@@ -8,6 +8,7 @@ from chatdb.cli import (
     conversations,
     doctor,
     embedded,
+    erase,
     export,
     hold,
     history,
@@ -36,6 +37,7 @@ archive.register(app)
 export.register(app)
 importing.register(app)
 prune.register(app)
+erase.register(app)
 hold.register(app)
 seed.register(app)
 bench.register(app)
