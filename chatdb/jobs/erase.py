@@ -165,7 +165,7 @@ def erase_user(
     asked with the plan and must return True for the deletion to go ahead.
     """
     from chatdb.filters import ConversationFilter
-    from chatdb.jobs.prune import _check_export_target, _prune, _stopped
+    from chatdb.jobs.prune import _check_export_target, _stopped
 
     if export_to is not None and no_export:
         raise UsageError("{export_to} and {no_export} cannot be used together", parameters=("export_to", "no_export"))
