@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
-from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from alembic import context
 from chatdb.migrations import (
     MIGRATION_LOCK_KEY,
     VERSION_TABLE,

@@ -33,9 +33,12 @@ def main() -> None:
     args = parser.parse_args()
     url = args.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(url) as exact_conn, psycopg.connect(url) as index_conn:
-        cids = [row[0] for row in exact_conn.execute(
-            "SELECT id FROM conversations WHERE status = 'active' ORDER BY random() LIMIT %s", [args.calls]
-        )]
+        cids = [
+            row[0]
+            for row in exact_conn.execute(
+                "SELECT id FROM conversations WHERE status = 'active' ORDER BY random() LIMIT %s", [args.calls]
+            )
+        ]
         exact_conn.commit()
         exact_sql = sql.history("none", "none")
         took: dict[str, list[float]] = {"exact query, LIMIT 20": [], "index order, LIMIT 24 + sort": []}

@@ -43,6 +43,7 @@ ZERO = uuid.UUID(int=0)
 
 # -- data ---------------------------------------------------------------------
 
+
 def load(url: str, conversations: int, per: int, status: str) -> float:
     """Generate ``conversations`` x ``per`` messages server-side; returns seconds taken."""
     started = time.perf_counter()
@@ -85,6 +86,7 @@ def reset_status(url: str, status: str) -> None:
 
 # -- hand-written baselines ----------------------------------------------------
 
+
 def raw_archive(url: str) -> dict:
     latencies, rows = [], 0
     started = time.perf_counter()
@@ -122,14 +124,17 @@ def raw_prune(url: str) -> dict:
             t0 = time.perf_counter()
             with conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '60s'")
-                ids = [r[0] for r in conn.execute(
-                    """
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        """
                     SELECT id FROM conversations
                     WHERE status = 'archived' AND updated_at < %s AND id > %s
                     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
                     """,
-                    [CUTOFF, last, BATCH],
-                )]
+                        [CUTOFF, last, BATCH],
+                    )
+                ]
                 if ids:
                     rows += conn.execute("DELETE FROM messages WHERE conversation_id = ANY(%s)", [ids]).rowcount
                     rows += conn.execute("DELETE FROM conversations WHERE id = ANY(%s)", [ids]).rowcount
@@ -144,14 +149,18 @@ def raw_copy(url: str, target: Path, query: str | None = None) -> dict:
     """COPY ... TO STDOUT into a file: both tables, or one query's output."""
     started = time.perf_counter()
     written = 0
-    statements = [query] if query else [
-        "COPY conversations TO STDOUT",
-        "COPY messages TO STDOUT",
-    ]
+    statements = (
+        [query]
+        if query
+        else [
+            "COPY conversations TO STDOUT",
+            "COPY messages TO STDOUT",
+        ]
+    )
     with psycopg.connect(url) as conn, open(target, "wb") as out:
-        rows = conn.execute(
-            "SELECT (SELECT count(*) FROM conversations) + (SELECT count(*) FROM messages)"
-        ).fetchone()[0]
+        rows = conn.execute("SELECT (SELECT count(*) FROM conversations) + (SELECT count(*) FROM messages)").fetchone()[
+            0
+        ]
         for statement in statements:
             with conn.cursor().copy(statement) as copy:
                 for block in copy:
@@ -196,6 +205,7 @@ def latency_percentiles(latencies: list[float]) -> dict:
 
 
 # -- chatdb, in a child process -----------------------------------------------
+
 
 def child(job: str, url: str, target: str | None) -> None:
     """Run one chatdb job in this process and print its figures as JSON."""
@@ -256,6 +266,7 @@ def run_child(job: str, url: str, target: Path | None = None) -> dict:
 
 # -- the run ------------------------------------------------------------------
 
+
 def bench_size(url: str, messages: int, per: int, workdir: Path) -> dict:
     conversations = messages // per
     figures: dict = {"conversations": conversations, "messages": conversations * per}
@@ -300,7 +311,9 @@ def bench_size(url: str, messages: int, per: int, workdir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default=os.environ.get("CHATDB_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--url", default=os.environ.get("CHATDB_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--messages", type=int, default=2_000_000)
     parser.add_argument("--small", type=int, default=500_000, help="a second, smaller size for the memory comparison")
     parser.add_argument("--per-conversation", type=int, default=10)

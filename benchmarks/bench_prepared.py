@@ -48,11 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     statements = {
         "history (20 newest)": (sql.history("none", "none"), lambda r: {"conversation_id": r[0], "limit": 20}),
         "recent conversations (50)": (
-            sql.list_for_user("active", "none"), lambda r: {"user_id": r[1], "status": "active", "limit": 50},
+            sql.list_for_user("active", "none"),
+            lambda r: {"user_id": r[1], "status": "active", "limit": 50},
         ),
     }
-    print(f"PostgreSQL {version}; {len(rows)} conversations sampled of a table with {messages:,} messages; "
-          f"{args.iterations} timed calls per statement and side after {args.warmup} warm-up calls")
+    print(
+        f"PostgreSQL {version}; {len(rows)} conversations sampled of a table with {messages:,} messages; "
+        f"{args.iterations} timed calls per statement and side after {args.warmup} warm-up calls"
+    )
     rng = random.Random()
     for name, (query, params) in statements.items():
         timings: dict[str, list[float]] = {"prepared": [], "not prepared": []}
@@ -66,8 +69,10 @@ def main(argv: list[str] | None = None) -> None:
                 if i >= args.warmup:
                     timings[side].append((time.perf_counter() - started) * 1000)
         for side, values in timings.items():
-            print(f"  {name:27} {side:13} p50 {percentile(values, 0.5):6.3f}  p95 {percentile(values, 0.95):6.3f}"
-                  f"  p99 {percentile(values, 0.99):6.3f}  mean {statistics.mean(values):6.3f} ms")
+            print(
+                f"  {name:27} {side:13} p50 {percentile(values, 0.5):6.3f}  p95 {percentile(values, 0.95):6.3f}"
+                f"  p99 {percentile(values, 0.99):6.3f}  mean {statistics.mean(values):6.3f} ms"
+            )
     prepared.close()
     plain.close()
 

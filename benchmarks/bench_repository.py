@@ -55,8 +55,7 @@ PLAN_PATTERN_1 = (
     " ORDER BY updated_at DESC LIMIT %(limit)s"
 )
 PLAN_PATTERN_2 = (
-    "SELECT * FROM messages WHERE conversation_id = %(conversation_id)s"
-    " ORDER BY created_at DESC LIMIT %(limit)s"
+    "SELECT * FROM messages WHERE conversation_id = %(conversation_id)s ORDER BY created_at DESC LIMIT %(limit)s"
 )
 PLAN_PATTERN_3 = (
     "INSERT INTO messages (conversation_id, user_id, role, content)"
@@ -78,9 +77,7 @@ def load(conn: psycopg.Connection, messages: int) -> None:
     """
     conversations = max(1, messages // MESSAGES_PER_CONVERSATION)
     users = max(1, conversations // CONVERSATIONS_PER_USER)
-    conn.execute(
-        "INSERT INTO users (id) SELECT %s || i FROM generate_series(1, %s) i", [USER_PREFIX, users]
-    )
+    conn.execute("INSERT INTO users (id) SELECT %s || i FROM generate_series(1, %s) i", [USER_PREFIX, users])
     conn.execute(
         """
         INSERT INTO conversations (user_id, status, created_at, updated_at)
@@ -128,8 +125,7 @@ def prepare(url: str, messages: int) -> None:
         ).fetchone()[0]
         if foreign:
             sys.exit(
-                f"Error: the database holds {foreign} conversations that are not benchmark data; "
-                "use an empty database"
+                f"Error: the database holds {foreign} conversations that are not benchmark data; use an empty database"
             )
         present = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         if present >= messages:
@@ -208,8 +204,7 @@ class Workload:
     def sample(cls, url: str, size: int) -> Workload:
         with psycopg.connect(url) as conn:
             rows = conn.execute(
-                "SELECT id::text, user_id FROM conversations WHERE status = 'active'"
-                " ORDER BY random() LIMIT %s",
+                "SELECT id::text, user_id FROM conversations WHERE status = 'active' ORDER BY random() LIMIT %s",
                 [size],
             ).fetchall()
         return cls(conversations=rows, users=sorted({user for _, user in rows}))
@@ -244,9 +239,7 @@ def bench_sync(url: str, work: Workload, iterations: int, warmup: int) -> list[S
     rng = random.Random(7)
     history_sql = sql.history("none", "none")
     list_sql = sql.list_for_user("active", "none")
-    samples = {
-        name: Sample(name, [], []) for name in ("history", "list_for_user", "add", "add + commit")
-    }
+    samples = {name: Sample(name, [], []) for name in ("history", "list_for_user", "add", "add + commit")}
     with (
         # Prepared statements on for both sides, as raw psycopg has them (chatdb's default is off).
         Database(Settings(url=normalize_url(url), prepared_statements="on")) as database,
@@ -278,20 +271,29 @@ def bench_sync(url: str, work: Workload, iterations: int, warmup: int) -> list[S
             who = rng.choice(work.users)
             content = f"benchmark message {i}"
             timings = {
-                "history": time_round([
-                    lambda: messages.history(cid, limit=20),
-                    lambda: rows_of(raw, history_sql, {"conversation_id": cid, "limit": 20})[::-1],
-                    lambda: rows_of(plan, PLAN_PATTERN_2, {"conversation_id": cid, "limit": 20})[::-1],
-                ], i),
-                "list_for_user": time_round([
-                    lambda: conversations.list_for_user(who, limit=50),
-                    lambda: rows_of(raw, list_sql, {"user_id": who, "status": "active", "limit": 50}),
-                    lambda: rows_of(plan, PLAN_PATTERN_1, {"user_id": who, "limit": 50}),
-                ], i),
-                "add": time_round([
-                    lambda: messages.add(cid, user, "user", content),
-                    lambda: rows_of(raw, sql.ADD_MESSAGES, add_params(raw_cid, raw_user, content)),
-                ], i),
+                "history": time_round(
+                    [
+                        lambda: messages.history(cid, limit=20),
+                        lambda: rows_of(raw, history_sql, {"conversation_id": cid, "limit": 20})[::-1],
+                        lambda: rows_of(plan, PLAN_PATTERN_2, {"conversation_id": cid, "limit": 20})[::-1],
+                    ],
+                    i,
+                ),
+                "list_for_user": time_round(
+                    [
+                        lambda: conversations.list_for_user(who, limit=50),
+                        lambda: rows_of(raw, list_sql, {"user_id": who, "status": "active", "limit": 50}),
+                        lambda: rows_of(plan, PLAN_PATTERN_1, {"user_id": who, "limit": 50}),
+                    ],
+                    i,
+                ),
+                "add": time_round(
+                    [
+                        lambda: messages.add(cid, user, "user", content),
+                        lambda: rows_of(raw, sql.ADD_MESSAGES, add_params(raw_cid, raw_user, content)),
+                    ],
+                    i,
+                ),
             }
             plan.commit()  # the reads' transaction, untimed
             commits = time_round([session.commit, raw.commit], i)
@@ -351,9 +353,7 @@ async def _bench_async(url: str, work: Workload, iterations: int, warmup: int) -
                     ),
                     "list_for_user": (
                         lambda: conversations.list_for_user(who, limit=50),
-                        lambda: raw_rows(
-                            list_sql, {"user_id": who, "status": "active", "limit": 50}
-                        ),
+                        lambda: raw_rows(list_sql, {"user_id": who, "status": "active", "limit": 50}),
                     ),
                     "add": (
                         lambda: messages.add(cid, user, "user", content),
@@ -395,9 +395,7 @@ def main(argv: list[str] | None = None) -> None:
         "--database-url",
         help="a database the benchmark may fill (default: a temporary embedded PostgreSQL)",
     )
-    parser.add_argument(
-        "--messages", type=int, default=2_000_000, help="messages to load (default 2,000,000)"
-    )
+    parser.add_argument("--messages", type=int, default=2_000_000, help="messages to load (default 2,000,000)")
     parser.add_argument(
         "--iterations",
         type=int,

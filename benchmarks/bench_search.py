@@ -33,15 +33,9 @@ from sqlalchemy import text
 
 from chatdb.config import Settings, normalize_url
 from chatdb.db import Database
+from chatdb.jobs.search_index import create_search_index, drop_search_index
+from chatdb.reports.search import DEFAULT_CONFIG, SearchQuery, index_status, search_statement
 from chatdb.repositories import MessageRepository
-from chatdb.search import (
-    DEFAULT_CONFIG,
-    SearchQuery,
-    create_search_index,
-    drop_search_index,
-    index_status,
-    search_statement,
-)
 
 # Seeded text repeats a small vocabulary: each of these matches 6-20% of all messages, so the
 # ranking, not the finding, is the work. RARE phrases match the few needles the benchmark plants.
@@ -97,12 +91,21 @@ def main() -> None:
     rng = random.Random(16)
     with db.engine.connect() as conn:
         messages = conn.execute(text("SELECT count(*) FROM messages")).scalar_one()
-        targets = [tuple(r) for r in conn.execute(text(
-            "SELECT id, user_id FROM conversations WHERE user_id LIKE 'chatdb-seed-%' AND status = 'active' "
-            "ORDER BY id LIMIT 200")).all()]
-        user = conn.execute(text(
-            "SELECT user_id FROM conversations WHERE user_id LIKE 'chatdb-seed-%' "
-            "GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1")).scalar_one()
+        targets = [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT id, user_id FROM conversations WHERE user_id LIKE 'chatdb-seed-%' AND status = 'active' "
+                    "ORDER BY id LIMIT 200"
+                )
+            ).all()
+        ]
+        user = conn.execute(
+            text(
+                "SELECT user_id FROM conversations WHERE user_id LIKE 'chatdb-seed-%' "
+                "GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1"
+            )
+        ).scalar_one()
         user_messages = conn.execute(text("SELECT count(*) FROM messages WHERE user_id = :u"), {"u": user}).scalar_one()
     print(f"messages: {messages:,}; narrowed searches use {user} ({user_messages:,} messages)")
     drop_search_index(db)
@@ -110,10 +113,18 @@ def main() -> None:
         for k in range(NEEDLES):
             conversation, owner = targets[k % len(targets)]
             words = ["quokka xylophone", "marimba", "quokka", "xylophone marimba"][k % 4]
-            conn.execute(text("INSERT INTO messages (conversation_id, user_id, role, content, metadata) "
-                              "VALUES (:c, :u, 'user', :t, CAST(:m AS jsonb))"),
-                         {"c": conversation, "u": owner, "t": f"my order {k} arrived with a {words} inside",
-                          "m": '{"bench": "search"}'})
+            conn.execute(
+                text(
+                    "INSERT INTO messages (conversation_id, user_id, role, content, metadata) "
+                    "VALUES (:c, :u, 'user', :t, CAST(:m AS jsonb))"
+                ),
+                {
+                    "c": conversation,
+                    "u": owner,
+                    "t": f"my order {k} arrived with a {words} inside",
+                    "m": '{"bench": "search"}',
+                },
+            )
     slow = max(args.rounds // 10, 1)
     print("without the index")
     for label, phrases in (("common", COMMON), ("rare", RARE)):
@@ -122,8 +133,10 @@ def main() -> None:
     before = time_adds(db, targets, args.adds, rng)
     print(f"  add                          {percentiles(before)}")
     change = create_search_index(db, config=args.config)
-    print(f"index build (CREATE INDEX CONCURRENTLY, {args.config}): {change.duration_seconds:.1f} s, "
-          f"{change.after.size_bytes / 1048576:,.1f} MB")
+    print(
+        f"index build (CREATE INDEX CONCURRENTLY, {args.config}): {change.duration_seconds:.1f} s, "
+        f"{change.after.size_bytes / 1048576:,.1f} MB"
+    )
     with db.engine.connect() as conn:
         conn.execute(text("ANALYZE messages"))
         conn.commit()
@@ -134,7 +147,10 @@ def main() -> None:
     print(f"  search rare, one user        {percentiles(time_searches(db, args.rounds, user, RARE))}")
     after = time_adds(db, targets, args.adds, rng)
     print(f"  add                          {percentiles(after)}")
-    p95 = lambda s: statistics.quantiles(s, n=100, method="inclusive")[94]
+
+    def p95(s):
+        return statistics.quantiles(s, n=100, method="inclusive")[94]
+
     print(f"add p95 with / without the index: {p95(after) / p95(before):.2f}")
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM messages WHERE metadata = CAST(:m AS jsonb)"), {"m": '{"bench": "search"}'})

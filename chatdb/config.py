@@ -87,7 +87,9 @@ class Settings:
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _NOT_PERCENT_ENCODING = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SECRET_PARAMETER = re.compile(r"(?P<head>[?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
-_ENCODE_HINT = "percent-encode special characters in the user name and password (@ as %40, / as %2F, # as %23, % as %25)"
+_ENCODE_HINT = (
+    "percent-encode special characters in the user name and password (@ as %40, / as %2F, # as %23, % as %25)"
+)
 
 
 def _refuse(problem: str) -> ConfigurationError:
@@ -128,7 +130,9 @@ def normalize_url(url: str) -> str:
     login, at, hostport = authority.rpartition("@")
     if at:
         if _NOT_PERCENT_ENCODING.search(login):
-            raise _refuse(f"the user name or password has a '%' that starts no percent-encoded character; {_ENCODE_HINT}")
+            raise _refuse(
+                f"the user name or password has a '%' that starts no percent-encoded character; {_ENCODE_HINT}"
+            )
         user, colon, password = login.partition(":")
         try:
             user, password = unquote(user, errors="strict"), unquote(password, errors="strict")
@@ -138,7 +142,7 @@ def normalize_url(url: str) -> str:
     normalized = f"{DRIVER_SCHEME}://{login}{at}{hostport}{tail}"
     try:
         parts = urlsplit(normalized)
-        parts.port  # noqa: B018 - parses and checks the port
+        parts.port
     except ValueError:
         # The host part, when there is no '@', may be "user:password" missing its host.
         raise _refuse("its host or port is malformed (a port is a number from 0 to 65535)") from None
@@ -168,12 +172,12 @@ def _check_parameters(query: str, url: str) -> None:
         # A password written without percent-encoding may run on past any "@" or "?": name no part of it.
         pairs = parse_qsl(query, keep_blank_values=True)
         places = [str(i) for i, (name, _) in enumerate(pairs, 1) if name not in known]
-        which = (f"query parameter number {places[0]} of {len(pairs)} is not a connection parameter"
-                 if len(places) == 1 else
-                 f"query parameters number {', '.join(places)} of {len(pairs)} are not connection parameters")
-        raise ConfigurationError(
-            f"the database URL's {which} {kind}; if it is part of a password, {_ENCODE_HINT}"
+        which = (
+            f"query parameter number {places[0]} of {len(pairs)} is not a connection parameter"
+            if len(places) == 1
+            else f"query parameters number {', '.join(places)} of {len(pairs)} are not connection parameters"
         )
+        raise ConfigurationError(f"the database URL's {which} {kind}; if it is part of a password, {_ENCODE_HINT}")
     names = ", ".join(repr(n) for n in dict.fromkeys(unknown))
     raise ConfigurationError(
         f"the database URL {mask_url(url)} has {names}, which "
@@ -234,7 +238,7 @@ def configured_url(option: str | None = None) -> tuple[str, UrlSource] | None:
     for name in URL_ENV_VARS:
         value = os.environ.get(name)
         if value and value.strip():
-            return value, name  # type: ignore[return-value]
+            return value, name  # type: ignore[return-value]  # name is one of URL_ENV_VARS, a UrlSource
     return None
 
 
@@ -267,12 +271,12 @@ def load_settings(url_option: str | None = None, *, start_embedded: bool = True)
             )
         from chatdb import embedded
 
-        url = normalize_url(embedded.ensure_running().url)
+        url = normalize_url(str(embedded.ensure_running().url))
         source = "embedded"
     return Settings(
         url=url,
         source=source,
         pool=pool,
         connect_timeout=connect_timeout,
-        prepared_statements=prepared,  # type: ignore[arg-type]
+        prepared_statements=prepared,  # type: ignore[arg-type]  # validated against the Literal's values above
     )

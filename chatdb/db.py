@@ -8,7 +8,7 @@ with the plan's pool settings, and turns driver errors into chatdb's own.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chatdb.config import Settings, load_settings
@@ -119,8 +119,7 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
         raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
     except sa_exc.TimeoutError as exc:
         raise DatabaseUnavailable(
-            "no connection available from the pool in time (raise CHATDB_POOL_SIZE "
-            "or CHATDB_POOL_TIMEOUT)"
+            "no connection available from the pool in time (raise CHATDB_POOL_SIZE or CHATDB_POOL_TIMEOUT)"
         ) from exc
     except sa_exc.DBAPIError as exc:
         known = server_condition(exc)
@@ -134,7 +133,7 @@ def translate_errors(settings: Settings | None = None) -> Iterator[None]:
         raise DatabaseError(_scrub(f"database error: {_first_line(exc)}", settings)) from exc
     except UnicodeEncodeError as exc:
         # A value with lone surrogates: bytes that were not UTF-8 on the command line or in a file name.
-        raise UsageError(f"{ascii(exc.object[exc.start:exc.end + 8])}… is not valid UTF-8 text") from None
+        raise UsageError(f"{ascii(exc.object[exc.start : exc.end + 8])}… is not valid UTF-8 text") from None
     except psycopg.Error as exc:  # raw psycopg, as the benchmark's baseline uses it
         known = server_condition(exc)
         if known is not None:
@@ -247,14 +246,12 @@ class Database:
         with self.translate(), self._sessionmaker() as session:
             yield session
 
-    def translate(self):
+    def translate(self) -> AbstractContextManager[None]:
         return translate_errors(self.settings)
 
     def server_version(self) -> str:
-        from sqlalchemy import text
-
         with self.connect() as conn:
-            return str(conn.execute(text("SHOW server_version")).scalar_one())
+            return server_version(conn)
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -267,3 +264,8 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.dispose()
+
+
+def server_version(conn: Connection) -> str:
+    """The server's version as it reports it (``16.4``, ``15.8 (Debian 15.8-1)``)."""
+    return str(conn.exec_driver_sql("SHOW server_version").scalar_one())

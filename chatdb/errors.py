@@ -9,6 +9,7 @@ import ``sqlalchemy.exc`` or ``psycopg`` to tell failures apart.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -27,6 +28,12 @@ class ChatdbError(Exception):
     """
 
     exit_code = EXIT_FAILURE
+    # What a stopped or failed job adds, for the command line (None/False: nothing).
+    cause: str | None = None  # the failure's own words, before the job's account was added
+    stopped: str | None = None  # where an export-first prune stopped
+    resume_from: Any = None  # the export (a Path) that ``prune --resume`` finishes from
+    refuses_export: bool = False  # the check found lines ``chatdb import`` would refuse
+    progress: dict[str, Any] | None = None  # how far a job got (JobInterrupted's JSON report)
 
     def __init__(self, message: str, *, parameters: tuple[str, ...] = ()) -> None:
         self.template = message
@@ -49,7 +56,7 @@ class ChatdbError(Exception):
         plain = self._filled(None)
         if not names or not self.parameters or not self.message.startswith(plain):
             return self.message
-        return self._filled(names) + self.message[len(plain):]
+        return self._filled(names) + self.message[len(plain) :]
 
     def reword(self, message: str, *, parameters: tuple[str, ...] | None = None) -> None:
         """Say something else (what is true after a job stopped, say), with ``{parameter}`` placeholders."""
@@ -234,17 +241,21 @@ def _quoted_after(text: str, marker: str) -> str | None:
     at = text.find(marker)
     if at < 0:
         return None
-    rest = text[at + len(marker):]
+    rest = text[at + len(marker) :]
     start = rest.find('"')
     end = rest.find('"', start + 1)
     if start < 0 or end < 0:
         return None
-    return rest[start:end + 1]
+    return rest[start : end + 1]
 
 
-_CERT_HOST = re.compile(r'server certificate for (".*?"(?: \(and \d+ other names?\))?) does not match host name (".*?")')
-_HBA = re.compile(r'(?:pg_hba\.conf rejects connection|no pg_hba\.conf entry) for host (".*?"), user (".*?"), '
-                  r'database (".*?"), (no encryption|SSL encryption|GSS encryption)')
+_CERT_HOST = re.compile(
+    r'server certificate for (".*?"(?: \(and \d+ other names?\))?) does not match host name (".*?")'
+)
+_HBA = re.compile(
+    r'(?:pg_hba\.conf rejects connection|no pg_hba\.conf entry) for host (".*?"), user (".*?"), '
+    r'database (".*?"), (no encryption|SSL encryption|GSS encryption)'
+)
 
 
 def describe_tls_failure(text: str) -> str | None:
@@ -256,26 +267,38 @@ def describe_tls_failure(text: str) -> str | None:
     lowered = text.lower()
     found = _CERT_HOST.search(text)
     if found:
-        return (f"the server's TLS certificate is for {found[1]}, not {found[2]}: sslmode=verify-full checks "
-                "the host name, so connect by a name the certificate carries")
+        return (
+            f"the server's TLS certificate is for {found[1]}, not {found[2]}: sslmode=verify-full checks "
+            "the host name, so connect by a name the certificate carries"
+        )
     if "certificate verify failed" in lowered:
-        return ("the server's TLS certificate could not be verified: it is not signed by the CA in "
-                "sslrootcert, or it has expired")
+        return (
+            "the server's TLS certificate could not be verified: it is not signed by the CA in "
+            "sslrootcert, or it has expired"
+        )
     found = re.search(r'root certificate file (".*?") does not exist', text)
     if found:
-        return (f"sslmode=verify-ca/verify-full needs the CA's certificate, and {found[1]} does not exist: "
-                "set sslrootcert to its path (or sslrootcert=system for the system's CAs)")
+        return (
+            f"sslmode=verify-ca/verify-full needs the CA's certificate, and {found[1]} does not exist: "
+            "set sslrootcert to its path (or sslrootcert=system for the system's CAs)"
+        )
     if "server does not support ssl" in lowered:
         return "the server does not offer TLS, but the URL's sslmode requires it"
     if "channel binding" in lowered:
-        return ("channel_binding=require, but the server authenticated without SCRAM channel binding "
-                "(which needs TLS and a SCRAM password)")
+        return (
+            "channel_binding=require, but the server authenticated without SCRAM channel binding "
+            "(which needs TLS and a SCRAM password)"
+        )
     found = _HBA.search(text)
     if found:
         host, user, database, encryption = found.groups()
         if encryption == "no encryption":
-            return (f"the server accepts user {user} from host {host} only over TLS (its pg_hba.conf "
-                    "rejects unencrypted connections): use sslmode=require")
-        return (f"the server's pg_hba.conf does not let user {user} connect from host {host} to database "
-                f"{database} with {encryption}")
+            return (
+                f"the server accepts user {user} from host {host} only over TLS (its pg_hba.conf "
+                "rejects unencrypted connections): use sslmode=require"
+            )
+        return (
+            f"the server's pg_hba.conf does not let user {user} connect from host {host} to database "
+            f"{database} with {encryption}"
+        )
     return None

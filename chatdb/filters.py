@@ -15,26 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from chatdb.errors import InvalidIdError, UsageError
+from chatdb.ids import parse_uuid, uuid_prefix_range
 from chatdb.models import ConversationStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
 StatusChoice = Literal["active", "archived", "all"]
-
-
-def parse_uuid(value: str | uuid.UUID, what: str = "conversation id", parameter: str | None = None) -> uuid.UUID:
-    """A UUID from a string, or an :class:`InvalidIdError` that says which value was wrong."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value).strip())
-    except (ValueError, AttributeError):
-        head = f"{{{parameter}}}: " if parameter else ""
-        raise InvalidIdError(
-            f"{head}malformed {what} {str(value)!r}: expected a UUID",
-            parameters=(parameter,) if parameter else (),
-        ) from None
 
 
 def _conversation_ref(value: str | uuid.UUID) -> uuid.UUID | str:
@@ -44,8 +31,6 @@ def _conversation_ref(value: str | uuid.UUID) -> uuid.UUID | str:
     raw = str(value).strip()
     if len(raw.replace("-", "")) >= 32:
         return parse_uuid(raw, parameter="conversation_ids")
-    from chatdb.reports import uuid_prefix_range
-
     try:
         uuid_prefix_range(raw)
     except InvalidIdError as exc:
@@ -60,7 +45,7 @@ class ConversationFilter:
     ``older_than`` and ``since`` compare with ``updated_at`` (last activity):
     ``updated_at < older_than`` and ``updated_at >= since``. Conversations may
     be named by a short prefix of their id (``conversation_prefixes``, as
-    ``chatdb history`` accepts); :func:`chatdb.reports.resolve_selection` turns
+    ``chatdb history`` accepts); :func:`chatdb.reports.conversations.resolve_selection` turns
     those into ids and checks that every named user and conversation exists.
     """
 
@@ -87,9 +72,7 @@ class ConversationFilter:
     ) -> ConversationFilter:
         """Check every choice; a cutoff later than ``now`` is refused unless ``allow_future``."""
         if status not in ("active", "archived", "all"):
-            raise UsageError(
-                f"{{status}}: must be active, archived or all, got {status!r}", parameters=("status",)
-            )
+            raise UsageError(f"{{status}}: must be active, archived or all, got {status!r}", parameters=("status",))
         for moment, name in ((older_than, "older_than"), (since, "since")):
             if moment is not None and moment.tzinfo is None:
                 raise UsageError(f"{{{name}}}: {moment} has no time zone", parameters=(name,))
@@ -113,7 +96,7 @@ class ConversationFilter:
         refs = [_conversation_ref(c) for c in conversation_ids or ()]
         return cls(
             user_ids=tuple(dict.fromkeys(users or ())),
-            status=status,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]  # checked against StatusChoice's values above
             older_than=older_than,
             since=since,
             conversation_ids=tuple(dict.fromkeys(r for r in refs if isinstance(r, uuid.UUID))),
@@ -128,7 +111,9 @@ class ConversationFilter:
         """SQL conditions on ``table`` (the conversations table or an alias of it)."""
         if self.conversation_prefixes:
             # A prefix may match several conversations: resolve_selection says which one is meant first.
-            raise ValueError("resolve the conversation id prefixes first (chatdb.reports.resolve_selection)")
+            raise ValueError(
+                "resolve the conversation id prefixes first (chatdb.reports.conversations.resolve_selection)"
+            )
         found: list[ColumnElement[bool]] = []
         if self.user_ids:
             found.append(table.c.user_id.in_(self.user_ids))
@@ -141,7 +126,7 @@ class ConversationFilter:
         if self.conversation_ids:
             found.append(table.c.id.in_(self.conversation_ids))
         if self.unheld:
-            from chatdb.jobs.hold_queries import not_held
+            from chatdb.jobs.queries.holds import not_held
 
             found.append(not_held(table))
         return found

@@ -4,7 +4,7 @@ A hold names one user (every conversation of theirs, present and future) or
 one conversation, with a reason and optionally an ``until``; it is current
 while ``until`` is null or later than now. ``prune`` and ``erase`` leave held
 conversations alone, in the same statement that selects and locks each batch
-(:mod:`chatdb.jobs.hold_queries`), and say how many they held back and by
+(:mod:`chatdb.jobs.queries.holds`), and say how many they held back and by
 which hold; ``archive`` may still archive them.
 
 Adding a hold locks the conversations it covers (``FOR KEY SHARE``) before
@@ -105,7 +105,7 @@ def held_back(conn: Connection, selection: ConversationFilter) -> HeldBack:
     """What current holds keep of ``selection`` (its ``unheld`` ignored), read in ``conn``'s transaction."""
     from dataclasses import replace
 
-    from chatdb.jobs import hold_queries
+    from chatdb.jobs.queries import holds as hold_queries
     from chatdb.models import Conversation
 
     table = Conversation.__table__
@@ -114,8 +114,18 @@ def held_back(conn: Connection, selection: ConversationFilter) -> HeldBack:
     if not conversations:
         return HeldBack()
     found = tuple(
-        (Hold(id=int(hid), user_id=user, conversation_id=conv, reason=reason, created_at=None, until=until,
-              created_by=None), int(covered))
+        (
+            Hold(
+                id=int(hid),
+                user_id=user,
+                conversation_id=conv,
+                reason=reason,
+                created_at=None,
+                until=until,
+                created_by=None,
+            ),
+            int(covered),
+        )
         for hid, user, conv, reason, until, covered in hold_queries.holds_covering(conn, table, conditions)
     )
     return HeldBack(conversations, messages, found)
@@ -144,10 +154,10 @@ def add_hold(
     from sqlalchemy import insert, select
 
     from chatdb.filters import ConversationFilter
-    from chatdb.inspection import require_current_schema
     from chatdb.jobs.runner import JobTimeouts, set_timeouts
+    from chatdb.migrations import require_current_schema
     from chatdb.models import Conversation, holds
-    from chatdb.reports import resolve_selection
+    from chatdb.reports.conversations import resolve_selection
     from chatdb.timeparse import utcnow
     from chatdb.topology import require_writable
 
@@ -194,8 +204,14 @@ def add_hold(
 
 def _hold(row: Any, *, current: bool) -> Hold:
     return Hold(
-        id=int(row.id), user_id=row.user_id, conversation_id=row.conversation_id, reason=row.reason,
-        created_at=row.created_at, until=row.until, created_by=row.created_by, current=current,
+        id=int(row.id),
+        user_id=row.user_id,
+        conversation_id=row.conversation_id,
+        reason=row.reason,
+        created_at=row.created_at,
+        until=row.until,
+        created_by=row.created_by,
+        current=current,
     )
 
 
@@ -203,8 +219,8 @@ def list_holds(db: Database) -> HoldList:
     """Every hold, current and expired, by id."""
     from sqlalchemy import select
 
-    from chatdb.inspection import require_current_schema
-    from chatdb.jobs.hold_queries import current
+    from chatdb.jobs.queries.holds import current
+    from chatdb.migrations import require_current_schema
     from chatdb.models import holds
 
     with db.connect() as conn:
@@ -217,7 +233,7 @@ def remove_hold(db: Database, hold_id: int) -> Hold:
     """Delete the hold ``hold_id``; what it covered may be deleted from then on."""
     from sqlalchemy import delete
 
-    from chatdb.inspection import require_current_schema
+    from chatdb.migrations import require_current_schema
     from chatdb.models import holds
     from chatdb.topology import require_writable
 

@@ -1,4 +1,5 @@
-"""Time-ordered ids (UUID version 7, RFC 9562) for the rows chatdb writes.
+"""Ids: time-ordered UUIDv7s for the rows chatdb writes, and reading ids and prefixes users type.
+
 
 The plan's ``created_at DEFAULT NOW()`` is the start time of the transaction,
 so every message written in one transaction has the same ``created_at``.
@@ -17,9 +18,12 @@ afresh, so parent and child never continue the same sequence.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
+
+from chatdb.errors import InvalidIdError
 
 _RANDOM_BITS = 74  # rand_a (12) + rand_b (62)
 _RANDOM_LIMIT = 1 << _RANDOM_BITS
@@ -27,6 +31,9 @@ _RANDOM_LIMIT = 1 << _RANDOM_BITS
 # ids in that millisecond before the counter has to borrow the next one.
 _START_BITS = _RANDOM_BITS - 1
 _STEP_BITS = 32
+# Like git's short hashes: fewer characters would match too much to be useful.
+MIN_PREFIX_LENGTH = 4
+_HEX = re.compile(r"^[0-9a-f]+$")
 
 _lock = threading.Lock()
 _last_ms = -1
@@ -67,3 +74,33 @@ def uuid7() -> uuid.UUID:
 def uuid7_time_ms(value: uuid.UUID) -> int:
     """The Unix time in milliseconds written into a UUIDv7."""
     return value.int >> 80
+
+
+def parse_uuid(value: str | uuid.UUID, what: str = "conversation id", parameter: str | None = None) -> uuid.UUID:
+    """A UUID from a string, or an :class:`InvalidIdError` that says which value was wrong."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value).strip())
+    except (ValueError, AttributeError):
+        head = f"{{{parameter}}}: " if parameter else ""
+        raise InvalidIdError(
+            f"{head}malformed {what} {str(value)!r}: expected a UUID",
+            parameters=(parameter,) if parameter else (),
+        ) from None
+
+
+def uuid_prefix_range(text: str, what: str = "conversation id") -> tuple[uuid.UUID, uuid.UUID]:
+    """The smallest and largest UUID starting with the hex digits of ``text``.
+
+    Dashes are ignored, case does not matter. Raises :class:`InvalidIdError`
+    (a usage error) for anything that is not 4 to 32 hex digits.
+    """
+    digits = text.strip().lower().replace("-", "")
+    if not digits or not _HEX.match(digits) or len(digits) > 32:
+        raise InvalidIdError(f"malformed {what} {text.strip()!r}: expected a UUID or a prefix of one")
+    if len(digits) < MIN_PREFIX_LENGTH:
+        raise InvalidIdError(
+            f"{what} prefix {text.strip()!r} is too short: give at least {MIN_PREFIX_LENGTH} hex digits"
+        )
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, MigrationError, UsageError
 from chatdb.models import BOOKKEEPING_TABLES, CHATDB_TABLES
+from chatdb.timeparse import parse_timeout
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,7 +31,6 @@ VERSION_TABLE = "chatdb_alembic_version"
 MIGRATION_LOCK_KEY = 0x63686174_0001  # "chat" + 1
 DEFAULT_LOCK_TIMEOUT = "10s"
 DEFAULT_STATEMENT_TIMEOUT = "5min"
-_TIMEOUT_RE = re.compile(r"^\d+\s*(ms|s|min|h)?$")
 
 
 def script_location() -> Path:
@@ -47,10 +46,7 @@ def script_location() -> Path:
 
 
 def _timeout_setting(name: str, default: str) -> str:
-    value = os.environ.get(name, default).strip()
-    if not _TIMEOUT_RE.match(value):
-        raise UsageError(f"{name} must look like 500ms, 10s, 5min or 1h, got {value!r}")
-    return value
+    return parse_timeout(os.environ.get(name, default), name)
 
 
 def lock_timeout() -> str:
@@ -121,7 +117,7 @@ def revisions() -> list[Revision]:
     if len(heads) != 1:
         raise MigrationError(f"chatdb's migrations must have one head, found {len(heads)}")
     ordered = [
-        Revision(rev.revision, rev.down_revision, rev.doc or "")  # type: ignore[arg-type]
+        Revision(rev.revision, rev.down_revision, rev.doc or "")  # type: ignore[arg-type]  # chatdb has no merge revisions: one down_revision
         for rev in script.walk_revisions("base", "heads")
     ]
     return list(reversed(ordered))
@@ -145,9 +141,7 @@ def resolve_target(target: str | None) -> str | None:
         return matches[0]
     if matches:
         raise UsageError(f"revision {target!r} is ambiguous: {', '.join(matches)}")
-    raise UsageError(
-        f"unknown revision {target!r}; known revisions: base, {', '.join(known)}, head"
-    )
+    raise UsageError(f"unknown revision {target!r}; known revisions: base, {', '.join(known)}, head")
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -223,11 +217,10 @@ class MigrationResult:
 
 def migrate(db: Database, target: str | None = "head") -> MigrationResult:
     """Move chatdb's schema to ``target`` (head when None); a no-op when already there."""
-    from alembic import command
     from alembic.util import CommandError
-
     from sqlalchemy import text
 
+    from alembic import command
     from chatdb.topology import require_writable
 
     wanted = resolve_target(target)
@@ -256,16 +249,14 @@ def migrate(db: Database, target: str | None = "head") -> MigrationResult:
 
 def _check_users_table(conn: Connection) -> None:
     """Refuse, before any DDL, a users table chatdb's foreign keys cannot reference (doctor's check)."""
-    from chatdb.doctor import users_table_check
+    from chatdb.reports.doctor import users_table_check
 
     exists = conn.exec_driver_sql("SELECT to_regclass('users') IS NOT NULL").scalar_one()
     if not exists:
         return  # migration 001 creates a minimal one
     check = users_table_check(conn)
     if check.status == "fail":
-        raise MigrationError(
-            f"cannot migrate: {check.detail} (chatdb doctor reports the same); nothing was changed"
-        )
+        raise MigrationError(f"cannot migrate: {check.detail} (chatdb doctor reports the same); nothing was changed")
 
 
 # How to remove what base leaves behind, said in the messages below (the prefix is seed's).
@@ -275,7 +266,7 @@ _REMOVE_HISTORY = "DROP TABLE " + VERSION_TABLE
 
 def _left_at_base(conn: Connection) -> list[str]:
     """What a downgrade to base leaves in place: demo users in the application's table, chatdb's history table."""
-    from chatdb.seed import SEED_USER_PREFIX
+    from chatdb.jobs.seed import SEED_USER_PREFIX
 
     left = []
     if conn.exec_driver_sql("SELECT to_regclass('users') IS NOT NULL").scalar_one():
@@ -330,3 +321,46 @@ def schema_drift(conn: Connection) -> list[Any]:
         },
     )
     return list(compare_metadata(context, Base.metadata))
+
+
+# --- the schema guard: every job, report and command that needs chatdb's tables checks here ---
+
+
+def existing_tables(conn: Connection, names: tuple[str, ...]) -> set[str]:
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text("SELECT name FROM unnest(CAST(:names AS text[])) AS name WHERE to_regclass(name) IS NOT NULL"),
+        {"names": list(names)},
+    )
+    return {row[0] for row in rows}
+
+
+def require_tables(conn: Connection, *names: str) -> None:
+    """Fail with a clear message when chatdb's tables have not been created yet."""
+    present = existing_tables(conn, names)
+    missing = [name for name in names if name not in present]
+    if missing:
+        what = f"table {missing[0]} does not" if len(missing) == 1 else f"tables {', '.join(missing)} do not"
+        raise MigrationError(f"{what} exist in this database (run: chatdb migrate)")
+
+
+def require_current_schema(conn: Connection) -> None:
+    """Fail before any work unless chatdb's tables exist at this chatdb's newest revision.
+
+    The check every job makes (and seed and bench): a database migrated by a
+    newer chatdb (a revision this one does not know) or not yet migrated to
+    the newest revision is refused with the same words as ``chatdb status``.
+    """
+    require_tables(conn, *CHATDB_TABLES)
+    current = current_revision(conn)
+    newest = head()
+    if current == newest:
+        return
+    if current is None:
+        raise MigrationError("chatdb's migrations have not been run on this database (run: chatdb migrate)")
+    pending = plan(current, newest).steps  # a revision this chatdb does not know raises here
+    raise MigrationError(
+        f"the database is at revision {current}, {len(pending)} behind this chatdb's {newest}; "
+        "nothing was done (run: chatdb migrate)"
+    )

@@ -81,7 +81,7 @@ class EnumText(TypeDecorator[enum.Enum]):
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
         if value is None:
             return None
-        return self.enum_cls(value).value
+        return str(self.enum_cls(value).value)
 
     def process_result_value(self, value: Any, dialect: Any) -> enum.Enum | None:
         return None if value is None else self.enum_cls(value)
@@ -152,20 +152,14 @@ class Conversation(Base):
     id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
     )
-    user_id: Mapped[str] = mapped_column(
-        String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    )
+    user_id: Mapped[str] = mapped_column(String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     status: Mapped[ConversationStatus] = mapped_column(
         EnumText(ConversationStatus),
         nullable=False,
         server_default=text("'active'::character varying"),
     )
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation",
@@ -175,9 +169,7 @@ class Conversation(Base):
     )
 
     __table_args__ = (
-        CheckConstraint(
-            f"status IN ({_enum_values(ConversationStatus)})", name="conversations_status_check"
-        ),
+        CheckConstraint(f"status IN ({_enum_values(ConversationStatus)})", name="conversations_status_check"),
         Index("idx_conversations_user_id", "user_id"),
         Index("idx_conversations_updated_at", text("updated_at DESC")),
         Index("idx_conversations_user_status", "user_id", "status"),
@@ -196,17 +188,13 @@ class Message(Base):
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
     )
-    user_id: Mapped[str] = mapped_column(
-        String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    )
+    user_id: Mapped[str] = mapped_column(String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     role: Mapped[MessageRole] = mapped_column(EnumText(MessageRole), nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False)
     # The column is called "metadata" in the database; the attribute cannot be,
     # because declarative classes reserve ``metadata`` for the MetaData object.
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 

@@ -1,4 +1,4 @@
-"""Durations and points in time, parsed in one place for every command.
+"""Durations, timeouts and points in time, parsed in one place for every command and setting.
 
 Durations: a number and a unit, optionally several (``90d``, ``12w``,
 ``6mo``, ``1y``, ``36h``, ``45min``, ``1y6mo``), or ISO 8601 (``P90D``,
@@ -8,6 +8,13 @@ months before 31 August is 29 February in a leap year.
 Points in time: ISO 8601 dates (``2025-01-31``, midnight UTC) and timestamps
 (``2025-01-31T12:00:00+02:00``; without an offset, UTC), or a duration,
 meaning that long before now.
+
+Timeouts (``CHATDB_JOB_LOCK_TIMEOUT``, ``CHATDB_MIGRATION_STATEMENT_TIMEOUT``,
+…): a whole number with ``ms``, ``s``, ``min`` or ``h`` (or none: milliseconds,
+as PostgreSQL reads it), passed to the server as written. Seconds
+(``chatdb bench --duration``, ``CHATDB_JOB_LEASE_TTL``): a number of seconds
+(``1.5``), one with a unit (``500ms``, ``30s``, ``2min``), or any duration
+without months.
 
 Everything that cannot be read is a :class:`~chatdb.errors.UsageError` whose
 message names the accepted forms.
@@ -23,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from chatdb.errors import UsageError
 
 DURATION_FORMS = "a duration such as 90d, 12w, 6mo, 1y, 36h, 45min or ISO 8601 P90D"
+TIMEOUT_FORMS = "500ms, 10s, 5min or 1h"
 INSTANT_FORMS = "a date (2025-01-31), a timestamp (2025-01-31T12:00:00+00:00) or a duration (90d)"
 
 _UNITS: dict[str, tuple[str, int]] = {}
@@ -91,7 +99,7 @@ def parse_duration(text: str) -> Duration:
     totals = {"months": 0, "days": 0, "seconds": 0}
     position = 0
     for match in _PART.finditer(lowered):
-        if lowered[position:match.start()].strip():
+        if lowered[position : match.start()].strip():
             break
         number, unit = int(match.group(1)), match.group(2)
         if unit == "m":
@@ -136,6 +144,37 @@ def parse_instant(text: str, *, now: datetime | None = None) -> datetime:
     except UsageError:
         raise UsageError(f"cannot read {raw!r} as a point in time; use {INSTANT_FORMS}") from None
     return duration.before(now or utcnow())
+
+
+# A PostgreSQL time setting: strict, since migrations write it into their SET statements.
+_TIMEOUT = re.compile(r"^\d+\s*(ms|s|min|h)?$")
+_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|min|h)?$")
+_SECOND_FACTORS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_timeout(text: str, name: str) -> str:
+    """A timeout setting (``lock_timeout``, ``statement_timeout``) as PostgreSQL takes it, checked.
+
+    ``name`` is the setting's source (an environment variable) for the message.
+    """
+    value = str(text).strip()
+    if not _TIMEOUT.match(value):
+        raise UsageError(f"{name} must look like {TIMEOUT_FORMS}, got {value!r}")
+    return value
+
+
+def parse_seconds(text: str | float) -> float:
+    """Seconds from ``1.5``, ``500ms``, ``30s``, ``2min`` or a duration without months (``1h30min``)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    raw = text.strip()
+    found = _SECONDS.match(raw.lower())
+    if found:
+        return float(found.group(1)) * _SECOND_FACTORS[found.group(2) or "s"]
+    duration = parse_duration(raw)
+    if duration.months:
+        raise UsageError(f"{raw!r} is too long: give it in days, hours, minutes or seconds")
+    return float(duration.days * 86400 + duration.seconds)
 
 
 def utcnow() -> datetime:

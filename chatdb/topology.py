@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy import text
+
 from chatdb.errors import ReadOnlyServerError
 
 if TYPE_CHECKING:
@@ -64,8 +66,6 @@ SELECT pg_is_in_recovery(),
 
 
 def server_role(conn: Connection) -> ServerRole:
-    from sqlalchemy import text
-
     in_recovery, read_only, lag = conn.execute(text(_ROLE_SQL)).one()
     return ServerRole(bool(in_recovery), bool(read_only), None if lag is None else float(lag))
 
@@ -75,8 +75,7 @@ def require_writable(conn: Connection, command: str, where: str, *, why: str = "
     role = server_role(conn)
     if role.in_recovery:
         raise ReadOnlyServerError(
-            f"{command} {why}, but {where} is a read-only standby (a replica in recovery); "
-            "run it against the primary"
+            f"{command} {why}, but {where} is a read-only standby (a replica in recovery); run it against the primary"
         )
     if role.read_only:
         raise ReadOnlyServerError(
@@ -100,7 +99,7 @@ class Endpoint:
             "neon-pooled": f"Neon pooled endpoint {self.host} (PgBouncer in transaction mode)",
             "neon-direct": f"Neon direct endpoint {self.host}",
             "pooler": f"{self.host} through a transaction-mode pooler (two client connections "
-                      "shared one server session)",
+            "shared one server session)",
             "direct": f"direct connection to {self.host}",
             "socket": f"local socket {self.host}",
         }[self.kind]
@@ -155,7 +154,6 @@ def shares_server_sessions(db: Database, rounds: int = 4) -> bool:
     Any pid seen twice by different connections, or two pids seen by one,
     is a pooler.
     """
-    from sqlalchemy import text
 
     pid = text("SELECT pg_backend_pid()")
     with db.translate(), db.engine.connect() as first, db.engine.connect() as second:

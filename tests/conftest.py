@@ -23,12 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, Server, TestDatabase, libpq_url_of, new_database
 
 # The suite's other real servers, each started by the first test that asks for it.
-from servers.pgbouncer import pgbouncer  # noqa: E402, F401
-from servers.standby import on_standby, standby  # noqa: E402, F401
+from servers.pgbouncer import pgbouncer  # noqa: F401
+from servers.standby import on_standby, standby  # noqa: F401
 
 _ENV_VARS = ("CHATDB_DATABASE_URL", "DATABASE_URL", "CHATDB_TEST_DATABASE_URL")
 

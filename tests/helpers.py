@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from chatdb.cli import app
 
+
 def libpq_url_of(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     return f"postgresql://{rest}" if sep else url

@@ -46,7 +46,9 @@ def finish(db: TestDatabase, *args: str) -> dict:
     """Run a job to the end (waiting for the dead job's lock to be released) and return its JSON."""
     done = subprocess.run(
         [sys.executable, "-m", "chatdb", "--database-url", db.url, *args, "--wait", "30", "--json"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -33,8 +33,7 @@ def seed(db: TestDatabase, *, messages_in_alice_active: int = 5) -> None:
     with db.connect() as conn:
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO conversations (id, user_id, status, created_at, updated_at) "
-                "VALUES (%s, %s, %s, %s, %s)",
+                "INSERT INTO conversations (id, user_id, status, created_at, updated_at) VALUES (%s, %s, %s, %s, %s)",
                 CONVERSATIONS,
             )
             cur.execute(

@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from helpers import TestDatabase
 from pytest_alembic.tests import (  # noqa: F401 - collected from here
     test_model_definitions_match_ddl,
     test_single_head_revision,
     test_up_down_consistency,
     test_upgrade,
 )
-
-from helpers import TestDatabase
 
 
 @pytest.fixture

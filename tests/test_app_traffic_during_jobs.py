@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import TestDatabase
+from jobdata import count, seed
+from processes import start
 
 from chatdb.db import Database
 from chatdb.errors import ConversationArchivedError, ConversationNotFoundError
 from chatdb.repositories import ConversationRepository, MessageRepository
-from helpers import TestDatabase
-from jobdata import count, seed
-from processes import start
 
 # With batches of 5 each job runs for several times BLOCKED_BOUND, so a job that
 # blocked the application for its whole run would be caught.
@@ -66,7 +66,7 @@ class Traffic:
     def _guard(self, loop: Callable, index: int) -> None:
         try:
             loop(random.Random(f"{self.rng.random()}:{index}"))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.errors.append(exc)
 
     def _writer(self, rng: random.Random) -> None:
@@ -146,9 +146,12 @@ def test_archive_with_application_traffic(migrated_db: TestDatabase) -> None:
     assert app_messages(migrated_db) == traffic.written
     # A conversation the application wrote to is fresh again, so it is never archived.
     touched = set(traffic.written.values())
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM conversations WHERE status = 'archived' AND id::text = ANY(%s)", [list(touched)]
-    ) == 0
+    assert (
+        migrated_db.scalar(
+            "SELECT count(*) FROM conversations WHERE status = 'archived' AND id::text = ANY(%s)", [list(touched)]
+        )
+        == 0
+    )
     # Totals: every conversation is archived by this run, left for the next (skipped), or fresh.
     archived = count(migrated_db, "status = 'archived'")
     assert archived == report["changed"]

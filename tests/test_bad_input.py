@@ -16,17 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import Cli, Invocation, TestDatabase, assert_one_line_error
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from jobdata import seed, snapshot
 
 from chatdb.errors import UsageError
 from chatdb.timeparse import parse_duration, parse_instant
-from helpers import Cli, Invocation, TestDatabase, assert_one_line_error
-from jobdata import seed, snapshot
 
 SQLISH = [
     "'; DROP TABLE messages; --",
-    "\"; DROP TABLE conversations; --",
+    '"; DROP TABLE conversations; --',
     "' OR '1'='1",
     "%s",
     "%(x)s",
@@ -43,9 +43,7 @@ SQLISH = [
     "--help",
 ]
 hostile = st.one_of(st.sampled_from(SQLISH), st.text(max_size=80))
-FAST = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -180,16 +178,19 @@ def test_unknown_formats_statuses_and_revisions(data_cli, value: str, tmp_path_f
 
 
 @FAST
-@given(url=st.one_of(
-    hostile,
-    st.builds(
-        lambda scheme, user, password, port, name: f"{scheme}://{user}:{password}@127.0.0.1:{port}/{name}",
-        st.sampled_from(["postgresql", "postgresql+psycopg", "postgres", "mysql", "http", ""]),
-        hostile, hostile,
-        st.one_of(st.sampled_from(["1", "0", "99999", "-5", "x", ""]), hostile),
+@given(
+    url=st.one_of(
         hostile,
-    ),
-))
+        st.builds(
+            lambda scheme, user, password, port, name: f"{scheme}://{user}:{password}@127.0.0.1:{port}/{name}",
+            st.sampled_from(["postgresql", "postgresql+psycopg", "postgres", "mysql", "http", ""]),
+            hostile,
+            hostile,
+            st.one_of(st.sampled_from(["1", "0", "99999", "-5", "x", ""]), hostile),
+            hostile,
+        ),
+    )
+)
 def test_malformed_urls(url: str) -> None:
     assume(url.strip() and not url.startswith("-"))
     for command in (("status",), ("conversations",), ("doctor",)):
@@ -216,10 +217,16 @@ def conversation_like(draw_fields: dict) -> bytes:
     content=st.one_of(
         st.binary(max_size=300),
         st.lists(json_values, min_size=1, max_size=3).map(lambda xs: b"".join(conversation_like(x) for x in xs)),
-        st.fixed_dictionaries({
-            "id": hostile, "user_id": hostile, "status": hostile, "created_at": hostile,
-            "updated_at": hostile, "messages": json_values,
-        }).map(conversation_like),
+        st.fixed_dictionaries(
+            {
+                "id": hostile,
+                "user_id": hostile,
+                "status": hostile,
+                "created_at": hostile,
+                "updated_at": hostile,
+                "messages": json_values,
+            }
+        ).map(conversation_like),
     ),
     gz=st.booleans(),
 )
@@ -238,13 +245,49 @@ def test_malformed_import_files_change_nothing(data_cli, tmp_path_factory, conte
 
 @FAST
 @given(
-    command=st.sampled_from(["conversations", "history", "stats", "doctor", "status", "archive", "unarchive",
-                             "export", "import", "prune", "seed", "bench", "migrate", "embedded"]),
+    command=st.sampled_from(
+        [
+            "conversations",
+            "history",
+            "stats",
+            "doctor",
+            "status",
+            "archive",
+            "unarchive",
+            "export",
+            "import",
+            "prune",
+            "seed",
+            "bench",
+            "migrate",
+            "embedded",
+        ]
+    ),
     options=st.lists(
         st.tuples(
-            st.sampled_from(["--older-than", "--before", "--since", "--user", "--status", "--limit", "--json",
-                             "--csv", "--format", "--batch-size", "--wait", "--dry-run", "--max-rows", "--export",
-                             "--top", "--conversation", "--all", "--quiet", "--nope"]),
+            st.sampled_from(
+                [
+                    "--older-than",
+                    "--before",
+                    "--since",
+                    "--user",
+                    "--status",
+                    "--limit",
+                    "--json",
+                    "--csv",
+                    "--format",
+                    "--batch-size",
+                    "--wait",
+                    "--dry-run",
+                    "--max-rows",
+                    "--export",
+                    "--top",
+                    "--conversation",
+                    "--all",
+                    "--quiet",
+                    "--nope",
+                ]
+            ),
             st.one_of(st.sampled_from(["0", "-1", "1d", "2020-13-45", "abc", "", "x" * 300, "1y"]), hostile),
         ),
         max_size=4,
@@ -274,9 +317,13 @@ NOT_UTF8 = os.fsdecode(b"\xff\xfe-caf\xe9")  # bytes that are not UTF-8, as Pyth
 @pytest.mark.parametrize(
     "args",
     [
-        ("export", "--user", NOT_UTF8), ("conversations", "--user", NOT_UTF8), ("history", NOT_UTF8),
-        ("unarchive", "--conversation", NOT_UTF8), ("archive", "--older-than", NOT_UTF8),
-        ("export", "-o", f"/tmp/{NOT_UTF8}.jsonl"), ("import", NOT_UTF8),
+        ("export", "--user", NOT_UTF8),
+        ("conversations", "--user", NOT_UTF8),
+        ("history", NOT_UTF8),
+        ("unarchive", "--conversation", NOT_UTF8),
+        ("archive", "--older-than", NOT_UTF8),
+        ("export", "-o", f"/tmp/{NOT_UTF8}.jsonl"),
+        ("import", NOT_UTF8),
         ("--database-url", f"postgresql://u:{NOT_UTF8}@127.0.0.1:1/db", "status"),
     ],
     ids=lambda a: " ".join(a[:2]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 
 LATENCY_KEYS = {"count", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms"}
@@ -12,9 +11,9 @@ LATENCY_KEYS = {"count", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms"}
 def snapshot(db: TestDatabase) -> dict[str, tuple[int, str]]:
     """Row count and a digest of every row of the three tables."""
     return {
-        table: tuple(db.sql(
-            f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"
-        )[0])
+        table: tuple(
+            db.sql(f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t")[0]
+        )
         for table in ("users", "conversations", "messages")
     }
 
@@ -48,6 +47,8 @@ def test_bench_reports_every_figure_and_leaves_the_data_as_it_was(cli: Cli, migr
     assert report["errors"] == load["errors"] == 0
     assert [goal["status"] for goal in report["goals"]][-1] == "not run"  # fewer than 100 clients
     assert all(goal["status"] in ("pass", "fail", "not run") for goal in report["goals"])
+    keys = [goal["key"] for goal in report["goals"]]
+    assert keys == ["history", "history_under_load", "add", "add_under_load", "clients"]
     assert report["data"]["own_data_only"] is False
     assert report["data"]["read_sample"] == 5
     assert report["cleanup"]["users"] == 1
@@ -71,6 +72,9 @@ def test_bench_table_names_the_goals(cli: Cli, migrated_db: TestDatabase) -> Non
     assert result.exit_code == 0, result.stderr
     for text in ("history read", "add message", "p95 < 100 ms", "p95 < 50 ms", "100+ clients"):
         assert text in result.stdout
+    # The table shows the report's own decision: two clients are too few for the clients goal.
+    clients_row = next(line for line in result.stdout.splitlines() if "100+ clients, 0 errors" in line)
+    assert clients_row.rstrip().endswith("not run")
     assert migrated_db.scalar("SELECT count(*) FROM users") == 0
 
 

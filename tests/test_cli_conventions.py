@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import Cli, assert_one_line_error
 from typer.main import get_command
 
 from chatdb.cli import app
-from helpers import Cli, assert_one_line_error
 
 ROOT = Path(__file__).resolve().parent.parent
 

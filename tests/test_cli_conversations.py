@@ -7,11 +7,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 import sample_data
-from chatdb.filters import ConversationFilter
-from chatdb.reports import list_conversations
 from helpers import Cli, TestDatabase, assert_one_line_error
+
+from chatdb.filters import ConversationFilter
+from chatdb.reports.conversations import list_conversations
 
 
 def expected(db: TestDatabase, where: str = "TRUE", params: dict | None = None) -> list[dict]:
@@ -86,7 +86,8 @@ def test_filters_by_users_status_and_activity(seeded: TestDatabase) -> None:
 
     window = cli("conversations", "--since", "2024-01-15", "--before", "2025-04-01", "--json")
     assert {c["id"] for c in window.json()["conversations"]} == {
-        sample_data.ALICE_ACTIVE, sample_data.ALICE_ARCHIVED,
+        sample_data.ALICE_ACTIVE,
+        sample_data.ALICE_ARCHIVED,
     }
 
 
@@ -146,7 +147,12 @@ def test_nothing_matches(seeded: TestDatabase) -> None:
     assert result.json()["conversations"] == []
     assert "No conversations match" in result.stderr
     # One way of saying so is enough: no empty table on stdout.
-    for env, flags in (({"TTY_COMPATIBLE": "1"}, ()), ({}, ()), ({}, ("--all",)), ({"TTY_COMPATIBLE": "1"}, ("--all",))):
+    for env, flags in (
+        ({"TTY_COMPATIBLE": "1"}, ()),
+        ({}, ()),
+        ({}, ("--all",)),
+        ({"TTY_COMPATIBLE": "1"}, ("--all",)),
+    ):
         table = Cli(seeded.url)("conversations", "--user", "dave", *flags, env=env)
         assert table.exit_code == 0 and table.stdout == ""
         assert table.stderr.strip() == "No conversations match."
@@ -196,7 +202,7 @@ def test_all_as_csv_streams_every_row_in_order(seeded: TestDatabase) -> None:
 
 
 def test_iter_conversations_matches_the_listing(seeded: TestDatabase) -> None:
-    from chatdb.reports import iter_conversations
+    from chatdb.reports.conversations import iter_conversations
 
     selection = ConversationFilter.build(status="active")
     with seeded.database() as db:

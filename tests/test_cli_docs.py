@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli
 from test_cli_conventions import COMMANDS
 
@@ -21,7 +20,7 @@ def test_code_fences_are_balanced() -> None:
     lines = DOCS.splitlines()
     for opening, closing in zip(fences[::2], fences[1::2]):
         assert lines[closing - 1].strip() == "```", f"line {closing} should close the block opened at {opening}"
-        inside = lines[opening:closing - 1]
+        inside = lines[opening : closing - 1]
         assert not any(line.startswith("## ") for line in inside), f"a heading inside the block at line {opening}"
 
 
@@ -45,8 +44,11 @@ def test_every_option_is_documented() -> None:
     for path, command in COMMANDS:
         for param in command.params:
             for opt in getattr(param, "opts", []):
-                if opt.startswith("--") and opt not in ("--help", "--database-url", "--debug", "--no-pager") \
-                        and opt not in DOCS:
+                if (
+                    opt.startswith("--")
+                    and opt not in ("--help", "--database-url", "--debug", "--no-pager")
+                    and opt not in DOCS
+                ):
                     missing.append(f"chatdb {' '.join(path)} {opt}")
     assert missing == []
 
@@ -89,21 +91,25 @@ def _block_after(marker: str) -> str:
 
 def test_the_conversations_samples_are_what_the_command_draws(migrated_db) -> None:
     """The listing at 120 and 80 columns in docs/cli.md, drawn again from the rows it shows."""
-    from chatdb.seed import seed_user_ids
+    from chatdb.jobs.seed import seed_user_ids
 
     wide = _block_after("At 120 columns:")
     rows = [line.split() for line in wide.splitlines()[2:]]
     assert rows and {row[1] for row in rows} <= set(seed_user_ids(1000))  # ids as seed writes them today
     for conversation, user, status, messages, day, time in rows:
         migrated_db.sql("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user,))
-        migrated_db.sql("INSERT INTO conversations (id, user_id, status) VALUES (%s, %s, %s)",
-                        (conversation, user, status))
+        migrated_db.sql(
+            "INSERT INTO conversations (id, user_id, status) VALUES (%s, %s, %s)", (conversation, user, status)
+        )
         for _ in range(int(messages)):
-            migrated_db.sql("INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, %s, 'user', 'hi')",
-                            (conversation, user))
+            migrated_db.sql(
+                "INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, %s, 'user', 'hi')",
+                (conversation, user),
+            )
         migrated_db.sql("UPDATE conversations SET updated_at = %s WHERE id = %s", (f"{day} {time}", conversation))
     for columns, marker in ((120, "At 120 columns:"), (80, "as records:")):
-        shown = Cli(migrated_db.url)("conversations", env={"TTY_COMPATIBLE": "1", "NO_COLOR": "1",
-                                                            "COLUMNS": str(columns), "PGTZ": "UTC"})
+        shown = Cli(migrated_db.url)(
+            "conversations", env={"TTY_COMPATIBLE": "1", "NO_COLOR": "1", "COLUMNS": str(columns), "PGTZ": "UTC"}
+        )
         assert shown.exit_code == 0, shown.stderr
         assert shown.stdout == _block_after(marker), columns

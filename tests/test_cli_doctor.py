@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error, catalog
 
 CHECKS = [
@@ -135,9 +134,21 @@ def test_check_constraints_are_compared(migrated_db: TestDatabase) -> None:
         ("ALTER TABLE messages ADD COLUMN note text", "warn", "unexpected column messages.note"),
         ("ALTER TABLE messages ADD COLUMN tenant integer NOT NULL", "fail", "unexpected column messages.tenant"),
         ("ALTER TABLE messages DROP COLUMN metadata", "fail", "column messages.metadata is missing"),
-        ("ALTER TABLE messages ALTER COLUMN content TYPE varchar(500)", "fail", "column messages.content is VARCHAR(500)"),
-        ("ALTER TABLE conversations ALTER COLUMN updated_at DROP NOT NULL", "fail", "conversations.updated_at should be NOT NULL"),
-        ("ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_fkey", "fail", "messages_conversation_id_fkey is missing"),
+        (
+            "ALTER TABLE messages ALTER COLUMN content TYPE varchar(500)",
+            "fail",
+            "column messages.content is VARCHAR(500)",
+        ),
+        (
+            "ALTER TABLE conversations ALTER COLUMN updated_at DROP NOT NULL",
+            "fail",
+            "conversations.updated_at should be NOT NULL",
+        ),
+        (
+            "ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_fkey",
+            "fail",
+            "messages_conversation_id_fkey is missing",
+        ),
     ],
 )
 def test_column_and_key_drift(migrated_db: TestDatabase, ddl: str, status: str, fragment: str) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
-import chatdb.history
 import sample_data
-from chatdb.reports import conversation_prefix_query
 from helpers import Cli, TestDatabase, assert_one_line_error
+
+import chatdb.reports.history
+from chatdb.reports.conversations import conversation_prefix_query
 
 ALICE = sample_data.ALICE_ACTIVE
 
@@ -53,8 +53,13 @@ def test_latest_twenty_oldest_first(seeded: TestDatabase) -> None:
     assert report["conversation"]["user_id"] == "alice"
     assert datetime.fromisoformat(report["conversation"]["updated_at"]) == datetime(2025, 3, 1, 12, tzinfo=UTC)
     assert report["page"] == {
-        "limit": 20, "before": None, "after": None, "has_older": True, "has_newer": False,
-        "older": report["messages"][0]["id"], "newer": None,
+        "limit": 20,
+        "before": None,
+        "after": None,
+        "has_older": True,
+        "has_newer": False,
+        "older": report["messages"][0]["id"],
+        "newer": None,
     }
     first = report["messages"][0]
     assert set(first) == {"id", "conversation_id", "user_id", "role", "content", "metadata", "created_at"}
@@ -94,7 +99,7 @@ def test_after_pages_forward(seeded: TestDatabase) -> None:
 
 
 def test_all_reads_every_page(seeded: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chatdb.history, "ALL_PAGE_SIZE", 4)  # several pages from 25 messages
+    monkeypatch.setattr(chatdb.reports.history, "ALL_PAGE_SIZE", 4)  # several pages from 25 messages
     everything = transcript(seeded, ALICE)
     report = Cli(seeded.url)("history", ALICE, "--all", "--json").json()
     assert shown(report) == everything
@@ -230,7 +235,8 @@ def test_metadata_nested_deeper_than_python_reads_is_one_line(migrated_db: TestD
     [conversation] = seed(migrated_db, 1, messages=2)
     migrated_db.sql(
         "UPDATE messages SET metadata = CAST(repeat('[', 5000) || repeat(']', 5000) AS jsonb) "
-        "WHERE id = (SELECT id FROM messages WHERE conversation_id = %s ORDER BY id LIMIT 1)", [conversation]
+        "WHERE id = (SELECT id FROM messages WHERE conversation_id = %s ORDER BY id LIMIT 1)",
+        [conversation],
     )
     cli = Cli(migrated_db.url)
     for args in ((), ("--json",)):
@@ -239,8 +245,11 @@ def test_metadata_nested_deeper_than_python_reads_is_one_line(migrated_db: TestD
             assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False, result.stdout
             result.stdout = ""
         assert_one_line_error(result, 1, "nested more deeply than Python reads", "chatdb export")
-    with migrated_db.database() as database, database.session() as session, \
-            pytest.raises(DatabaseError, match="nested more deeply"):
+    with (
+        migrated_db.database() as database,
+        database.session() as session,
+        pytest.raises(DatabaseError, match="nested more deeply"),
+    ):
         MessageRepository(session).history(conversation)
     # Export reads it in SQL, exactly.
     assert cli("export", "-o", str(tmp_path / "deep.jsonl")).exit_code == 0

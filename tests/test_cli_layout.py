@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from chatdb.cli import _output as out
-from chatdb.cli._tables import Column, Screen, draw
 from helpers import Cli, TestDatabase
 from jobdata import seed
 
+from chatdb.cli import _output as out
+from chatdb.cli._tables import Column, Screen, draw
+
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-HOSTILE = "first line\nsecond\tline \x1b[2J with \"quotes\", commas and ünïcödé 🙂 " + "long " * 80
+HOSTILE = 'first line\nsecond\tline \x1b[2J with "quotes", commas and ünïcödé 🙂 ' + "long " * 80
 LONG_USER = "user-with-a-rather-long-id-0001"
 
 
@@ -68,7 +68,9 @@ def test_history_at_the_terminal_width(listed: TestDatabase, columns: int) -> No
     shown = lines_of(result.stdout)
     assert max(len(line) for line in shown) <= columns
     assert "\x1b" not in result.stdout and "\\x1b[2J" in result.stdout
-    message_ids = [r[0] for r in listed.sql("SELECT id::text FROM messages WHERE conversation_id = %s", (conversation,))]
+    message_ids = [
+        r[0] for r in listed.sql("SELECT id::text FROM messages WHERE conversation_id = %s", (conversation,))
+    ]
     for message_id in message_ids:  # ids whole, on the heading line with time and role
         assert any(message_id in line and "2021-" in line for line in shown)
     words = " ".join(shown).split()
@@ -116,7 +118,11 @@ def _run(db: TestDatabase, *args: str, cwd: Path) -> subprocess.CompletedProcess
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TTY_COMPATIBLE", "FORCE_COLOR")}
     return subprocess.run(
         [sys.executable, "-m", "chatdb", "--database-url", db.url, *args],
-        capture_output=True, text=True, env={**env, "COLUMNS": "80"}, cwd=cwd, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "80"},
+        cwd=cwd,
+        timeout=120,
     )
 
 
@@ -128,8 +134,10 @@ def test_pipes_and_files_get_one_line_per_record(listed: TestDatabase, tmp_path:
     sha = hashlib.sha256(target.read_bytes()).hexdigest()
     assert f"SHA-256: {sha}" in export.stdout.splitlines()
     assert f"File: {target}" in export.stdout.splitlines()
-    assert any(line.startswith("Database: postgresql+psycopg://") and line.endswith(listed.url.rpartition("@")[2])
-               for line in export.stdout.splitlines())
+    assert any(
+        line.startswith("Database: postgresql+psycopg://") and line.endswith(listed.url.rpartition("@")[2])
+        for line in export.stdout.splitlines()
+    )
     listing = _run(listed, "conversations", cwd=tmp_path)
     hostile_conversation = listed.scalar("SELECT conversation_id::text FROM messages WHERE content LIKE 'first%'")
     history = _run(listed, "history", hostile_conversation, cwd=tmp_path)

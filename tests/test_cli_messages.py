@@ -10,20 +10,20 @@ import socket
 from pathlib import Path
 
 import pytest
-
-import chatdb
-from chatdb import migrations
-from chatdb.bench.runner import BenchOptions
-from chatdb.errors import ConflictError, JobLockedError, UsageError
-from chatdb.filters import ConversationFilter
-from chatdb.jobs.archive import archive_conversations
-from chatdb.reports import list_conversations
-from chatdb.seed import SeedScale
-from chatdb.seed import seed as seed_demo_data
-from chatdb.timeparse import cutoff
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, hold_lease, seed
 from test_cli_conventions import COMMANDS
+
+import chatdb
+from chatdb import migrations
+from chatdb.bench.run import BenchOptions
+from chatdb.errors import ConflictError, JobLockedError, UsageError
+from chatdb.filters import ConversationFilter
+from chatdb.jobs.archive import archive_conversations
+from chatdb.jobs.seed import SeedScale
+from chatdb.jobs.seed import seed as seed_demo_data
+from chatdb.reports.conversations import list_conversations
+from chatdb.timeparse import cutoff
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD = "2020-01-01T00:00:00+00:00"
@@ -53,7 +53,10 @@ BAD_INVOCATIONS = [
     (["conversations", "--user", ""], "--user: an empty user id would select every user"),
     (["seed", "--messages", "5", "--conversations", "10"], "--messages (5) must be at least --conversations (10)"),
     (["bench", "--duration", "0"], "--duration must be positive, got 0"),
-    (["status", "--database-url", "postgresql://u:pw@h/db?foo=bar"], "query parameter number 1 of 1 is not a connection"),
+    (
+        ["status", "--database-url", "postgresql://u:pw@h/db?foo=bar"],
+        "query parameter number 1 of 1 is not a connection",
+    ),
     (["status", "--database-url", "postgresql://u@h/db?foo=bar"], "has 'foo', which is not a connection parameter"),
 ]
 
@@ -77,8 +80,10 @@ def test_usage_errors_with_json_are_a_json_report_too() -> None:
     result = Cli(None)("conversations", "--status", "foo", "--json")
     assert result.exit_code == 2
     assert result.json() == {
-        "ok": False, "error": "--status: must be active, archived or all, got 'foo' "
-        "(see 'chatdb conversations --help')", "exit_code": 2, "progress": None,
+        "ok": False,
+        "error": "--status: must be active, archived or all, got 'foo' (see 'chatdb conversations --help')",
+        "exit_code": 2,
+        "progress": None,
     }
     assert result.stderr.strip() == f"Error: {result.json()['error']}"
 
@@ -122,9 +127,12 @@ def test_no_library_text_names_an_option() -> None:
             continue
         tree = ast.parse(path.read_text())
         docstrings = {
-            id(node.body[0].value) for node in ast.walk(tree)
+            id(node.body[0].value)
+            for node in ast.walk(tree)
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
         }
         for node in ast.walk(tree):
             if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or id(node) in docstrings:
@@ -140,11 +148,15 @@ def test_named_users_and_conversations_must_exist(migrated_db: TestDatabase, tmp
     ids = seed(migrated_db, 3, updated=OLD, status="archived")
     cli = Cli(migrated_db.url)
     assert_one_line_error(cli("unarchive", "--conversation", UNKNOWN), 1, f"no conversation has id '{UNKNOWN}'")
-    assert_one_line_error(cli("export", "--user", "nobody", "-o", str(tmp_path / "x.jsonl")), 1,
-                          "no user 'nobody' in the users table")
+    assert_one_line_error(
+        cli("export", "--user", "nobody", "-o", str(tmp_path / "x.jsonl")), 1, "no user 'nobody' in the users table"
+    )
     assert not (tmp_path / "x.jsonl").exists()
-    assert_one_line_error(cli("conversations", "--user", "alice", "--user", "bob", "--user", "carol"), 1,
-                          "no users 'bob', 'carol' in the users table")
+    assert_one_line_error(
+        cli("conversations", "--user", "alice", "--user", "bob", "--user", "carol"),
+        1,
+        "no users 'bob', 'carol' in the users table",
+    )
     assert_one_line_error(cli("archive", "--older-than", "1y", "--user", "ghost", "--dry-run"), 1, "'ghost'")
     assert count(migrated_db, "status = 'archived'") == 3
 
@@ -155,10 +167,14 @@ def test_named_users_and_conversations_must_exist(migrated_db: TestDatabase, tmp
     assert done.json()["ok"] is True and done.json()["changed"] == 1
     assert done.json()["selection"]["conversations"] == [ids[0]]
     assert migrated_db.scalar("SELECT status FROM conversations WHERE id = %s", (ids[0],)) == "active"
-    assert_one_line_error(cli("unarchive", "--conversation", "ffffffff"), 1, "no conversation id starts with 'ffffffff'")
-    migrated_db.sql("INSERT INTO conversations (id, user_id, status) VALUES "
-                    "('abcd0000-0000-4000-8000-000000000001', 'alice', 'archived'), "
-                    "('abcd0000-0000-4000-8000-000000000002', 'alice', 'archived')")
+    assert_one_line_error(
+        cli("unarchive", "--conversation", "ffffffff"), 1, "no conversation id starts with 'ffffffff'"
+    )
+    migrated_db.sql(
+        "INSERT INTO conversations (id, user_id, status) VALUES "
+        "('abcd0000-0000-4000-8000-000000000001', 'alice', 'archived'), "
+        "('abcd0000-0000-4000-8000-000000000002', 'alice', 'archived')"
+    )
     assert_one_line_error(cli("unarchive", "--conversation", "abcd"), 2, "is ambiguous")
 
 
@@ -189,15 +205,25 @@ def test_history_ranges_and_paging_hints(migrated_db: TestDatabase) -> None:
     import sample_data
 
     sample_data.seed(migrated_db, messages_in_alice_active=12)
-    ids = [r[0] for r in migrated_db.sql(
-        "SELECT id::text FROM messages WHERE conversation_id = %s ORDER BY created_at, id", (sample_data.ALICE_ACTIVE,))]
+    ids = [
+        r[0]
+        for r in migrated_db.sql(
+            "SELECT id::text FROM messages WHERE conversation_id = %s ORDER BY created_at, id",
+            (sample_data.ALICE_ACTIVE,),
+        )
+    ]
     cli = Cli(migrated_db.url)
-    assert_one_line_error(cli("history", "aaaa1111", "--after", ids[8], "--before", ids[2]), 2,
-                          "--after must name an older message than --before")
+    assert_one_line_error(
+        cli("history", "aaaa1111", "--after", ids[8], "--before", ids[2]),
+        2,
+        "--after must name an older message than --before",
+    )
     for mode in ("--json", "--csv"):
         page = cli("history", "aaaa1111", "-n", "5", mode)
         assert page.exit_code == 0, page.stderr
-        assert page.stderr.strip() == f"Older messages: chatdb history {sample_data.ALICE_ACTIVE} --before {ids[7]} -n 5"
+        assert (
+            page.stderr.strip() == f"Older messages: chatdb history {sample_data.ALICE_ACTIVE} --before {ids[7]} -n 5"
+        )
     report = cli("history", "aaaa1111", "-n", "5", "--json").json()["page"]
     assert report["older"] == ids[7] and report["newer"] is None
     forward = cli("history", "aaaa1111", "--after", ids[1], "-n", "3", "--json")
@@ -246,5 +272,8 @@ def test_export_to_stdout_with_its_manifest_elsewhere(migrated_db: TestDatabase,
     assert (written["conversations"], written["messages"]) == (5, 15)
     assert oct(manifest.stat().st_mode & 0o777) == "0o600"
     assert written["sha256"] in result.stderr  # the summary line on stderr names it too
-    assert_one_line_error(Cli(migrated_db.url)("export", "-o", str(tmp_path / "f.jsonl"), "--manifest", str(manifest)),
-                          2, "--manifest is for stdout output")
+    assert_one_line_error(
+        Cli(migrated_db.url)("export", "-o", str(tmp_path / "f.jsonl"), "--manifest", str(manifest)),
+        2,
+        "--manifest is for stdout output",
+    )

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import sample_data
 from helpers import Cli, TestDatabase
 from test_cli_conventions import COMMANDS
@@ -86,8 +85,12 @@ def test_shell_completion_completes_commands_and_choices() -> None:
     import sys
 
     def complete(words: str) -> list[str]:
-        env = {**os.environ, "_CHATDB_COMPLETE": "complete_bash", "COMP_WORDS": words,
-               "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+        env = {
+            **os.environ,
+            "_CHATDB_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+        }
         done = subprocess.run([sys.executable, "-m", "chatdb"], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return done.stdout.split()
@@ -109,4 +112,7 @@ def test_control_characters_in_data_never_reach_the_terminal(seeded: TestDatabas
     assert "\\x1b[2J\\x1b[31mred\\x07" in shown.stdout
     assert "[bold]not markup[/bold]" in shown.stdout
     # JSON keeps the content exactly as stored.
-    assert Cli(seeded.url)("history", sample_data.ALICE_ACTIVE, "-n", "1", "--json").json()["messages"][0]["content"] == evil
+    assert (
+        Cli(seeded.url)("history", sample_data.ALICE_ACTIVE, "-n", "1", "--json").json()["messages"][0]["content"]
+        == evil
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
 import sample_data
 from helpers import Cli, TestDatabase, assert_one_line_error
 
@@ -22,7 +21,9 @@ def test_json_matches_the_database(seeded: TestDatabase) -> None:
     report = result.json()
 
     assert report["conversations_by_status"] == dict(
-        seeded.sql("SELECT s, (SELECT count(*) FROM conversations WHERE status = s) FROM unnest(ARRAY['active', 'archived']) s")
+        seeded.sql(
+            "SELECT s, (SELECT count(*) FROM conversations WHERE status = s) FROM unnest(ARRAY['active', 'archived']) s"
+        )
     )
     assert report["messages_by_role"] == dict(
         seeded.sql("SELECT r, (SELECT count(*) FROM messages WHERE role = r) FROM unnest(ARRAY['user', 'assistant']) r")
@@ -93,12 +94,16 @@ def test_table_output(seeded: TestDatabase) -> None:
     for table in ("conversations", "messages"):
         row = next(line for line in text.splitlines() if line.startswith(f"{table}\t"))
         cells = row.split("\t")  # off a terminal: tab-separated
-        assert cells[1] == f'{seeded.scalar(f"SELECT count(*) FROM {table}"):,}'
+        assert cells[1] == f"{seeded.scalar(f'SELECT count(*) FROM {table}'):,}"
     alice = next(line for line in text.splitlines() if line.startswith("alice\t"))
     cells = alice.split("\t")
     assert cells[1:3] == [
         str(seeded.scalar("SELECT count(*) FROM conversations WHERE user_id = 'alice'")),
-        str(seeded.scalar("SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.user_id = 'alice'")),
+        str(
+            seeded.scalar(
+                "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.user_id = 'alice'"
+            )
+        ),
     ]
 
 
@@ -148,7 +153,6 @@ def server_with_pg_stat_statements():
     from pathlib import Path
 
     import psycopg
-
     from helpers import Server
 
     with warnings.catch_warnings():

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from chatdb.config import mask_url
 from helpers import TestDatabase
 from jobdata import count, seed
 from terminal import Terminal
+
+from chatdb.config import mask_url
 
 OLD = "2020-01-01T00:00:00+00:00"
 
@@ -18,11 +18,10 @@ OLD = "2020-01-01T00:00:00+00:00"
 @pytest.mark.parametrize("columns", [80, 220])
 def test_prune_prompt_is_whole_on_screen_while_it_waits(migrated_db: TestDatabase, columns: int) -> None:
     seed(migrated_db, 1200, updated=OLD, status="archived", messages=2)
-    term = Terminal("--database-url", migrated_db.url, "prune", "--older-than", "1y", "--batch-size", "100",
-                    columns=columns)
-    prompt = (
-        "Delete 1,200 conversations and 2,400 messages (", f"of rows) from {mask_url(migrated_db.url)}? [y/N]"
+    term = Terminal(
+        "--database-url", migrated_db.url, "prune", "--older-than", "1y", "--batch-size", "100", columns=columns
     )
+    prompt = ("Delete 1,200 conversations and 2,400 messages (", f"of rows) from {mask_url(migrated_db.url)}? [y/N]")
     screen = term.wait_for(prompt[1])
     term.settle()  # nothing may draw over the question while it waits
     flat = "".join(term.text().split())
@@ -70,13 +69,15 @@ def test_long_output_goes_through_the_pager_short_output_does_not(migrated_db: T
     assert short.wait() == 0
     assert not paged.exists() and short.text().count("alice") == 5
 
-    unpaged = Terminal("--database-url", migrated_db.url, "conversations", "-n", "60", "--no-pager",
-                       columns=120, env=pager)
+    unpaged = Terminal(
+        "--database-url", migrated_db.url, "conversations", "-n", "60", "--no-pager", columns=120, env=pager
+    )
     assert unpaged.wait() == 0 and not paged.exists()
 
     # Quitting the pager early is a normal way to stop reading: no error, exit 0.
-    quits = Terminal("--database-url", migrated_db.url, "conversations", "--all", columns=120,
-                     env={"CHATDB_PAGER": "head -3"})
+    quits = Terminal(
+        "--database-url", migrated_db.url, "conversations", "--all", columns=120, env={"CHATDB_PAGER": "head -3"}
+    )
     assert quits.wait() == 0
     assert "Error" not in quits.text() and "Traceback" not in quits.text()
 
@@ -104,9 +105,22 @@ def test_json_failure_after_ctrl_c_carries_the_progress(migrated_db: TestDatabas
 
     seed(migrated_db, 4000, updated=OLD, messages=1)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatdb", "archive", "--older-than", "1y", "--batch-size", "5", "--json",
-         "--database-url", migrated_db.url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "chatdb",
+            "archive",
+            "--older-than",
+            "1y",
+            "--batch-size",
+            "5",
+            "--json",
+            "--database-url",
+            migrated_db.url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while count(migrated_db, "status = 'archived'") < 50:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from helpers import Cli, Server, TestDatabase, assert_one_line_error, with_database
 
 from chatdb.config import Settings, load_settings, mask_url, normalize_url
 from chatdb.db import Database, engine_options
 from chatdb.errors import ConfigurationError
-from helpers import Cli, Server, TestDatabase, assert_one_line_error, with_database
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,14 @@ def test_url_forms_are_normalized_to_psycopg(given: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "mysql://u@h/db", "just-a-name", "postgresql://u@h:notaport/db", "sqlite:///x.db", "postgresql://u@h\x80st/db"],
+    [
+        "",
+        "mysql://u@h/db",
+        "just-a-name",
+        "postgresql://u@h:notaport/db",
+        "sqlite:///x.db",
+        "postgresql://u@h\x80st/db",
+    ],
 )
 def test_bad_urls_are_configuration_errors(bad: str) -> None:
     with pytest.raises(ConfigurationError):
@@ -109,8 +116,12 @@ def test_unreachable_server_from_environment_in_json_mode(migrated_db: TestDatab
     result = Cli("postgresql://app:hunter2@127.0.0.1:1/chatdb")("status", "--json")
     assert_one_line_error(result, 1, "cannot connect")
     # stdout carries the same failure as one JSON object (docs/cli.md, "JSON when something fails").
-    assert result.json() == {"ok": False, "error": result.stderr.strip().removeprefix("Error: "), "exit_code": 1,
-                             "progress": None}
+    assert result.json() == {
+        "ok": False,
+        "error": result.stderr.strip().removeprefix("Error: "),
+        "exit_code": 1,
+        "progress": None,
+    }
     assert "hunter2" not in result.stderr + result.stdout
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import Cli
 
 from chatdb import embedded, migrations
-from helpers import Cli
 
 
 @pytest.fixture
@@ -67,8 +67,12 @@ def test_migrate_without_a_url_uses_the_embedded_server(embedded_dir: Path) -> N
     # A libpq URL: psql takes it as it is, and so does chatdb.
     assert Cli(url.stdout.strip())("status", "--json").json()["current"] == migrations.head()
     if shutil.which("psql"):
-        asked = subprocess.run(["psql", url.stdout.strip(), "-Atc", "SELECT current_database()"],
-                               capture_output=True, text=True, timeout=30)
+        asked = subprocess.run(
+            ["psql", url.stdout.strip(), "-Atc", "SELECT current_database()"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert asked.stdout.strip() == "chatdb", asked.stderr
 
     stopped = cli("embedded", "stop")

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
 from processes import start
@@ -70,8 +69,9 @@ def test_erase_without_export_needs_it_said_and_a_receipt_path(
     seed(migrated_db, 3, user="alice")
     assert_one_line_error(cli("erase", "--user", "alice", "--yes"), 2, "--export", "--no-export")
     assert_one_line_error(cli("erase", "--user", "alice", "--no-export", "--yes"), 2, "--receipt")
-    assert_one_line_error(cli("erase", "--user", "alice", "--no-export", "--receipt", str(tmp_path / "r.json")),
-                          2, "--yes")
+    assert_one_line_error(
+        cli("erase", "--user", "alice", "--no-export", "--receipt", str(tmp_path / "r.json")), 2, "--yes"
+    )
     assert count(migrated_db) == 3
     receipt = tmp_path / "r.json"
     result = cli("erase", "--user", "alice", "--no-export", "--receipt", str(receipt), "--yes")
@@ -80,8 +80,9 @@ def test_erase_without_export_needs_it_said_and_a_receipt_path(
     assert json.loads(receipt.read_text())["deleted"]["conversations"]["count"] == 3
     assert json.loads(receipt.read_text())["export"] is None
     # A receipt is never overwritten.
-    assert_one_line_error(cli("erase", "--user", "alice", "--no-export", "--receipt", str(receipt), "--yes"),
-                          1, "already exists")
+    assert_one_line_error(
+        cli("erase", "--user", "alice", "--no-export", "--receipt", str(receipt), "--yes"), 1, "already exists"
+    )
 
 
 @pytest.mark.parametrize("hold", ["user", "conversation"])
@@ -105,8 +106,9 @@ def test_erase_is_refused_when_a_hold_covers_the_user(
 def test_unknown_user_is_an_error_for_export_and_erase(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
     seed(migrated_db, 1, user="alice")
     assert_one_line_error(cli("export", "--user", "nobody", "-o", str(tmp_path / "x.jsonl")), 1, "no user 'nobody'")
-    assert_one_line_error(cli("erase", "--user", "nobody", "--export", str(tmp_path / "y.jsonl"), "--yes"),
-                          1, "no user 'nobody'")
+    assert_one_line_error(
+        cli("erase", "--user", "nobody", "--export", str(tmp_path / "y.jsonl"), "--yes"), 1, "no user 'nobody'"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -120,16 +122,15 @@ def test_access_export_holds_active_and_archived(migrated_db: TestDatabase, cli:
     assert exported == set(active + archived)
 
 
-def test_erase_stopped_by_sigterm_is_consistent_and_a_rerun_finishes(
-    migrated_db: TestDatabase, tmp_path: Path
-) -> None:
+def test_erase_stopped_by_sigterm_is_consistent_and_a_rerun_finishes(migrated_db: TestDatabase, tmp_path: Path) -> None:
     total = 400
     seed(migrated_db, total, user="alice", messages=2)
     seed(migrated_db, 2, user="bob", messages=2)
     conversations, messages = rows_of(migrated_db, "alice")
     target = tmp_path / "alice.jsonl"
-    proc = start(migrated_db, "erase", "--user", "alice", "--export", str(target), "--yes", "--batch-size", "5",
-                 "--quiet")
+    proc = start(
+        migrated_db, "erase", "--user", "alice", "--export", str(target), "--yes", "--batch-size", "5", "--quiet"
+    )
     deadline = time.monotonic() + 60
     while count(migrated_db, "user_id = 'alice'") > total - 20:
         assert proc.poll() is None, proc.communicate()
@@ -143,9 +144,12 @@ def test_erase_stopped_by_sigterm_is_consistent_and_a_rerun_finishes(
     left = count(migrated_db, "user_id = 'alice'")
     assert 0 < left < total and (total - left) % 5 == 0
     # No conversation is half deleted, bob is untouched, and no receipt claims anything yet.
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) <> 2"
-    ) == 0
+    assert (
+        migrated_db.scalar(
+            "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) <> 2"
+        )
+        == 0
+    )
     assert count(migrated_db, "user_id = 'bob'") == 2
     assert not (tmp_path / "alice.jsonl.receipt.json").exists()
 

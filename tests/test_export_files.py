@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, seed, snapshot
+from processes import kill_when, start
 
 from chatdb.errors import DestinationError
 from chatdb.jobs.atomic_files import TEMPORARY_NAME, check_destination
 from chatdb.jobs.files import manifest_path
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed, snapshot
-from processes import kill_when, start
 
 OLD = "2020-01-01T00:00:00+00:00"
 NOBODY = 65534
@@ -140,8 +140,16 @@ def test_a_shared_sticky_directory(cli: Cli, migrated_db: TestDatabase, tmp_path
 
 @pytest.mark.parametrize(
     "name",
-    ["with spaces.jsonl", "new\nline.jsonl", "-leading-dash.jsonl", "--help", "données-😀-ελληνικά.jsonl.gz",
-     "x" * 241, ".hidden.jsonl", "ends with a space .jsonl "],
+    [
+        "with spaces.jsonl",
+        "new\nline.jsonl",
+        "-leading-dash.jsonl",
+        "--help",
+        "données-😀-ελληνικά.jsonl.gz",
+        "x" * 241,
+        ".hidden.jsonl",
+        "ends with a space .jsonl ",
+    ],
     ids=["spaces", "newline", "dash", "option-like", "unicode", "241-bytes", "hidden", "trailing-space"],
 )
 def test_hostile_file_names_export_and_import_back(
@@ -291,8 +299,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of 64 kB mounted for the test (root only; CI runs as root)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -316,15 +325,16 @@ def fill(disk: Path, leave: int) -> None:
     assert os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize == leave
 
 
-def test_a_full_disk_names_the_file_and_leaves_nothing(
-    cli: Cli, migrated_db: TestDatabase, small_disk: Path
-) -> None:
+def test_a_full_disk_names_the_file_and_leaves_nothing(cli: Cli, migrated_db: TestDatabase, small_disk: Path) -> None:
     seed(migrated_db, 400, messages=2, status="archived", updated=OLD)
-    for args in (("export", "-o", str(small_disk / "all.jsonl")),
-                 ("prune", "--older-than", "1y", "--yes", "--export", str(small_disk / "pruned.jsonl"))):
+    for args in (
+        ("export", "-o", str(small_disk / "all.jsonl")),
+        ("prune", "--older-than", "1y", "--yes", "--export", str(small_disk / "pruned.jsonl")),
+    ):
         result = cli(*args)
-        assert_one_line_error(result, 1, f"cannot write {small_disk}/", "No space left on device",
-                              "nothing was written under")
+        assert_one_line_error(
+            result, 1, f"cannot write {small_disk}/", "No space left on device", "nothing was written under"
+        )
         assert list(small_disk.iterdir()) == []
     assert count(migrated_db) == 400  # prune deleted nothing
 
@@ -338,12 +348,15 @@ def test_when_only_the_manifest_does_not_fit_neither_name_appears(
     sized = cli("export", "-o", str(tmp_path / name), "--json")
     page = os.statvfs(small_disk).f_frsize
     data_pages = -(-sized.json()["bytes"] // page)
-    for args in (("export", "-o", str(small_disk / name)),
-                 ("prune", "--older-than", "1y", "--yes", "--export", str(small_disk / f"p-{name}"))):
+    for args in (
+        ("export", "-o", str(small_disk / name)),
+        ("prune", "--older-than", "1y", "--yes", "--export", str(small_disk / f"p-{name}")),
+    ):
         fill(small_disk, data_pages * page)  # room for the data file, not for its manifest as well
         result = cli(*args)
-        assert_one_line_error(result, 1, f"{name}.manifest.json", "No space left on device",
-                              "nothing was written under it or under")
+        assert_one_line_error(
+            result, 1, f"{name}.manifest.json", "No space left on device", "nothing was written under it or under"
+        )
         assert [p.name for p in small_disk.iterdir()] == ["filler"]
         (small_disk / "filler").unlink()
     assert count(migrated_db) == 20

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from chatdb.jobs.files import manifest_path
 from helpers import Server, TestDatabase, new_database
 from jobdata import count, seed, snapshot
 from processes import finish, kill_when, start
+
+from chatdb.jobs.files import manifest_path
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
 KILLS = 3  # per job: enough random points to matter, few enough to keep the suite quick
@@ -90,7 +90,12 @@ def test_archive_killed_at_random_points(migrated_db: TestDatabase, rng: random.
     for _ in range(KILLS):
         point = threshold(rng, ROWS)
         kill_at_random(
-            migrated_db, rng, lambda: count(migrated_db, "status = 'archived'") >= point, "archive", "--older-than", "90d"
+            migrated_db,
+            rng,
+            lambda: count(migrated_db, "status = 'archived'") >= point,
+            "archive",
+            "--older-than",
+            "90d",
         )
         archived = count(migrated_db, "status = 'archived'")
         assert archived % BATCH == 0 and point <= archived < ROWS, (SEED, point, archived)  # whole batches only
@@ -128,10 +133,13 @@ def test_prune_killed_at_random_points_deletes_only_what_an_export_holds(
         where = (SEED, attempt, phase, amount)
 
         # No conversation is half deleted.
-        assert migrated_db.scalar(
-            "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m"
-            " WHERE m.conversation_id = c.id) <> 3"
-        ) == 0, where
+        assert (
+            migrated_db.scalar(
+                "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m"
+                " WHERE m.conversation_id = c.id) <> 3"
+            )
+            == 0
+        ), where
         survivors = {r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")}
         deleted = {str(r[0]) for r in original_rows} - survivors
         if not with_export:
@@ -270,4 +278,3 @@ def test_a_server_restart_fails_the_job_with_one_line_and_a_rerun_finishes(
             assert snapshot(db) == original
     finally:
         gen.close()
-

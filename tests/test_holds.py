@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed
 
@@ -20,7 +19,9 @@ def test_add_list_and_remove(migrated_db: TestDatabase, cli: Cli) -> None:
     assert by_user.exit_code == 0, by_user.stderr
     hold = by_user.json()["hold"]
     assert (hold["user"], hold["conversation"], hold["reason"], hold["until"]) == ("alice", None, "litigation 17", None)
-    by_prefix = cli("hold", "add", "--conversation", bobs[:8], "--reason", "ticket 4", "--until", "2999-01-01", "--json")
+    by_prefix = cli(
+        "hold", "add", "--conversation", bobs[:8], "--reason", "ticket 4", "--until", "2999-01-01", "--json"
+    )
     assert by_prefix.exit_code == 0, by_prefix.stderr
     assert by_prefix.json()["hold"]["conversation"] == bobs
     listed = cli("hold", "list", "--json").json()["holds"]
@@ -71,7 +72,9 @@ def held_setup(db: TestDatabase, cli: Cli) -> dict[str, list[str]]:
     }
     assert cli("hold", "add", "--user", "alice", "--reason", "case A").exit_code == 0
     assert cli("hold", "add", "--conversation", ids["bob"][0], "--reason", "case B").exit_code == 0
-    db.sql("INSERT INTO chatdb_hold (user_id, reason, until, created_by) VALUES ('carol', 'over', now() - interval '1 day', 't')")
+    db.sql(
+        "INSERT INTO chatdb_hold (user_id, reason, until, created_by) VALUES ('carol', 'over', now() - interval '1 day', 't')"
+    )
     return ids
 
 
@@ -118,7 +121,9 @@ def test_prune_resume_leaves_a_conversation_held_after_the_export(
     selection = ConversationFilter.build(users=["dave"], status="archived")
     export_conversations(migrated_db.database(), selection, output=target, format="jsonl")
     assert cli("hold", "add", "--conversation", ids[2], "--reason", "late").exit_code == 0
-    result = cli("prune", "--older-than", "1y", "--user", "dave", "--export", str(target), "--resume", "--yes", "--json")
+    result = cli(
+        "prune", "--older-than", "1y", "--user", "dave", "--export", str(target), "--resume", "--yes", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     assert result.json()["deleted"]["conversations"] == 3
     assert remaining(migrated_db) == {ids[2]}

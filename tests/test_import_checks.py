@@ -14,10 +14,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
 
 OLD = "2020-01-01T00:00:00+00:00"
@@ -42,16 +41,34 @@ def sample_lines(conversations: int = 5) -> list[dict]:
     lines = []
     for i in range(1, conversations + 1):
         cid = f"00000000-0000-4000-8000-{i:012d}"
-        lines.append({"id": cid, "user_id": "alice", "status": "archived", "created_at": OLD, "updated_at": OLD,
-                      "messages": [{"id": f"00000000-0000-4000-9000-{i * 10 + k:012d}", "conversation_id": cid,
-                                    "user_id": "alice", "role": "user" if k == 1 else "assistant",
-                                    "content": f"message {k}", "metadata": {"k": k} if k == 2 else None,
-                                    "created_at": OLD} for k in (1, 2)]})
+        lines.append(
+            {
+                "id": cid,
+                "user_id": "alice",
+                "status": "archived",
+                "created_at": OLD,
+                "updated_at": OLD,
+                "messages": [
+                    {
+                        "id": f"00000000-0000-4000-9000-{i * 10 + k:012d}",
+                        "conversation_id": cid,
+                        "user_id": "alice",
+                        "role": "user" if k == 1 else "assistant",
+                        "content": f"message {k}",
+                        "metadata": {"k": k} if k == 2 else None,
+                        "created_at": OLD,
+                    }
+                    for k in (1, 2)
+                ],
+            }
+        )
     return lines
 
 
 def write(path: Path, lines: list[dict | str]) -> Path:
-    path.write_text("".join((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n" for line in lines))
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n" for line in lines)
+    )
     return path
 
 
@@ -127,33 +144,77 @@ def test_values_the_insert_refuses_fail_the_check_and_nothing_is_written(
 
 timestamp_like = st.one_of(
     st.from_regex(TIMESTAMP_PATTERN, fullmatch=True),
-    st.from_regex(r"\A[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}[T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,8})?)?"
-                  r"([+-][0-9]{1,2}(:?[0-9]{2}){0,2}|Z| UTC)?( BC| AD)?\Z"),
+    st.from_regex(
+        r"\A[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}[T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,8})?)?"
+        r"([+-][0-9]{1,2}(:?[0-9]{2}){0,2}|Z| UTC)?( BC| AD)?\Z"
+    ),
     st.sampled_from(["now", "today", "epoch", "allballs", "infinity", "-infinity", "+infinity", "J2451187", ""]),
     st.text(max_size=30),
 )
 json_like = st.one_of(
-    st.sampled_from(["NaN", "-Infinity", "1e999999", "1e131071", "-0", "1E400", "[1,]", "{}", "null",
-                     r'"\u0000"', r'"\ud83d\ude00"', r'"\ud83d"', r'"\u00e9"', '"\\"', "01", ".5", "1.", "true"]),
-    st.builds(lambda d, e: f"{d}e{e}", st.integers(-10**30, 10**30), st.integers(-140000, 140000)),
-    st.text(alphabet="[]{}\":,0123456789.eE+-nultrsfa\\u", max_size=20),
+    st.sampled_from(
+        [
+            "NaN",
+            "-Infinity",
+            "1e999999",
+            "1e131071",
+            "-0",
+            "1E400",
+            "[1,]",
+            "{}",
+            "null",
+            r'"\u0000"',
+            r'"\ud83d\ude00"',
+            r'"\ud83d"',
+            r'"\u00e9"',
+            '"\\"',
+            "01",
+            ".5",
+            "1.",
+            "true",
+        ]
+    ),
+    st.builds(lambda d, e: f"{d}e{e}", st.integers(-(10**30), 10**30), st.integers(-140000, 140000)),
+    st.text(alphabet='[]{}":,0123456789.eE+-nultrsfa\\u', max_size=20),
 )
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(["updated_at", "created_at", "message created_at", "metadata"]), data=st.data())
-def test_the_check_accepts_exactly_what_postgresql_reads(import_db: TestDatabase, tmp_path_factory, field: str, data) -> None:
+def test_the_check_accepts_exactly_what_postgresql_reads(
+    import_db: TestDatabase, tmp_path_factory, field: str, data
+) -> None:
     """Any text in a timestamp or metadata: imported (equal to PostgreSQL's own reading), or refused with nothing written."""
     import psycopg
 
     raw = data.draw(json_like if field == "metadata" else timestamp_like.map(json.dumps))
     import_db.sql("DELETE FROM conversations")
-    good = {"id": "00000000-0000-4000-8000-000000000001", "user_id": "alice", "status": "active",
-            "created_at": OLD, "updated_at": OLD, "messages": []}
-    line = {"id": "00000000-0000-4000-8000-000000000002", "user_id": "alice", "status": "active",
-            "created_at": OLD, "updated_at": OLD, "messages": [
-                {"id": "00000000-0000-4000-8000-000000000003", "conversation_id": "00000000-0000-4000-8000-000000000002",
-                 "user_id": "alice", "role": "assistant", "content": "x", "metadata": None, "created_at": OLD}]}
+    good = {
+        "id": "00000000-0000-4000-8000-000000000001",
+        "user_id": "alice",
+        "status": "active",
+        "created_at": OLD,
+        "updated_at": OLD,
+        "messages": [],
+    }
+    line = {
+        "id": "00000000-0000-4000-8000-000000000002",
+        "user_id": "alice",
+        "status": "active",
+        "created_at": OLD,
+        "updated_at": OLD,
+        "messages": [
+            {
+                "id": "00000000-0000-4000-8000-000000000003",
+                "conversation_id": "00000000-0000-4000-8000-000000000002",
+                "user_id": "alice",
+                "role": "assistant",
+                "content": "x",
+                "metadata": None,
+                "created_at": OLD,
+            }
+        ],
+    }
     target = line["messages"][0] if field in ("metadata", "message created_at") else line
     target[field.removeprefix("message ")] = RAW
     path = tmp_path_factory.mktemp("check") / "one.jsonl"
@@ -162,8 +223,12 @@ def test_the_check_accepts_exactly_what_postgresql_reads(import_db: TestDatabase
     with psycopg.connect(import_db.libpq_url) as conn:
         try:
             value = json.loads(raw) if cast == "timestamptz" else raw
-            readable = cast == "jsonb" or (isinstance(value, str) and re.fullmatch(TIMESTAMP_PATTERN, value) is not None)
-            expected = conn.execute(f"SELECT CAST(CAST(%s AS {cast}) AS text)", [value]).fetchone()[0] if readable else None
+            readable = cast == "jsonb" or (
+                isinstance(value, str) and re.fullmatch(TIMESTAMP_PATTERN, value) is not None
+            )
+            expected = (
+                conn.execute(f"SELECT CAST(CAST(%s AS {cast}) AS text)", [value]).fetchone()[0] if readable else None
+            )
         except (psycopg.Error, ValueError):
             readable, expected = False, None
     if cast == "jsonb" and readable and expected == "null":
@@ -173,7 +238,9 @@ def test_the_check_accepts_exactly_what_postgresql_reads(import_db: TestDatabase
         assert result.exit_code == 0, (raw, result.stderr)
         column = "metadata::text" if cast == "jsonb" else f"{field.split()[-1]}::text"
         table = "messages" if field in ("metadata", "message created_at") else "conversations"
-        stored = import_db.scalar(f"SELECT {column} FROM {table} WHERE id = %s", [target["id"] if table == "messages" else line["id"]])
+        stored = import_db.scalar(
+            f"SELECT {column} FROM {table} WHERE id = %s", [target["id"] if table == "messages" else line["id"]]
+        )
         assert stored == expected, raw
     else:
         assert_one_line_error(result, 1, "line 2: ", "nothing was imported")
@@ -190,8 +257,12 @@ def test_a_line_with_a_problem_is_named_whatever_its_kind(migrated_db: TestDatab
     assert_one_line_error(cli("import", str(path)), 1, "line 2: status is not text (a JSON array)")
     path.write_text(json.dumps(lines[0]) + "\n" + with_raw(lines[2], deep) + "\n")
     assert cli("import", str(path)).exit_code == 0
-    assert migrated_db.scalar("SELECT jsonb_typeof(metadata) FROM messages WHERE metadata IS NOT NULL AND "
-                              "length(metadata::text) > 10000") == "array"
+    assert (
+        migrated_db.scalar(
+            "SELECT jsonb_typeof(metadata) FROM messages WHERE metadata IS NOT NULL AND length(metadata::text) > 10000"
+        )
+        == "array"
+    )
 
 
 def test_conflicts_with_existing_rows_name_the_line_and_write_nothing(
@@ -219,9 +290,14 @@ def test_conflicts_with_existing_rows_name_the_line_and_write_nothing(
     migrated_db.sql("UPDATE conversations SET status = 'active' WHERE id = %s", [lines[2]["id"]])
     migrated_db.sql("UPDATE messages SET content = 'changed' WHERE id = %s", [lines[2]["messages"][1]["id"]])
     attempt("line 3: ", "already exists with a different content")
-    migrated_db.sql("UPDATE messages SET content = %s WHERE id = %s", [lines[2]["messages"][1]["content"], lines[2]["messages"][1]["id"]])
-    migrated_db.sql("INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'user', 'new')",
-                    [lines[2]["id"]])
+    migrated_db.sql(
+        "UPDATE messages SET content = %s WHERE id = %s",
+        [lines[2]["messages"][1]["content"], lines[2]["messages"][1]["id"]],
+    )
+    migrated_db.sql(
+        "INSERT INTO messages (conversation_id, user_id, role, content) VALUES (%s, 'alice', 'user', 'new')",
+        [lines[2]["id"]],
+    )
     attempt("line 3: ", "already exists with 1 messages that this line does not have")
     migrated_db.sql("DELETE FROM messages WHERE content = 'new'")
     # Identical rows are skipped; the rest is inserted.
@@ -241,6 +317,12 @@ def test_an_id_twice_in_the_file_is_refused_even_in_different_batches(
     borrowed["messages"] = [dict(lines[1]["messages"][0], conversation_id=borrowed["id"])]
     path = write(tmp_path / "twice.jsonl", lines + [twin, borrowed])
     result = cli("import", str(path), "--batch-size", "2")
-    assert_one_line_error(result, 1, "2 bad lines", f"line 6: conversation {lines[0]['id']} appears again (also on line 1)",
-                          "line 7: message 1 id", "(also on line 2)")
+    assert_one_line_error(
+        result,
+        1,
+        "2 bad lines",
+        f"line 6: conversation {lines[0]['id']} appears again (also on line 1)",
+        "line 7: message 1 id",
+        "(also on line 2)",
+    )
     assert count(migrated_db) == 0

@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, seed, snapshot
 
 from chatdb.errors import ImportFileError
 from chatdb.jobs.files import manifest_path
 from chatdb.jobs.importing import import_conversations
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed, snapshot
 
 OLD = "2020-01-01T00:00:00+00:00"
 
@@ -43,18 +43,25 @@ def rewrite_manifest(path: Path, **changes) -> None:
     where.write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize(("changes", "fragment"), [
-    ({"manifest_version": 99}, "manifest_version 99, which this chatdb does not read (it reads versions 1 to 2); upgrade chatdb"),
-    ({"manifest_version": "2"}, "no valid manifest_version"),
-    ({"kind": "something-else"}, "is not a chatdb export manifest"),
-    ({"sha256": None}, "sha256 is missing or not 64 hex digits"),
-    ({"sha256": ...}, "sha256 is missing"),
-    ({"conversations": "6"}, "conversations is missing or not a whole number"),
-    ({"messages": True}, "messages is missing or not a whole number"),
-    ({"bytes": -1}, "bytes is missing or not a whole number"),
-    ({"format": "csv"}, "describes a csv export; import reads jsonl"),
-    ({"bytes": 1}, "does not match its manifest"),
-], ids=lambda value: str(value)[:40])
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        (
+            {"manifest_version": 99},
+            "manifest_version 99, which this chatdb does not read (it reads versions 1 to 2); upgrade chatdb",
+        ),
+        ({"manifest_version": "2"}, "no valid manifest_version"),
+        ({"kind": "something-else"}, "is not a chatdb export manifest"),
+        ({"sha256": None}, "sha256 is missing or not 64 hex digits"),
+        ({"sha256": ...}, "sha256 is missing"),
+        ({"conversations": "6"}, "conversations is missing or not a whole number"),
+        ({"messages": True}, "messages is missing or not a whole number"),
+        ({"bytes": -1}, "bytes is missing or not a whole number"),
+        ({"format": "csv"}, "describes a csv export; import reads jsonl"),
+        ({"bytes": 1}, "does not match its manifest"),
+    ],
+    ids=lambda value: str(value)[:40],
+)
 def test_a_manifest_that_cannot_be_used_is_refused_with_one_line(
     migrated_db: TestDatabase, cli: Cli, exported: Path, changes: dict, fragment: str
 ) -> None:
@@ -88,9 +95,20 @@ def test_json_null_and_sql_null_metadata_stay_apart_and_old_files_read_as_before
     assert sorted(migrated_db.sql(query)) == sorted([(ids[0], 0, 2), (ids[1], 2, 0)])
     # A file from before (manifest_version 1): a JSON null there is SQL NULL, as it always was.
     old = tmp_path / "old.jsonl"
-    old.write_text("".join(json.dumps({**item, "messages": [{k: v for k, v in m.items() if k != "metadata_is_json_null"}
-                                                          for m in item["messages"]]}) + "\n"
-                           for item in by_id.values()))
+    old.write_text(
+        "".join(
+            json.dumps(
+                {
+                    **item,
+                    "messages": [
+                        {k: v for k, v in m.items() if k != "metadata_is_json_null"} for m in item["messages"]
+                    ],
+                }
+            )
+            + "\n"
+            for item in by_id.values()
+        )
+    )
     migrated_db.sql("DELETE FROM conversations")
     assert cli("import", str(old)).exit_code == 0
     assert migrated_db.scalar("SELECT count(*) FROM messages WHERE metadata IS NULL") == 4
@@ -137,7 +155,9 @@ def test_stdin_is_read_once_and_checked_against_a_given_manifest(
     original = exported.read_bytes()
     wrong = original.replace(b"message 1", b"MESSAGE 1", 1)
     manifest = str(manifest_path(exported))
-    assert_one_line_error(cli("import", "-", "--manifest", manifest, input=wrong), 1, "stdin", "does not match its manifest")
+    assert_one_line_error(
+        cli("import", "-", "--manifest", manifest, input=wrong), 1, "stdin", "does not match its manifest"
+    )
     assert count(migrated_db) == 0
     report = cli("import", "-", "--json", input=gzip.compress(original)).json()  # gzip, no manifest
     assert (report["path"], report["manifest_checked"], report["inserted"]["conversations"]) == ("stdin", False, 6)
@@ -149,11 +169,12 @@ def test_stdin_is_read_once_and_checked_against_a_given_manifest(
 
 def test_a_file_changed_after_the_check_is_not_inserted(migrated_db: TestDatabase, exported: Path) -> None:
     """Bytes rewritten in place between the checking read and the inserting read are refused, never inserted."""
+
     def rewrite_when_checked(update) -> None:
         if update.phase == "import" and update.done == 0:  # checked, not yet read again
             data = bytearray(exported.read_bytes())
             at = data.rindex(b'"user_id":"alice"')
-            data[at:at + 17] = b'"user_id":"alicf"'
+            data[at : at + 17] = b'"user_id":"alicf"'
             exported.write_bytes(bytes(data))
 
     with migrated_db.database() as database, pytest.raises(ImportFileError, match="changed after it was checked"):

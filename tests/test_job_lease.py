@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, hold_lease, seed, snapshot
 from processes import start
@@ -43,9 +42,7 @@ def test_lock_status_and_break(migrated_db: TestDatabase, cli: Cli) -> None:
     assert cli("lock", "break", "--yes", "--json").json()["broken"] is False
 
 
-def test_a_running_job_whose_lease_is_broken_stops_before_its_next_batch(
-    migrated_db: TestDatabase, cli: Cli
-) -> None:
+def test_a_running_job_whose_lease_is_broken_stops_before_its_next_batch(migrated_db: TestDatabase, cli: Cli) -> None:
     seed(migrated_db, 400, updated=OLD, status="archived", messages=1)
     proc = start(migrated_db, "unarchive", "--older-than", "1d", "--batch-size", "2", "--quiet")
     deadline = time.monotonic() + 60
@@ -74,8 +71,18 @@ def test_waiting_for_the_lock_is_shown_on_a_terminal_and_ctrl_c_stops_it(migrate
     seed(migrated_db, 3, updated=OLD)
     hold_lease(migrated_db, minutes=10)
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "LINES": "40", "TERM": "xterm"}
-    command = [sys.executable, "-m", "chatdb", "--database-url", migrated_db.url,
-               "archive", "--older-than", "1d", "--wait", "120"]
+    command = [
+        sys.executable,
+        "-m",
+        "chatdb",
+        "--database-url",
+        migrated_db.url,
+        "archive",
+        "--older-than",
+        "1d",
+        "--wait",
+        "120",
+    ]
     pid, fd = pty.fork()
     if pid == 0:  # the child: chatdb on a real terminal
         os.execvpe(command[0], command, env)
@@ -116,7 +123,9 @@ def test_ctrl_c_while_waiting_off_a_terminal_is_one_line(migrated_db: TestDataba
     proc = start(migrated_db, "archive", "--older-than", "1d", "--wait", "120", "--quiet")
     deadline = time.monotonic() + 60
     # Waiting means asking for the lease, and finding it held, again and again.
-    connected = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'chatdb'"
+    connected = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'chatdb'"
+    )
     while migrated_db.scalar(connected) == 0:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
@@ -150,11 +159,15 @@ def test_every_job_refuses_a_database_at_another_revision(
         migrated_db.sql("INSERT INTO chatdb_alembic_version (version_num) VALUES (%s)", [revision])
     before = snapshot(migrated_db)
     jobs = [
-        ("archive", "--older-than", "1d"), ("archive", "--older-than", "1d", "--dry-run"),
-        ("unarchive", "--user", "bob"), ("export", "-o", str(tmp_path / "again.jsonl")),
-        ("import", str(export)), ("prune", "--older-than", "1d", "--yes"),
+        ("archive", "--older-than", "1d"),
+        ("archive", "--older-than", "1d", "--dry-run"),
+        ("unarchive", "--user", "bob"),
+        ("export", "-o", str(tmp_path / "again.jsonl")),
+        ("import", str(export)),
+        ("prune", "--older-than", "1d", "--yes"),
         ("prune", "--older-than", "1d", "--export", str(tmp_path / "pruned.jsonl"), "--yes"),
-        ("seed", "--conversations", "3", "--messages", "6", "--force"), ("seed", "--remove", "--yes"),
+        ("seed", "--conversations", "3", "--messages", "6", "--force"),
+        ("seed", "--remove", "--yes"),
         ("bench", "--duration", "1s", "--clients", "1"),
     ]
     for args in jobs:
@@ -190,10 +203,18 @@ def test_the_documented_maintenance_role_runs_every_job(migrated_db: TestDatabas
         export = tmp_path / "all.jsonl"
         assert Cli(migrated_db.url)("export", "-o", str(export)).exit_code == 0
         cli = Cli(as_role(migrated_db.url, names["chatdb_maintenance"]))
-        for args in (("archive", "--older-than", "1d"), ("unarchive", "--older-than", "1d"),
-                     ("archive", "--older-than", "1d"), ("prune", "--older-than", "1d", "--yes"),
-                     ("import", str(export)), ("lock", "status"), ("lock", "break", "--yes"),
-                     ("hold", "add", "--user", "alice", "--reason", "r"), ("hold", "list"), ("hold", "remove", "1")):
+        for args in (
+            ("archive", "--older-than", "1d"),
+            ("unarchive", "--older-than", "1d"),
+            ("archive", "--older-than", "1d"),
+            ("prune", "--older-than", "1d", "--yes"),
+            ("import", str(export)),
+            ("lock", "status"),
+            ("lock", "break", "--yes"),
+            ("hold", "add", "--user", "alice", "--reason", "r"),
+            ("hold", "list"),
+            ("hold", "remove", "1"),
+        ):
             result = cli(*args)
             assert result.exit_code == 0, (args, result.stderr)
         assert count(migrated_db) == 5
@@ -214,8 +235,11 @@ def test_the_documented_demo_role_seeds_and_benches(migrated_db: TestDatabase) -
     from helpers import as_role
 
     suffix = uuid.uuid4().hex[:8]
-    names = {"chatdb_maintenance": f"chatdb_mnt_{suffix}", "chatdb_app": f"chatdb_app_{suffix}",
-             "chatdb_demo": f"chatdb_demo_{suffix}"}
+    names = {
+        "chatdb_maintenance": f"chatdb_mnt_{suffix}",
+        "chatdb_app": f"chatdb_app_{suffix}",
+        "chatdb_demo": f"chatdb_demo_{suffix}",
+    }
     statements = maintenance_grants() + maintenance_grants("demo grants")
     assert any("chatdb_demo" in line for line in statements)
     for line in statements:
@@ -224,11 +248,15 @@ def test_the_documented_demo_role_seeds_and_benches(migrated_db: TestDatabase) -
         migrated_db.sql(line.replace("appdb", f'"{migrated_db.name}"'))
     try:
         maintenance = Cli(as_role(migrated_db.url, names["chatdb_maintenance"]))
-        assert_one_line_error(maintenance("seed", "--conversations", "4", "--messages", "8"), 1,
-                              "permission denied for table users")
+        assert_one_line_error(
+            maintenance("seed", "--conversations", "4", "--messages", "8"), 1, "permission denied for table users"
+        )
         demo = Cli(as_role(migrated_db.url, names["chatdb_demo"]))
-        for args in (("seed", "--conversations", "4", "--messages", "8"), ("bench", "--duration", "1s", "--clients", "1"),
-                     ("seed", "--remove", "--yes")):
+        for args in (
+            ("seed", "--conversations", "4", "--messages", "8"),
+            ("bench", "--duration", "1s", "--clients", "1"),
+            ("seed", "--remove", "--yes"),
+        ):
             result = demo(*args)
             assert result.exit_code == 0, (args, result.stderr)
         assert migrated_db.scalar("SELECT count(*) FROM users WHERE id LIKE 'chatdb-%'") == 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, seed, snapshot
 
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.archive import archive_conversations, unarchive_conversations
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed, snapshot
 
 NOW = datetime.now(UTC).isoformat()
 

@@ -43,7 +43,9 @@ def db_rows(db: TestDatabase) -> dict[str, dict]:
         FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id
         """
     )
-    return {r[0]: {"user_id": r[1], "status": r[2], "created_at": r[3], "updated_at": r[4], "messages": r[5]} for r in rows}
+    return {
+        r[0]: {"user_id": r[1], "status": r[2], "created_at": r[3], "updated_at": r[4], "messages": r[5]} for r in rows
+    }
 
 
 def test_jsonl_keeps_every_column_exactly(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
@@ -107,7 +109,8 @@ def test_filters_select_exact_sets(migrated_db: TestDatabase, cli: Cli, tmp_path
     assert exported("--since", "2022-01-01") == set(ids["alice_new"] + ids["bob_empty"])
     assert exported("--since", "2021-01-01", "--before", "2022-06-01") == set(ids["bob_archived"] + ids["bob_empty"])
     assert exported("--conversation", ids["alice_old"][0], "--conversation", ids["bob_empty"][1]) == {
-        ids["alice_old"][0], ids["bob_empty"][1]
+        ids["alice_old"][0],
+        ids["bob_empty"][1],
     }
     assert exported("--older-than", "1000y") == set()
 
@@ -143,8 +146,9 @@ def test_csv_round_trips_hostile_values(migrated_db: TestDatabase, cli: Cli, tmp
     stored = migrated_db.sql(
         "SELECT id::text, content, metadata FROM messages WHERE conversation_id = %s ORDER BY created_at", [cid]
     )
-    assert [(r["message_id"], r["content"], json.loads(r["metadata"]) if r["metadata"] else None) for r in rows] \
-        == [tuple(s) for s in stored]
+    assert [(r["message_id"], r["content"], json.loads(r["metadata"]) if r["metadata"] else None) for r in rows] == [
+        tuple(s) for s in stored
+    ]
     assert {r["user_id"] for r in rows} == {user}
 
 

@@ -82,7 +82,9 @@ def write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
-def test_bad_lines_are_reported_by_number_and_nothing_is_written(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
+def test_bad_lines_are_reported_by_number_and_nothing_is_written(
+    migrated_db: TestDatabase, cli: Cli, tmp_path: Path
+) -> None:
     seed_mix(migrated_db)
     source = tmp_path / "all.jsonl"
     export_all(cli, source)
@@ -93,11 +95,27 @@ def test_bad_lines_are_reported_by_number_and_nothing_is_written(migrated_db: Te
     bad_role["messages"][0]["role"] = "system"
     no_offset = json.loads(lines[5])
     no_offset["created_at"] = "2020-01-01T00:00:00"
-    broken = lines[:1] + ['{"id": "oops"'] + lines[2:3] + [json.dumps(bad_role)] + lines[4:5] + [json.dumps(no_offset)] + lines[6:]
+    broken = (
+        lines[:1]
+        + ['{"id": "oops"']
+        + lines[2:3]
+        + [json.dumps(bad_role)]
+        + lines[4:5]
+        + [json.dumps(no_offset)]
+        + lines[6:]
+    )
     target = tmp_path / "broken.jsonl"
     write_lines(target, broken)
     result = cli("import", str(target), "--batch-size", "2")
-    assert_one_line_error(result, 1, "3 bad lines", "nothing was imported", "line 2: not valid JSON", "line 4: message 1 role 'system'", "line 6: created_at")
+    assert_one_line_error(
+        result,
+        1,
+        "3 bad lines",
+        "nothing was imported",
+        "line 2: not valid JSON",
+        "line 4: message 1 role 'system'",
+        "line 6: created_at",
+    )
     assert count(migrated_db) == 0 and migrated_db.scalar("SELECT count(*) FROM messages") == 0
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, hold_lease, seed, snapshot
 from processes import finish, kill_when, start
@@ -41,9 +40,12 @@ def test_prune_killed_mid_run_never_half_deletes_a_conversation(migrated_db: Tes
     assert 0 < left <= ROWS - 100
     assert (ROWS - left) % BATCH == 0
     # Every surviving conversation still has all its messages.
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) <> 3"
-    ) == 0
+    assert (
+        migrated_db.scalar(
+            "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) <> 3"
+        )
+        == 0
+    )
     report = finish(migrated_db, "prune", "--older-than", "1y", "--yes", "--batch-size", "500")
     assert report["deleted"] == {"conversations": left, "messages": 3 * left}
     assert sorted(r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")) == sorted(keep)
@@ -79,15 +81,17 @@ def test_import_killed_mid_run_is_finished_by_a_rerun(migrated_db: TestDatabase,
     assert snapshot(migrated_db) == original
 
 
-
-
 def test_a_second_job_is_refused_or_waits(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
     seed(migrated_db, 5, updated=OLD)
     hold_lease(migrated_db, minutes=1)  # a prune on another host holds the lease
     result = cli("archive", "--older-than", "90d")
     assert_one_line_error(
-        result, 3, "is held by prune pid 4242 on host batch-7 since", "(heartbeat 0 s ago)",
-        "--wait", "chatdb lock break",
+        result,
+        3,
+        "is held by prune pid 4242 on host batch-7 since",
+        "(heartbeat 0 s ago)",
+        "--wait",
+        "chatdb lock break",
     )
     waited = cli("archive", "--older-than", "90d", "--wait", "0.3", "--quiet")
     assert_one_line_error(waited, 3, "after waiting 0.3s")

@@ -7,10 +7,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chatdb.filters import ConversationFilter
-from chatdb.jobs.prune import prune_conversations
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed, snapshot
+
+from chatdb.filters import ConversationFilter
+from chatdb.jobs.prune import prune_conversations
 
 NOW = datetime.now(UTC).isoformat()
 OLD = "2020-01-01T00:00:00+00:00"
@@ -35,9 +36,10 @@ def test_prune_deletes_exactly_old_archived_conversations(migrated_db: TestDatab
     remaining = {r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")}
     assert remaining == set(ids["new_archived"] + ids["old_active"])
     assert migrated_db.scalar("SELECT count(*) FROM messages") == 8 * 2
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM messages WHERE conversation_id NOT IN (SELECT id FROM conversations)"
-    ) == 0
+    assert (
+        migrated_db.scalar("SELECT count(*) FROM messages WHERE conversation_id NOT IN (SELECT id FROM conversations)")
+        == 0
+    )
 
 
 def test_include_active_widens_with_a_warning(migrated_db: TestDatabase, cli: Cli) -> None:
@@ -81,7 +83,10 @@ def test_max_rows_refuses_before_changing_anything(migrated_db: TestDatabase, cl
     assert_one_line_error(result, 1, "--max-rows 31", "32 rows")
     assert count(migrated_db) == 16
     assert not target.exists()
-    assert cli("prune", "--older-than", "1y", "--max-rows", "32", "--yes", "--json").json()["deleted"]["conversations"] == 8
+    assert (
+        cli("prune", "--older-than", "1y", "--max-rows", "32", "--yes", "--json").json()["deleted"]["conversations"]
+        == 8
+    )
 
 
 def test_rerun_is_a_no_op(migrated_db: TestDatabase, cli: Cli) -> None:
@@ -128,9 +133,7 @@ def test_a_conversation_changed_after_the_export_is_kept(migrated_db: TestDataba
     target = tmp_path / "pruned.jsonl"
     with migrated_db.database() as database:
         selection = ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC))
-        result = prune_conversations(
-            database, selection, export_to=target, batch_size=4, progress=app_writes_meanwhile
-        )
+        result = prune_conversations(database, selection, export_to=target, batch_size=4, progress=app_writes_meanwhile)
     assert touched
     assert (result.deleted_conversations, result.skipped) == (5, 1)
     assert [r[0] for r in migrated_db.sql("SELECT id::text FROM conversations")] == [changed]
@@ -176,7 +179,9 @@ def test_confirmation_sees_the_plan_and_can_cancel(migrated_db: TestDatabase) ->
     assert result.deleted_conversations == 4 and count(migrated_db) == 0
 
 
-def test_library_errors_name_parameters_and_the_command_names_flags(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
+def test_library_errors_name_parameters_and_the_command_names_flags(
+    migrated_db: TestDatabase, cli: Cli, tmp_path: Path
+) -> None:
     import pytest
 
     from chatdb.errors import JobRefusedError, UsageError
@@ -186,15 +191,20 @@ def test_library_errors_name_parameters_and_the_command_names_flags(migrated_db:
     existing.write_text("")
     with migrated_db.database() as database:
         with pytest.raises(UsageError, match="^max_rows must be 0 or more"):
-            prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=-1)
+            prune_conversations(
+                database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=-1
+            )
         with pytest.raises(UsageError, match=r"prune needs a cutoff \(older_than\)"):
             prune_conversations(database, ConversationFilter())
         with pytest.raises(JobRefusedError, match=r"max_rows 1;") as refused:
-            prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=1)
+            prune_conversations(
+                database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), max_rows=1
+            )
         assert "--" not in str(refused.value)
         with pytest.raises(JobRefusedError, match="finish the prune that wrote it with resume$"):
-            prune_conversations(database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)),
-                                export_to=existing)
+            prune_conversations(
+                database, ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC)), export_to=existing
+            )
     assert_one_line_error(cli("prune", "--older-than", "1y", "--max-rows", "1", "--yes"), 1, "more than --max-rows 1")
     assert_one_line_error(cli("prune", "--older-than", "1y", "--export", str(existing), "--yes"), 1, "with --resume")
     assert count(migrated_db) == 3

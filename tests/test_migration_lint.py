@@ -28,9 +28,7 @@ def test_every_migration_transaction_sets_its_timeouts() -> None:
 
 
 def test_timeouts_can_be_configured_and_are_validated() -> None:
-    result = Cli(None)(
-        "migrate", "--sql", "--from", "base", env={"CHATDB_MIGRATION_LOCK_TIMEOUT": "2s"}
-    )
+    result = Cli(None)("migrate", "--sql", "--from", "base", env={"CHATDB_MIGRATION_LOCK_TIMEOUT": "2s"})
     assert "SET LOCAL lock_timeout = '2s';" in result.stdout
     bad = Cli(None)("migrate", "--sql", "--from", "base", env={"CHATDB_MIGRATION_LOCK_TIMEOUT": "2s; DROP TABLE users"})
     assert bad.exit_code == 2
@@ -42,6 +40,7 @@ def test_squawk_finds_nothing_in_the_upgrade(tmp_path: Path) -> None:
     script.write_text(upgrade_sql())
     lint = subprocess.run(
         [str(SQUAWK), "--config", str(ROOT / ".squawk.toml"), str(script)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr

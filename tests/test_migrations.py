@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error, catalog
 
 from chatdb import migrations
-from helpers import Cli, TestDatabase, assert_one_line_error, catalog
 
 PLAN_SQL = Path(__file__).with_name("plan_schema.sql")
 CHATDB_TABLES = ["conversations", "messages"]
@@ -30,14 +30,19 @@ def test_upgrade_creates_the_tables_and_records_history_in_its_own_table(empty_d
     assert report["direction"] == "upgrade"
     assert [step["id"] for step in report["steps"]] == ["001", "002", "003", "004"]
     assert report["revision"] == migrations.head()
-    assert {"conversations", "messages", "users", "chatdb_alembic_version", "chatdb_job_lease", "chatdb_hold"} <= tables_in(empty_db)
+    assert {
+        "conversations",
+        "messages",
+        "users",
+        "chatdb_alembic_version",
+        "chatdb_job_lease",
+        "chatdb_hold",
+    } <= tables_in(empty_db)
     assert "alembic_version" not in tables_in(empty_db)
     assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "004"
 
 
-def test_migrated_catalog_is_identical_to_the_plans_sql(
-    empty_db: TestDatabase, migrated_db: TestDatabase
-) -> None:
+def test_migrated_catalog_is_identical_to_the_plans_sql(empty_db: TestDatabase, migrated_db: TestDatabase) -> None:
     empty_db.sql(PLAN_SQL.read_text())
 
     expected = catalog(empty_db, ["users", *CHATDB_TABLES])
@@ -51,11 +56,19 @@ def test_migrated_catalog_is_identical_to_the_plans_sql(
     assert actual == expected
     names = {row[2] for row in actual if row[0] in ("constraint", "index")}
     assert {
-        "conversations_pkey", "conversations_user_id_fkey", "conversations_status_check",
-        "messages_pkey", "messages_conversation_id_fkey", "messages_user_id_fkey",
-        "messages_role_check", "chk_user_message_length", "idx_conversations_user_id",
-        "idx_conversations_updated_at", "idx_conversations_user_status",
-        "idx_messages_conversation_id", "idx_messages_conversation_created",
+        "conversations_pkey",
+        "conversations_user_id_fkey",
+        "conversations_status_check",
+        "messages_pkey",
+        "messages_conversation_id_fkey",
+        "messages_user_id_fkey",
+        "messages_role_check",
+        "chk_user_message_length",
+        "idx_conversations_user_id",
+        "idx_conversations_updated_at",
+        "idx_conversations_user_status",
+        "idx_messages_conversation_id",
+        "idx_messages_conversation_created",
     } <= names
 
 
@@ -276,7 +289,10 @@ def test_concurrent_migrations_apply_once(empty_db: TestDatabase) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "chatdb", "migrate", "--json"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]

@@ -13,12 +13,23 @@ from helpers import TestDatabase
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_ships_the_migrations_and_they_run_from_anywhere(
-    tmp_path: Path, empty_db: TestDatabase
-) -> None:
+def test_wheel_ships_the_migrations_and_they_run_from_anywhere(tmp_path: Path, empty_db: TestDatabase) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     wheel = next(tmp_path.glob("chatdb-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -33,7 +44,11 @@ def test_wheel_ships_the_migrations_and_they_run_from_anywhere(
     env = {**os.environ, "PYTHONPATH": str(site), "CHATDB_DATABASE_URL": empty_db.url}
     where = subprocess.run(
         [sys.executable, "-c", "import chatdb.migrations as m; print(m.script_location())"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert where.stdout.strip() == str(site / "chatdb" / "_alembic")
     migrate = subprocess.run(

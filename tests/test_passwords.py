@@ -21,12 +21,12 @@ import uuid
 from urllib.parse import quote
 
 import pytest
+from helpers import Cli, Server, TestDatabase, as_role, with_database
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from chatdb.config import mask_url, normalize_url
 from chatdb.errors import ConfigurationError
-from helpers import Cli, Server, TestDatabase, as_role, with_database
 
 MARKERS = "жЩ€ßΩ🔑Ǆ"
 HOSTILE = "@:/?#%[] +&=;'\"\\\t"
@@ -36,10 +36,19 @@ passwords = st.text(alphabet=MARKERS + HOSTILE + "aZ9", min_size=3, max_size=14)
 ISSUE_EXAMPLES = ["Secr3tЩ/xyz", "SecЩ@ret", "p@ss:w/o%rЩd#1?x"]
 
 COMMANDS = [
-    ("status",), ("conversations",), ("history", "00000000-0000-0000-0000-000000000000"), ("stats",),
-    ("doctor",), ("migrate",), ("archive", "--older-than", "1d", "--dry-run"),
-    ("unarchive", "--user", "alice", "--dry-run"), ("export", "-o", "/nonexistent-dir/x.jsonl"),
-    ("export",), ("import", __file__), ("prune", "--older-than", "1d", "--dry-run"), ("seed", "--remove", "--dry-run"),
+    ("status",),
+    ("conversations",),
+    ("history", "00000000-0000-0000-0000-000000000000"),
+    ("stats",),
+    ("doctor",),
+    ("migrate",),
+    ("archive", "--older-than", "1d", "--dry-run"),
+    ("unarchive", "--user", "alice", "--dry-run"),
+    ("export", "-o", "/nonexistent-dir/x.jsonl"),
+    ("export",),
+    ("import", __file__),
+    ("prune", "--older-than", "1d", "--dry-run"),
+    ("seed", "--remove", "--dry-run"),
 ]
 SOURCES = ["option", "CHATDB_DATABASE_URL", "DATABASE_URL"]
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -47,13 +56,19 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 def leaks(password: str, text: str) -> list[str]:
     """The spellings of the password's marked three-character pieces that occur in ``text``."""
-    pieces = {password[i:i + 3] for i in range(len(password) - 2)}
+    pieces = {password[i : i + 3] for i in range(len(password) - 2)}
     found = []
     for piece in pieces:
         if not any(c in MARKERS for c in piece):
             continue
-        for form in {piece, quote(piece, safe=""), quote(piece), ascii(piece)[1:-1],
-                     json.dumps(piece)[1:-1], piece.encode("unicode_escape").decode()}:
+        for form in {
+            piece,
+            quote(piece, safe=""),
+            quote(piece),
+            ascii(piece)[1:-1],
+            json.dumps(piece)[1:-1],
+            piece.encode("unicode_escape").decode(),
+        }:
             if form in text:
                 found.append(form)
     return found
@@ -90,8 +105,12 @@ def another_reading(url: str, shape: str) -> bool:
 
 def run(url: str, source: str, command: tuple[str, ...], debug: bool, as_json: bool):
     flags = ("--debug",) if debug else ()
-    args = (*flags, *(("--database-url", url) if source == "option" else ()), *command,
-            *(("--json",) if as_json else ()))
+    args = (
+        *flags,
+        *(("--database-url", url) if source == "option" else ()),
+        *command,
+        *(("--json",) if as_json else ()),
+    )
     env = {source: url, "CHATDB_CONNECT_TIMEOUT": "2"} if source != "option" else {"CHATDB_CONNECT_TIMEOUT": "2"}
     return Cli(None)(*args, env=env)
 
@@ -106,12 +125,33 @@ def run(url: str, source: str, command: tuple[str, ...], debug: bool, as_json: b
     debug=st.booleans(),
     as_json=st.booleans(),
 )
-@example(password=ISSUE_EXAMPLES[0], shape="raw", host="127.0.0.1:1/chatdb", source="option",
-         command=("status",), debug=True, as_json=False)
-@example(password=ISSUE_EXAMPLES[1], shape="raw", host="127.0.0.1:1/chatdb", source="DATABASE_URL",
-         command=("export",), debug=True, as_json=True)
-@example(password=ISSUE_EXAMPLES[2], shape="raw", host="127.0.0.1:1/chatdb", source="CHATDB_DATABASE_URL",
-         command=("doctor",), debug=True, as_json=True)
+@example(
+    password=ISSUE_EXAMPLES[0],
+    shape="raw",
+    host="127.0.0.1:1/chatdb",
+    source="option",
+    command=("status",),
+    debug=True,
+    as_json=False,
+)
+@example(
+    password=ISSUE_EXAMPLES[1],
+    shape="raw",
+    host="127.0.0.1:1/chatdb",
+    source="DATABASE_URL",
+    command=("export",),
+    debug=True,
+    as_json=True,
+)
+@example(
+    password=ISSUE_EXAMPLES[2],
+    shape="raw",
+    host="127.0.0.1:1/chatdb",
+    source="CHATDB_DATABASE_URL",
+    command=("doctor",),
+    debug=True,
+    as_json=True,
+)
 def test_no_part_of_a_password_is_printed_when_the_connection_fails(
     password: str, shape: str, host: str, source: str, command: tuple[str, ...], debug: bool, as_json: bool
 ) -> None:
@@ -132,13 +172,24 @@ def test_every_command_family_with_the_issue_passwords(command: tuple[str, ...])
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(password=passwords, missing=st.booleans(), source=st.sampled_from(SOURCES),
-       command=st.sampled_from([("status",), ("archive", "--older-than", "1d", "--dry-run"),
-                                ("export", "--older-than", "1d", "-o", "OUT")]),
-       as_json=st.booleans())
+@given(
+    password=passwords,
+    missing=st.booleans(),
+    source=st.sampled_from(SOURCES),
+    command=st.sampled_from(
+        [("status",), ("archive", "--older-than", "1d", "--dry-run"), ("export", "--older-than", "1d", "-o", "OUT")]
+    ),
+    as_json=st.booleans(),
+)
 def test_no_part_of_a_password_is_printed_by_a_real_server(
-    migrated_db: TestDatabase, pg_server: Server, tmp_path, password: str, missing: bool, source: str,
-    command: tuple[str, ...], as_json: bool,
+    migrated_db: TestDatabase,
+    pg_server: Server,
+    tmp_path,
+    password: str,
+    missing: bool,
+    source: str,
+    command: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """A server that answers: the command works (trust authentication ignores the password) or the database is missing."""
     command = tuple(str(tmp_path / "x.jsonl") if arg == "OUT" else arg for arg in command)
@@ -168,11 +219,16 @@ def test_a_wrong_password_is_not_printed(pg_server: Server, migrated_db: TestDat
 
 
 @settings(max_examples=300, deadline=None)
-@given(password=passwords, shape=st.sampled_from(["raw", "encoded", "query", "no host", "no @"]),
-       scheme=st.sampled_from(["postgresql", "postgres", "postgresql+psycopg", "mysql", "u:Щ@x"]))
+@given(
+    password=passwords,
+    shape=st.sampled_from(["raw", "encoded", "query", "no host", "no @"]),
+    scheme=st.sampled_from(["postgresql", "postgres", "postgresql+psycopg", "mysql", "u:Щ@x"]),
+)
 def test_normalizing_and_masking_never_quote_a_password(password: str, shape: str, scheme: str) -> None:
     """The library itself: a refused URL's message, and a usable URL's display form."""
-    url = scheme + url_with(password, shape, "db.example.com:5432/app").removeprefix("postgresql").removeprefix("postgres")
+    url = scheme + url_with(password, shape, "db.example.com:5432/app").removeprefix("postgresql").removeprefix(
+        "postgres"
+    )
     try:
         normalized = normalize_url(url)
     except ConfigurationError as exc:

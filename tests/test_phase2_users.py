@@ -9,7 +9,6 @@ refuse with one line that names the column and why, having written nothing.
 from __future__ import annotations
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 
 REAL_USERS = "SELECT * FROM users WHERE NOT starts_with(id, 'chatdb-') ORDER BY id"
@@ -95,8 +94,13 @@ CREATE TABLE users (
 INSERT INTO users VALUES ('u1', 'ada@example.com', NULL), ('u2', NULL, '+351912345678');
 """
 
-WORKING = {"operators": OPERATORS, "checks": SATISFIABLE_CHECKS, "types": MANY_TYPES, "partial": PARTIAL_UNIQUE,
-           "email or phone": EMAIL_OR_PHONE}
+WORKING = {
+    "operators": OPERATORS,
+    "checks": SATISFIABLE_CHECKS,
+    "types": MANY_TYPES,
+    "partial": PARTIAL_UNIQUE,
+    "email or phone": EMAIL_OR_PHONE,
+}
 
 REFUSED = {
     "check": (

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import count, seed
 from processes import kill_when
@@ -48,7 +47,9 @@ def pooled(migrated_db: TestDatabase, pgbouncer: PgBouncer) -> TestDatabase:
 def launch(url: str, *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()):
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "chatdb", "--database-url", url, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "NO_COLOR": "1", **(env or {})},
     )
 
@@ -102,9 +103,7 @@ def start_and_kill(url: str, db: TestDatabase, *, prefix: tuple[str, ...] = (), 
     assert leases(db) == 1  # the dead job's lease is still there
 
 
-def test_a_killed_holder_on_this_machine_is_taken_over_at_once(
-    migrated_db: TestDatabase, pooled: TestDatabase
-) -> None:
+def test_a_killed_holder_on_this_machine_is_taken_over_at_once(migrated_db: TestDatabase, pooled: TestDatabase) -> None:
     seed(migrated_db, 400, updated=OLD, messages=1)
     start_and_kill(pooled.url, migrated_db)
     status = Cli(pooled.url)("lock", "status", "--json")
@@ -151,10 +150,15 @@ def test_no_lease_is_left_behind_after_finished_failed_or_stopped_jobs(
     cli = Cli(pooled.url)
     export = tmp_path / "all.jsonl"
     # The same pooler, job after job: none finds a lock left by the one before (exit 3).
-    for args in (("archive", "--older-than", "1d"), ("unarchive", "--older-than", "1d"),
-                 ("archive", "--older-than", "1d", "--dry-run"), ("archive", "--older-than", "1d"),
-                 ("export", "-o", str(export)), ("import", str(export)),
-                 ("prune", "--older-than", "1y", "--max-rows", "1", "--yes")):
+    for args in (
+        ("archive", "--older-than", "1d"),
+        ("unarchive", "--older-than", "1d"),
+        ("archive", "--older-than", "1d", "--dry-run"),
+        ("archive", "--older-than", "1d"),
+        ("export", "-o", str(export)),
+        ("import", str(export)),
+        ("prune", "--older-than", "1y", "--max-rows", "1", "--yes"),
+    ):
         result = cli(*args, "--quiet")
         assert result.exit_code == (1 if "--max-rows" in args else 0), (args, result.stderr)
         assert leases(migrated_db) == 0, args
@@ -191,10 +195,13 @@ def test_a_statement_longer_than_the_lease_keeps_it(migrated_db: TestDatabase, p
     while not migrated_db.scalar(renewed):  # renewed past its time to live, mid-statement
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND application_name LIKE 'chatdb archive pid %' AND state = 'active'"
-    ) == 1
+    assert (
+        migrated_db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name LIKE 'chatdb archive pid %' AND state = 'active'"
+        )
+        == 1
+    )
     refused = Cli(pooled.url)("unarchive", "--older-than", "1d", "--quiet")
     assert_one_line_error(refused, 3, "is held by archive pid")
     out, err = proc.communicate(timeout=60)
@@ -322,7 +329,9 @@ CREATE TRIGGER refuse_bench_adds BEFORE INSERT ON messages FOR EACH ROW EXECUTE 
 def test_bench_exits_non_zero_when_operations_failed(migrated_db: TestDatabase, pooled: TestDatabase) -> None:
     seed(migrated_db, 20, updated=OLD, messages=3)
     migrated_db.sql(REFUSE_BENCH_ADDS)
-    result = Cli(pooled.url)("bench", "--duration", "2s", "--clients", "3", "--workers", "1", "--sample", "20", "--json")
+    result = Cli(pooled.url)(
+        "bench", "--duration", "2s", "--clients", "3", "--workers", "1", "--sample", "20", "--json"
+    )
     assert result.exit_code == 1, result.stderr
     assert result.stdout, result.stderr
     report = result.json()  # the report is still printed, then the one line
@@ -341,8 +350,10 @@ def test_doctor_names_the_endpoint_kind(migrated_db: TestDatabase, pgbouncer: Pg
 
     assert endpoint(migrated_db.url)["status"] == "pass"
     # A Neon-named pooled host (resolved to the local PgBouncer with libpq's hostaddr).
-    neon = (f"postgresql://postgres@ep-quiet-frost-123456-pooler.us-east-2.aws.neon.tech:{pgbouncer.port}"
-            f"/{migrated_db.name}?hostaddr=127.0.0.1")
+    neon = (
+        f"postgresql://postgres@ep-quiet-frost-123456-pooler.us-east-2.aws.neon.tech:{pgbouncer.port}"
+        f"/{migrated_db.name}?hostaddr=127.0.0.1"
+    )
     found = endpoint(neon)
     assert found["status"] == "warn"
     assert "Neon pooled endpoint ep-quiet-frost-123456-pooler.us-east-2.aws.neon.tech" in found["detail"]

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import Cli, TestDatabase, assert_one_line_error
+from jobdata import count, seed
+from processes import finish, kill_when, start
 
 from chatdb.errors import ChatdbError
 from chatdb.filters import ConversationFilter
 from chatdb.jobs.prune import prune_conversations
 from chatdb.jobs.runner import JobTimeouts
-from helpers import Cli, TestDatabase, assert_one_line_error
-from jobdata import count, seed
-from processes import finish, kill_when, start
 
 OLD = "2020-01-01T00:00:00+00:00"
 CUTOFF = ConversationFilter.build(older_than=datetime(2021, 1, 1, tzinfo=UTC))
@@ -39,40 +39,66 @@ FIRST = "(SELECT id FROM messages WHERE conversation_id = '{c}' ORDER BY created
 def sql_for(template: str, conversation: str) -> str:
     return template.replace("{first}", FIRST).replace("{c}", conversation)
 
+
 CHANGES = {
-    "content": ("UPDATE messages SET content = 'EDITED' WHERE id = {first}",
-                "SELECT count(*) FROM messages WHERE content = 'EDITED' AND conversation_id = '{c}'"),
-    "metadata": ("UPDATE messages SET metadata = '{\"edited\": true}' WHERE id = {first}",
-                 "SELECT count(*) FROM messages WHERE metadata = '{\"edited\": true}' AND conversation_id = '{c}'"),
+    "content": (
+        "UPDATE messages SET content = 'EDITED' WHERE id = {first}",
+        "SELECT count(*) FROM messages WHERE content = 'EDITED' AND conversation_id = '{c}'",
+    ),
+    "metadata": (
+        "UPDATE messages SET metadata = '{\"edited\": true}' WHERE id = {first}",
+        "SELECT count(*) FROM messages WHERE metadata = '{\"edited\": true}' AND conversation_id = '{c}'",
+    ),
     "metadata JSON null for SQL NULL": (
         "UPDATE messages SET metadata = 'null' WHERE id = {first}",
-        "SELECT count(*) FROM messages WHERE metadata = 'null' AND conversation_id = '{c}'"),
+        "SELECT count(*) FROM messages WHERE metadata = 'null' AND conversation_id = '{c}'",
+    ),
     "metadata same value, other text": (
-        "UPDATE messages SET metadata = '{\"k\": 2.0, \"tags\": [\"a\", \"b\"], \"nested\": {\"x\": null}}' "
+        'UPDATE messages SET metadata = \'{"k": 2.0, "tags": ["a", "b"], "nested": {"x": null}}\' '
         "WHERE conversation_id = '{c}' AND metadata IS NOT NULL",
-        "SELECT count(*) FROM messages WHERE metadata::text LIKE '%2.0%' AND conversation_id = '{c}'"),
+        "SELECT count(*) FROM messages WHERE metadata::text LIKE '%2.0%' AND conversation_id = '{c}'",
+    ),
     "message created_at": (
         "UPDATE messages SET created_at = created_at + interval '1 microsecond' WHERE id = {first}",
-        "SELECT count(*) FROM messages WHERE conversation_id = '{c}' AND extract(microseconds FROM created_at)::int % 1000000 = 876545"),
-    "message role": ("UPDATE messages SET role = 'assistant', content = content WHERE id = {first}",
-                     "SELECT count(*) FROM messages WHERE conversation_id = '{c}' AND role = 'assistant'"),
-    "message user": ("UPDATE messages SET user_id = 'bob' WHERE id = {first}",
-                     "SELECT count(*) FROM messages WHERE conversation_id = '{c}' AND user_id = 'bob'"),
-    "message added": ("INSERT INTO messages (conversation_id, user_id, role, content, created_at) "
-                      "VALUES ('{c}', 'alice', 'user', 'ADDED', '2019-01-01')",
-                      "SELECT count(*) FROM messages WHERE content = 'ADDED' AND conversation_id = '{c}'"),
-    "message deleted": ("DELETE FROM messages WHERE id = {first}",
-                        "SELECT count(*) FROM messages WHERE conversation_id = '{c}'"),
-    "status": ("UPDATE conversations SET status = 'active' WHERE id = '{c}'",
-               "SELECT count(*) FROM conversations WHERE id = '{c}' AND status = 'active'"),
-    "user": ("UPDATE conversations SET user_id = 'bob' WHERE id = '{c}'",
-             "SELECT count(*) FROM conversations WHERE id = '{c}' AND user_id = 'bob'"),
-    "updated_at": ("UPDATE conversations SET updated_at = updated_at + interval '1 microsecond' WHERE id = '{c}'",
-                   "SELECT count(*) FROM conversations WHERE id = '{c}' AND updated_at > '2020-01-01'"),
-    "updated_at -infinity": ("UPDATE conversations SET updated_at = '-infinity' WHERE id = '{c}'",
-                             "SELECT count(*) FROM conversations WHERE id = '{c}' AND updated_at = '-infinity'"),
-    "created_at": ("UPDATE conversations SET created_at = created_at - interval '1 microsecond' WHERE id = '{c}'",
-                   "SELECT count(*) FROM conversations WHERE id = '{c}' AND extract(microseconds FROM created_at) > 59000000"),
+        "SELECT count(*) FROM messages WHERE conversation_id = '{c}' AND extract(microseconds FROM created_at)::int % 1000000 = 876545",
+    ),
+    "message role": (
+        "UPDATE messages SET role = 'assistant', content = content WHERE id = {first}",
+        "SELECT count(*) FROM messages WHERE conversation_id = '{c}' AND role = 'assistant'",
+    ),
+    "message user": (
+        "UPDATE messages SET user_id = 'bob' WHERE id = {first}",
+        "SELECT count(*) FROM messages WHERE conversation_id = '{c}' AND user_id = 'bob'",
+    ),
+    "message added": (
+        "INSERT INTO messages (conversation_id, user_id, role, content, created_at) "
+        "VALUES ('{c}', 'alice', 'user', 'ADDED', '2019-01-01')",
+        "SELECT count(*) FROM messages WHERE content = 'ADDED' AND conversation_id = '{c}'",
+    ),
+    "message deleted": (
+        "DELETE FROM messages WHERE id = {first}",
+        "SELECT count(*) FROM messages WHERE conversation_id = '{c}'",
+    ),
+    "status": (
+        "UPDATE conversations SET status = 'active' WHERE id = '{c}'",
+        "SELECT count(*) FROM conversations WHERE id = '{c}' AND status = 'active'",
+    ),
+    "user": (
+        "UPDATE conversations SET user_id = 'bob' WHERE id = '{c}'",
+        "SELECT count(*) FROM conversations WHERE id = '{c}' AND user_id = 'bob'",
+    ),
+    "updated_at": (
+        "UPDATE conversations SET updated_at = updated_at + interval '1 microsecond' WHERE id = '{c}'",
+        "SELECT count(*) FROM conversations WHERE id = '{c}' AND updated_at > '2020-01-01'",
+    ),
+    "updated_at -infinity": (
+        "UPDATE conversations SET updated_at = '-infinity' WHERE id = '{c}'",
+        "SELECT count(*) FROM conversations WHERE id = '{c}' AND updated_at = '-infinity'",
+    ),
+    "created_at": (
+        "UPDATE conversations SET created_at = created_at - interval '1 microsecond' WHERE id = '{c}'",
+        "SELECT count(*) FROM conversations WHERE id = '{c}' AND extract(microseconds FROM created_at) > 59000000",
+    ),
 }
 
 
@@ -109,8 +135,9 @@ def test_any_row_change_after_the_export_keeps_the_conversation(migrated_db: Tes
             changed.append(True)
 
     with migrated_db.database() as database:
-        result = prune_conversations(database, CUTOFF, export_to=tmp_path / "pruned.jsonl", batch_size=4,
-                                     progress=application_changes_rows)
+        result = prune_conversations(
+            database, CUTOFF, export_to=tmp_path / "pruned.jsonl", batch_size=4, progress=application_changes_rows
+        )
     assert changed
     assert (result.deleted_conversations, result.changed, result.in_use) == (len(ids) - len(CHANGES), len(CHANGES), 0)
     assert_changes_kept(migrated_db, targets)
@@ -128,8 +155,19 @@ def _export_snapshot_open(db: TestDatabase, export: Path) -> bool:
 def test_rows_changed_while_a_real_prune_runs_are_kept(migrated_db: TestDatabase, tmp_path: Path) -> None:
     ids, targets = seed_targets(migrated_db, 300)
     export = tmp_path / "pruned.jsonl.gz"
-    proc = start(migrated_db, "prune", "--older-than", "1y", "--export", str(export), "--batch-size", "5",
-                 "--yes", "--json", "--quiet")
+    proc = start(
+        migrated_db,
+        "prune",
+        "--older-than",
+        "1y",
+        "--export",
+        str(export),
+        "--batch-size",
+        "5",
+        "--yes",
+        "--json",
+        "--quiet",
+    )
     deadline = time.monotonic() + 60
     while not _export_snapshot_open(migrated_db, export):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -165,7 +203,10 @@ def test_a_lock_on_one_message_keeps_its_conversation_and_the_run_goes_on(
         application.execute(LOCKS[lock], [message])
         with migrated_db.database() as database:
             result = prune_conversations(
-                database, CUTOFF, export_to=tmp_path / "p.jsonl" if with_export else None, batch_size=4,
+                database,
+                CUTOFF,
+                export_to=tmp_path / "p.jsonl" if with_export else None,
+                batch_size=4,
                 timeouts=JobTimeouts(lock="2s"),
             )
         application.rollback()
@@ -187,13 +228,20 @@ def test_edge_timestamps_are_pruned_and_restored_exactly(migrated_db: TestDataba
     for created, updated, message_at in EDGES:
         conversation = migrated_db.scalar(
             "INSERT INTO conversations (user_id, status, created_at, updated_at) "
-            "VALUES ('alice', 'archived', %s, %s) RETURNING id", [created, updated])
-        migrated_db.sql("INSERT INTO messages (conversation_id, user_id, role, content, metadata, created_at) "
-                        "VALUES (%s, 'alice', 'assistant', 'x', 'null', %s)", [conversation, message_at])
+            "VALUES ('alice', 'archived', %s, %s) RETURNING id",
+            [created, updated],
+        )
+        migrated_db.sql(
+            "INSERT INTO messages (conversation_id, user_id, role, content, metadata, created_at) "
+            "VALUES (%s, 'alice', 'assistant', 'x', 'null', %s)",
+            [conversation, message_at],
+        )
     with migrated_db.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        query = ("SELECT c.id::text, c.created_at::text, c.updated_at::text, m.created_at::text, m.metadata::text "
-                 "FROM conversations c JOIN messages m ON m.conversation_id = c.id ORDER BY c.id")
+        query = (
+            "SELECT c.id::text, c.created_at::text, c.updated_at::text, m.created_at::text, m.metadata::text "
+            "FROM conversations c JOIN messages m ON m.conversation_id = c.id ORDER BY c.id"
+        )
         before = conn.execute(query).fetchall()
     export = tmp_path / "edges.jsonl"
     # -infinity and BC are older than any cutoff.
@@ -213,8 +261,9 @@ def test_an_interrupted_prune_says_how_to_finish_and_that_command_finishes(
 ) -> None:
     ids, targets = seed_targets(migrated_db, 600)
     export = tmp_path / "pruned.jsonl"
-    proc = start(migrated_db, "prune", "--older-than", "1y", "--export", str(export), "--batch-size", "5",
-                 "--yes", "--quiet")
+    proc = start(
+        migrated_db, "prune", "--older-than", "1y", "--export", str(export), "--batch-size", "5", "--yes", "--quiet"
+    )
     deadline = time.monotonic() + 60
     while count(migrated_db) > len(ids) - 50:  # some batches deleted
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -229,8 +278,12 @@ def test_an_interrupted_prune_says_how_to_finish_and_that_command_finishes(
     change_rows(migrated_db, targets)  # the application changes some of what is left
     command = shlex.split(lines[0].split("finish with: ", 1)[1])
     assert command[:2] == ["chatdb", "prune"] and "--resume" in command
-    again = subprocess.run([sys.executable, "-m", "chatdb", "--database-url", migrated_db.url, *command[1:], "--json"],
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "chatdb", "--database-url", migrated_db.url, *command[1:], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert report["resumed"] is True and report["export_verified"] is True
@@ -249,22 +302,31 @@ def test_resume_after_kill_and_the_guards_around_it(migrated_db: TestDatabase, c
     proc = start(migrated_db, "prune", "--older-than", "1y", "--export", str(export), "--batch-size", "5", "--yes")
     kill_when(proc, lambda: count(migrated_db) < 550)
     # Running it again as before is refused, pointing at --resume.
-    assert_one_line_error(cli("prune", "--older-than", "1y", "--export", str(export), "--yes"), 1,
-                          "already exists", "--resume")
+    assert_one_line_error(
+        cli("prune", "--older-than", "1y", "--export", str(export), "--yes"), 1, "already exists", "--resume"
+    )
     # An export that no longer matches its manifest resumes nothing.
     original = export.read_bytes()
     export.write_bytes(original.replace(b'"message 1', b'"MESSAGE 1', 1))
     left = count(migrated_db)
-    assert_one_line_error(cli("prune", "--older-than", "1y", "--export", str(export), "--resume", "--yes"), 1,
-                          "does not verify", "nothing was deleted")
+    assert_one_line_error(
+        cli("prune", "--older-than", "1y", "--export", str(export), "--resume", "--yes"),
+        1,
+        "does not verify",
+        "nothing was deleted",
+    )
     assert count(migrated_db) == left
     export.write_bytes(original)
     report = finish(migrated_db, "prune", "--older-than", "1y", "--export", str(export), "--resume", "--yes")
     assert report["deleted"]["conversations"] == left and report["already_deleted"] == 600 - left
     assert count(migrated_db) == 0
     assert_one_line_error(cli("prune", "--older-than", "1y", "--resume", "--yes"), 2, "--resume needs --export")
-    assert_one_line_error(cli("prune", "--older-than", "1y", "--export", str(tmp_path / "none.jsonl"), "--resume",
-                              "--yes"), 1, "cannot resume", "does not exist")
+    assert_one_line_error(
+        cli("prune", "--older-than", "1y", "--export", str(tmp_path / "none.jsonl"), "--resume", "--yes"),
+        1,
+        "cannot resume",
+        "does not exist",
+    )
 
 
 def test_the_export_is_used_as_it_was_checked(migrated_db: TestDatabase, tmp_path: Path) -> None:
@@ -276,7 +338,7 @@ def test_the_export_is_used_as_it_was_checked(migrated_db: TestDatabase, tmp_pat
         if update.phase == "delete" and update.done == 0:
             data = bytearray(export.read_bytes())
             at = data.index(b"message 1")
-            data[at:at + 9] = b"MESSAGE 1"  # same length, in place
+            data[at : at + 9] = b"MESSAGE 1"  # same length, in place
             export.write_bytes(bytes(data))
 
     with migrated_db.database() as database, pytest.raises(ChatdbError, match="changed after it was checked"):

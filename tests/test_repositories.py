@@ -14,13 +14,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from helpers import TestDatabase
+from repo_harness import Repos, open_repos
 
 import chatdb
 from chatdb import errors
 from chatdb.models import ConversationStatus, MessageRole
 from chatdb.repositories import Cursor, NewMessage
-from helpers import TestDatabase
-from repo_harness import Repos, open_repos
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -37,8 +37,7 @@ def db(migrated_db: TestDatabase) -> TestDatabase:
 
 def message_rows(db: TestDatabase, conversation_id: uuid.UUID) -> list[tuple]:
     return db.sql(
-        "SELECT id, role, content, metadata, user_id FROM messages"
-        " WHERE conversation_id = %s ORDER BY created_at, id",
+        "SELECT id, role, content, metadata, user_id FROM messages WHERE conversation_id = %s ORDER BY created_at, id",
         [conversation_id],
     )
 
@@ -52,9 +51,9 @@ def test_create_and_get_a_conversation(repos: Repos, db: TestDatabase) -> None:
     assert created.user_id == "alice"
     assert created.status is ConversationStatus.ACTIVE
     assert created.created_at == created.updated_at
-    assert db.sql(
-        "SELECT user_id, status, updated_at FROM conversations WHERE id = %s", [created.id]
-    ) == [("alice", "active", created.updated_at)]
+    assert db.sql("SELECT user_id, status, updated_at FROM conversations WHERE id = %s", [created.id]) == [
+        ("alice", "active", created.updated_at)
+    ]
     assert repos.conversations.get(created.id) == created
     assert repos.conversations.get(str(created.id)) == created
     assert created.as_dict()["id"] == str(created.id)
@@ -80,9 +79,7 @@ def test_unknown_and_malformed_conversation_ids(repos: Repos) -> None:
         repos.messages.add("12345", "alice", "user", "hi")
 
 
-def test_create_for_an_unknown_user_leaves_the_transaction_usable(
-    repos: Repos, db: TestDatabase
-) -> None:
+def test_create_for_an_unknown_user_leaves_the_transaction_usable(repos: Repos, db: TestDatabase) -> None:
     with pytest.raises(errors.UserNotFoundError, match="'mallory'"):
         repos.conversations.create("mallory")
     kept = repos.conversations.create("alice")
@@ -97,20 +94,14 @@ def test_archive_and_unarchive_keep_last_activity(repos: Repos, db: TestDatabase
     assert archived.status is ConversationStatus.ARCHIVED
     assert repos.conversations.archive(conversation.id).status is ConversationStatus.ARCHIVED
     repos.commit()
-    assert db.sql("SELECT status, updated_at FROM conversations") == [
-        ("archived", conversation.updated_at)
-    ]
+    assert db.sql("SELECT status, updated_at FROM conversations") == [("archived", conversation.updated_at)]
     restored = repos.conversations.unarchive(str(conversation.id))
     repos.commit()
     assert restored.status is ConversationStatus.ACTIVE
-    assert db.sql("SELECT status, updated_at FROM conversations") == [
-        ("active", conversation.updated_at)
-    ]
+    assert db.sql("SELECT status, updated_at FROM conversations") == [("active", conversation.updated_at)]
 
 
-def test_delete_removes_the_conversation_and_its_messages_only(
-    repos: Repos, db: TestDatabase
-) -> None:
+def test_delete_removes_the_conversation_and_its_messages_only(repos: Repos, db: TestDatabase) -> None:
     doomed = repos.conversations.create("alice")
     kept = repos.conversations.create("alice")
     repos.messages.add_many(doomed.id, "alice", [("user", "a"), ("assistant", "b")])
@@ -155,12 +146,8 @@ def test_list_for_user_is_newest_activity_first_and_filters_status(repos: Repos)
     repos.commit()
 
     assert [c.id for c in repos.conversations.list_for_user("alice")] == [first.id, third.id]
-    assert [c.id for c in repos.conversations.list_for_user("alice", status="archived")] == [
-        second.id
-    ]
-    assert [
-        c.id for c in repos.conversations.list_for_user("alice", status=ConversationStatus.ARCHIVED)
-    ] == [second.id]
+    assert [c.id for c in repos.conversations.list_for_user("alice", status="archived")] == [second.id]
+    assert [c.id for c in repos.conversations.list_for_user("alice", status=ConversationStatus.ARCHIVED)] == [second.id]
     assert [c.id for c in repos.conversations.list_for_user("alice", status="all")] == [
         first.id,
         third.id,
@@ -209,9 +196,7 @@ def test_paging_through_a_users_conversations_returns_each_once(repos: Repos) ->
 def test_add_stores_the_message_and_bumps_the_conversation(repos: Repos, db: TestDatabase) -> None:
     conversation = repos.conversations.create("alice")
     repos.commit()
-    message = repos.messages.add(
-        str(conversation.id), "alice", MessageRole.USER, "hello", {"tokens": 3}
-    )
+    message = repos.messages.add(str(conversation.id), "alice", MessageRole.USER, "hello", {"tokens": 3})
     reply = repos.messages.add(conversation.id, "alice", "assistant", "hi there")
     repos.commit()
     assert message.role is MessageRole.USER and reply.role is MessageRole.ASSISTANT
@@ -249,9 +234,7 @@ def test_add_many_inserts_a_batch_in_order(repos: Repos, db: TestDatabase) -> No
     assert repos.messages.count(conversation.id) == 4  # a rejected batch writes nothing
 
 
-def test_history_is_insertion_order_even_with_equal_timestamps(
-    repos: Repos, db: TestDatabase
-) -> None:
+def test_history_is_insertion_order_even_with_equal_timestamps(repos: Repos, db: TestDatabase) -> None:
     conversation = repos.conversations.create("alice")
     contents = [f"message {i}" for i in range(30)]
     for i, content in enumerate(contents):
@@ -307,9 +290,7 @@ def test_history_between_two_cursors(repos: Repos) -> None:
     conversation = repos.conversations.create("alice")
     contents = _fill(repos, conversation.id, 20)
     everything = repos.messages.history(conversation.id, limit=20)
-    window = repos.messages.history(
-        conversation.id, after=everything[4].id, before=everything[15].id, limit=3
-    )
+    window = repos.messages.history(conversation.id, after=everything[4].id, before=everything[15].id, limit=3)
     assert [m.content for m in window] == contents[5:8]
 
 
@@ -346,9 +327,7 @@ def test_count(repos: Repos, db: TestDatabase) -> None:
 # --- domain errors ------------------------------------------------------------------------
 
 
-def test_message_rules_are_checked_and_the_transaction_stays_usable(
-    repos: Repos, db: TestDatabase
-) -> None:
+def test_message_rules_are_checked_and_the_transaction_stays_usable(repos: Repos, db: TestDatabase) -> None:
     conversation = repos.conversations.create("alice")
     repos.commit()
     cid = conversation.id
@@ -422,9 +401,7 @@ def test_adding_to_an_archived_conversation_is_refused(repos: Repos, db: TestDat
 # --- the schema itself ----------------------------------------------------------------------
 
 
-def test_deleting_a_user_removes_their_conversations_and_messages(
-    repos: Repos, db: TestDatabase
-) -> None:
+def test_deleting_a_user_removes_their_conversations_and_messages(repos: Repos, db: TestDatabase) -> None:
     mine = repos.conversations.create("alice")
     theirs = repos.conversations.create("bob")
     repos.messages.add_many(mine.id, "alice", [("user", "a"), ("assistant", "b")])
@@ -453,9 +430,7 @@ def test_deleting_a_user_removes_their_conversations_and_messages(
         ),
     ],
 )
-def test_constraints_hold_when_the_repository_is_bypassed(
-    db: TestDatabase, statement: str, constraint: str
-) -> None:
+def test_constraints_hold_when_the_repository_is_bypassed(db: TestDatabase, statement: str, constraint: str) -> None:
     db.sql("INSERT INTO users (id) VALUES ('alice')")
     cid = db.scalar("INSERT INTO conversations (user_id) VALUES ('alice') RETURNING id")
     with pytest.raises(psycopg.errors.IntegrityError) as caught:
@@ -489,9 +464,7 @@ def test_sync_and_async_repositories_offer_the_same_methods() -> None:
         assert public == {n for n in dir(async_cls) if not n.startswith("_")}
         for name in public:
             assert inspect.iscoroutinefunction(getattr(async_cls, name)), name
-            assert inspect.signature(getattr(sync_cls, name)) == inspect.signature(
-                getattr(async_cls, name)
-            )
+            assert inspect.signature(getattr(sync_cls, name)) == inspect.signature(getattr(async_cls, name))
     assert {n for n in dir(r.MessageRepository) if not n.startswith("_")} == {
         "add",
         "add_many",
@@ -507,7 +480,7 @@ def test_chatdb_exports_the_repositories_lazily() -> None:
     assert chatdb.AsyncMessageRepository is repositories.AsyncMessageRepository
     assert "MessageRepository" in dir(chatdb)
     with pytest.raises(AttributeError):
-        chatdb.NoSuchThing  # noqa: B018
+        chatdb.NoSuchThing
     code = "import sys, chatdb; print('sqlalchemy' in sys.modules, 'chatdb.repositories' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
@@ -538,6 +511,6 @@ def test_history_pages_are_exact_whatever_ties_lie_at_their_edges(repos: Repos, 
         assert [m.id for m in repos.messages.history(conversation.id, limit=limit)] == order[-limit:]
         for at in range(len(order)):
             before = [m.id for m in repos.messages.history(conversation.id, limit=limit, before=order[at])]
-            assert before == order[max(0, at - limit):at], (limit, at)
+            assert before == order[max(0, at - limit) : at], (limit, at)
             after = [m.id for m in repos.messages.history(conversation.id, limit=limit, after=order[at])]
-            assert after == order[at + 1:at + 1 + limit], (limit, at)
+            assert after == order[at + 1 : at + 1 + limit], (limit, at)

@@ -6,6 +6,8 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from helpers import TestDatabase
+
 from chatdb.config import PoolSettings, Settings
 from chatdb.db import Database, async_session_factory, create_async_engine
 from chatdb.repositories import (
@@ -13,7 +15,6 @@ from chatdb.repositories import (
     ConversationRepository,
     MessageRepository,
 )
-from helpers import TestDatabase
 
 WRITERS = 50
 SETTINGS_POOL = PoolSettings(size=WRITERS, max_overflow=0)
@@ -69,9 +70,7 @@ def test_fifty_concurrent_async_adds(migrated_db: TestDatabase) -> None:
 
         async def write(i: int):
             async with sessions() as session:
-                message = await AsyncMessageRepository(session).add(
-                    cid, "alice", "assistant", f"writer {i}"
-                )
+                message = await AsyncMessageRepository(session).add(cid, "alice", "assistant", f"writer {i}")
                 await session.commit()
                 return message.id
 

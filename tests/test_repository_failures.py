@@ -6,6 +6,7 @@ import uuid
 
 import psycopg
 import pytest
+from helpers import TestDatabase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -13,7 +14,6 @@ from sqlalchemy import text
 from chatdb import errors
 from chatdb.repositories import ConversationRepository, MessageRepository
 from chatdb.repositories.operations import translate_driver_error
-from helpers import TestDatabase
 
 
 def test_a_lock_timeout_is_a_database_error_and_a_rollback_recovers(
@@ -59,9 +59,7 @@ def test_a_lock_timeout_is_a_database_error_and_a_rollback_recovers(
         ("SELECT 1 / (count(*) - count(*)) FROM conversations WHERE id = %s", errors.DatabaseError),
     ],
 )
-def test_driver_errors_become_chatdb_errors(
-    migrated_db: TestDatabase, statement: str, expected: type
-) -> None:
+def test_driver_errors_become_chatdb_errors(migrated_db: TestDatabase, statement: str, expected: type) -> None:
     migrated_db.sql("INSERT INTO users (id) VALUES ('alice')")
     cid = migrated_db.scalar("INSERT INTO conversations (user_id) VALUES ('alice') RETURNING id")
     with pytest.raises(psycopg.Error) as caught:
@@ -72,9 +70,7 @@ def test_driver_errors_become_chatdb_errors(
     assert translate_driver_error(ValueError("not the driver's")) is None
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     batches=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=8),
     page=st.integers(min_value=1, max_value=9),
@@ -91,12 +87,7 @@ def test_any_paging_of_any_history_returns_each_message_once(
             if size % 2:
                 written += [messages.add(cid, "alice", "user", str(i)).id for i in range(size)]
             else:
-                written += [
-                    m.id
-                    for m in messages.add_many(
-                        cid, "alice", [("assistant", str(i)) for i in range(size)]
-                    )
-                ]
+                written += [m.id for m in messages.add_many(cid, "alice", [("assistant", str(i)) for i in range(size)])]
             session.commit()
 
         backwards: list[uuid.UUID] = []

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from helpers import TestDatabase
 
 from chatdb.repositories import statements as sql
-from helpers import TestDatabase
 
 CONVERSATION = "00000000-0000-7000-8000-000000000001"
 
@@ -82,9 +82,7 @@ def some_message(db: TestDatabase) -> tuple:
         ("id", "id"),
     ],
 )
-def test_history_uses_the_conversation_created_index(
-    seeded: TestDatabase, before: str, after: str
-) -> None:
+def test_history_uses_the_conversation_created_index(seeded: TestDatabase, before: str, after: str) -> None:
     mid, at = some_message(seeded)
     params = {
         "conversation_id": CONVERSATION,
@@ -106,14 +104,12 @@ def test_list_for_user_uses_the_user_status_index(seeded: TestDatabase, before: 
         "status": "active",
         "limit": 50,
         "before": CONVERSATION,
-        "before_at": datetime.now(timezone.utc),
+        "before_at": datetime.now(UTC),
     }
     found = plan(seeded, sql.list_for_user("active", before), params)
     assert "idx_conversations_user_status" in found
     everything = plan(seeded, sql.list_for_user("all", before), params)
-    assert (
-        "idx_conversations_user_id" in everything or "idx_conversations_user_status" in everything
-    )
+    assert "idx_conversations_user_id" in everything or "idx_conversations_user_status" in everything
     assert '"Node Type": "Seq Scan"' not in found + everything
 
 

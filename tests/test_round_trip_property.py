@@ -23,14 +23,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import TestDatabase, new_database
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from helpers import TestDatabase, new_database
-
 EXAMPLES = int(os.environ.get("CHATDB_PROPERTY_EXAMPLES", "12"))
 PROPERTY = settings(
-    max_examples=EXAMPLES, deadline=None,
+    max_examples=EXAMPLES,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -50,10 +50,12 @@ def _days(year: int, bc: bool, month: int) -> int:
 @st.composite
 def finite_timestamps(draw) -> str:
     bc = draw(st.booleans())
-    year = draw(st.one_of(
-        st.sampled_from([1, 2, 4, 100, 1000, 9999, 10000] + ([4714] if bc else [1970, 2000, 2038, 99999, 294276])),
-        st.integers(1, 4714 if bc else 294276),
-    ))
+    year = draw(
+        st.one_of(
+            st.sampled_from([1, 2, 4, 100, 1000, 9999, 10000] + ([4714] if bc else [1970, 2000, 2038, 99999, 294276])),
+            st.integers(1, 4714 if bc else 294276),
+        )
+    )
     month = draw(st.integers(11, 12) if bc and year == 4714 else st.integers(1, 12))
     low = 24 if bc and year == 4714 and month == 11 else 1
     day = draw(st.integers(low, _days(year, bc, month)))
@@ -70,14 +72,32 @@ timestamps = st.one_of(st.sampled_from(["infinity", "-infinity"]), finite_timest
 storable = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 # Text that has broken exporters: JSON's own escapes, line and paragraph separators, a BOM,
 # combining marks, right-to-left overrides, astral characters, the last code point.
-NASTY = ["", " ", "\n", "\r\n", "\t\x01\x1f\x7f", "\\", '"', "\u2028\u2029", "\ufeff", "e\u0301\u0308",
-         "\u202e\u202d", "🙂👩‍👩‍👧", "\U0010ffff", "\ud7ff\ue000", "</script>", "\\u0000"]
+NASTY = [
+    "",
+    " ",
+    "\n",
+    "\r\n",
+    "\t\x01\x1f\x7f",
+    "\\",
+    '"',
+    "\u2028\u2029",
+    "\ufeff",
+    "e\u0301\u0308",
+    "\u202e\u202d",
+    "🙂👩‍👩‍👧",
+    "\U0010ffff",
+    "\ud7ff\ue000",
+    "</script>",
+    "\\u0000",
+]
 texts = st.one_of(st.text(alphabet=storable, max_size=40), st.lists(st.sampled_from(NASTY), max_size=20).map("".join))
 numbers = st.one_of(
     st.integers().map(str),
-    st.integers(-10**60, 10**60).map(str),
+    st.integers(-(10**60), 10**60).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
-    st.builds(lambda digits, exponent: f"{digits}e{exponent}", st.integers(-10**18, 10**18), st.integers(-1000, 1000)),
+    st.builds(
+        lambda digits, exponent: f"{digits}e{exponent}", st.integers(-(10**18), 10**18), st.integers(-1000, 1000)
+    ),
     st.sampled_from(["0", "-0", "0.0", "1.50", "-1E+3", "123456789012345678901234567890.000000000000000000001"]),
 )
 strings = st.builds(lambda s, ascii_only: json.dumps(s, ensure_ascii=ascii_only), texts, st.booleans())
@@ -96,13 +116,16 @@ def containers(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 json_values = st.recursive(scalars, containers, max_leaves=12)
 deep = st.builds(
     lambda depth, as_object: ('{"a":' * depth + "1" + "}" * depth) if as_object else ("[" * depth + "[]" + "]" * depth),
-    st.integers(50, 2000), st.booleans(),
+    st.integers(50, 2000),
+    st.booleans(),
 )
 metadata = st.one_of(st.none(), st.sampled_from(["null", "{}", "[]", '""', '{"": null}']), json_values, deep)
 
 # --- rows ------------------------------------------------------------------------------------------
 
-user_ids = st.one_of(st.text(alphabet=storable, max_size=255), st.sampled_from(["", "u" * 255, "🙂" * 255, "a\u0301" * 127]))
+user_ids = st.one_of(
+    st.text(alphabet=storable, max_size=255), st.sampled_from(["", "u" * 255, "🙂" * 255, "a\u0301" * 127])
+)
 
 
 @st.composite
@@ -110,8 +133,13 @@ def messages_of(draw, conversation_id: str):
     role = draw(st.sampled_from(["user", "assistant"]))
     content = draw(st.one_of(st.text(alphabet=storable, max_size=1000 if role == "user" else 3000), texts))
     return {
-        "id": str(draw(st.uuids())), "conversation_id": conversation_id, "user_id": draw(user_ids),
-        "role": role, "content": content, "metadata": draw(metadata), "created_at": draw(timestamps),
+        "id": str(draw(st.uuids())),
+        "conversation_id": conversation_id,
+        "user_id": draw(user_ids),
+        "role": role,
+        "content": content,
+        "metadata": draw(metadata),
+        "created_at": draw(timestamps),
     }
 
 
@@ -119,11 +147,16 @@ def messages_of(draw, conversation_id: str):
 def data_sets(draw):
     conversations = []
     for conversation_id in draw(st.lists(st.uuids().map(str), min_size=1, max_size=3, unique=True)):
-        conversations.append({
-            "id": conversation_id, "user_id": draw(user_ids), "status": draw(st.sampled_from(["active", "archived"])),
-            "created_at": draw(timestamps), "updated_at": draw(timestamps),
-            "messages": draw(st.lists(messages_of(conversation_id), max_size=3, unique_by=lambda m: m["id"])),
-        })
+        conversations.append(
+            {
+                "id": conversation_id,
+                "user_id": draw(user_ids),
+                "status": draw(st.sampled_from(["active", "archived"])),
+                "created_at": draw(timestamps),
+                "updated_at": draw(timestamps),
+                "messages": draw(st.lists(messages_of(conversation_id), max_size=3, unique_by=lambda m: m["id"])),
+            }
+        )
     return conversations
 
 
@@ -146,7 +179,10 @@ def as_text(db: TestDatabase) -> tuple[list[tuple], list[tuple]]:
 
 @pytest.fixture(scope="module")
 def two_databases(pg_server, migrated_template) -> Iterator[tuple[TestDatabase, TestDatabase]]:
-    source, target = new_database(pg_server, template=migrated_template), new_database(pg_server, template=migrated_template)
+    source, target = (
+        new_database(pg_server, template=migrated_template),
+        new_database(pg_server, template=migrated_template),
+    )
     try:
         yield next(source), next(target)
     finally:
@@ -171,8 +207,15 @@ def write_rows(db: TestDatabase, conversations: list[dict]) -> bool:
                     conn.execute(
                         "INSERT INTO messages (id, conversation_id, user_id, role, content, metadata, created_at) "
                         "VALUES (%s, %s, %s, %s, %s, CAST(%s AS jsonb), %s)",
-                        [m["id"], m["conversation_id"], m["user_id"], m["role"], m["content"], m["metadata"],
-                         m["created_at"]],
+                        [
+                            m["id"],
+                            m["conversation_id"],
+                            m["user_id"],
+                            m["role"],
+                            m["content"],
+                            m["metadata"],
+                            m["created_at"],
+                        ],
                     )
     except psycopg.errors.DatetimeFieldOverflow:
         return False

@@ -7,7 +7,7 @@ import threading
 import pytest
 from helpers import Cli, TestDatabase, assert_one_line_error
 
-from chatdb.search import INDEX_NAME, LARGE_TABLE_ROWS, SearchQuery, explain_search
+from chatdb.reports.search import INDEX_NAME, LARGE_TABLE_ROWS, SearchQuery, explain_search
 
 TEXTS = [
     "Is it safe to give my dog grapes?",
@@ -38,14 +38,19 @@ def fill(db: TestDatabase, copies: int = 3) -> None:
 
 
 def reference(db: TestDatabase, phrase: str, user: str | None = None) -> list[str]:
-    return [r[0] for r in db.sql(
-        """
+    return [
+        r[0]
+        for r in db.sql(
+            """
         SELECT id::text FROM messages
         WHERE to_tsvector('simple', content) @@ websearch_to_tsquery('simple', %(q)s)
           AND (%(u)s::text IS NULL OR user_id = %(u)s)
         ORDER BY ts_rank(to_tsvector('simple', content), websearch_to_tsquery('simple', %(q)s)) DESC,
                  created_at DESC, id DESC
-        """, {"q": phrase, "u": user})]
+        """,
+            {"q": phrase, "u": user},
+        )
+    ]
 
 
 def searched(cli: Cli, *args: str) -> list[str]:
@@ -107,19 +112,21 @@ def wait_for_build(db: TestDatabase, build: threading.Thread) -> int:
         while True:
             row = watcher.execute(
                 "SELECT p.pid FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.relid "
-                "WHERE c.relname = 'messages'").fetchone()
+                "WHERE c.relname = 'messages'"
+            ).fetchone()
             if row:
                 return int(row[0])
             assert build.is_alive()
 
 
-def test_a_failed_build_leaves_an_invalid_index_that_is_found_and_rebuilt(migrated_db: TestDatabase,
-                                                                          cli: Cli) -> None:
+def test_a_failed_build_leaves_an_invalid_index_that_is_found_and_rebuilt(migrated_db: TestDatabase, cli: Cli) -> None:
     fill(migrated_db, copies=1)
     writer = migrated_db.connect()  # an open write: the build waits for it, and is cancelled there
     writer.execute("INSERT INTO users (id) VALUES ('carol')")
-    writer.execute("INSERT INTO messages (conversation_id, user_id, role, content) "
-                   "SELECT id, user_id, 'user', 'held open' FROM conversations LIMIT 1")
+    writer.execute(
+        "INSERT INTO messages (conversation_id, user_id, role, content) "
+        "SELECT id, user_id, 'user', 'held open' FROM conversations LIMIT 1"
+    )
     outcome: list[int] = []
     build = threading.Thread(target=lambda: outcome.append(cli("search", "--create-index").exit_code))
     build.start()

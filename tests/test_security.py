@@ -6,16 +6,21 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, as_role, assert_one_line_error
 from jobdata import seed, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "Pw-9f3c1e-MARKER"
 COMMANDS = [
-    ("status",), ("conversations",), ("stats",), ("doctor",), ("history", "00000000-0000-0000-0000-000000000000"),
-    ("archive", "--older-than", "1d", "--dry-run"), ("prune", "--older-than", "1d", "--dry-run"),
-    ("export",), ("migrate", "--sql"),
+    ("status",),
+    ("conversations",),
+    ("stats",),
+    ("doctor",),
+    ("history", "00000000-0000-0000-0000-000000000000"),
+    ("archive", "--older-than", "1d", "--dry-run"),
+    ("prune", "--older-than", "1d", "--dry-run"),
+    ("export",),
+    ("migrate", "--sql"),
 ]
 
 
@@ -37,8 +42,13 @@ def test_a_password_never_appears_in_json_reports(migrated_db: TestDatabase, tmp
         assert MARKER in url
         seed(migrated_db, 3, updated="2020-01-01T00:00:00+00:00")
         cli = Cli(url)
-        for args in (("status", "--json"), ("stats", "--json"), ("archive", "--older-than", "1d", "--json"),
-                     ("export", "-o", str(tmp_path / "x.jsonl"), "--json"), ("doctor", "--json")):
+        for args in (
+            ("status", "--json"),
+            ("stats", "--json"),
+            ("archive", "--older-than", "1d", "--json"),
+            ("export", "-o", str(tmp_path / "x.jsonl"), "--json"),
+            ("doctor", "--json"),
+        ):
             result = cli(*args)
             assert result.exit_code in (0, 1), (args, result.stderr)
             assert MARKER not in result.stdout + result.stderr, args
@@ -84,10 +94,16 @@ def test_read_only_commands_work_for_a_read_only_role(
     (conversation,) = seed(migrated_db, 1, updated="2020-01-01T00:00:00+00:00")
     before = snapshot(migrated_db)
     for args in (
-        ("status", "--json"), ("conversations", "--json"), ("history", conversation, "--json"),
-        ("stats", "--json"), ("doctor", "--json"), ("export", "-o", str(tmp_path / "x.jsonl"), "--json"),
+        ("status", "--json"),
+        ("conversations", "--json"),
+        ("history", conversation, "--json"),
+        ("stats", "--json"),
+        ("doctor", "--json"),
+        ("export", "-o", str(tmp_path / "x.jsonl"), "--json"),
         ("archive", "--older-than", "1d", "--dry-run", "--json"),
-        ("prune", "--older-than", "1d", "--dry-run", "--json"), ("lock", "status", "--json"), ("hold", "list", "--json"),
+        ("prune", "--older-than", "1d", "--dry-run", "--json"),
+        ("lock", "status", "--json"),
+        ("hold", "list", "--json"),
     ):
         result = read_only(*args)
         assert result.exit_code == 0, (args, result.stderr)

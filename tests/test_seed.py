@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 
 PREFIX = "chatdb-seed-"
@@ -28,8 +27,7 @@ def add_real_conversation(db: TestDatabase) -> None:
 
 
 def test_seed_creates_exactly_the_requested_scale(cli: Cli, migrated_db: TestDatabase) -> None:
-    result = cli("seed", "--messages", "4800", "--conversations", "100", "--users", "7",
-                 "--batch", "500", "--json")
+    result = cli("seed", "--messages", "4800", "--conversations", "100", "--users", "7", "--batch", "500", "--json")
     assert result.exit_code == 0, result.stderr
     report = result.json()
     assert (report["users"], report["conversations"], report["messages"]) == (7, 100, 4800)
@@ -42,34 +40,46 @@ def test_seeded_data_looks_like_a_chatbot(cli: Cli, migrated_db: TestDatabase) -
     assert cli("seed", "--messages", "4800", "--conversations", "100", "--batch", "700").exit_code == 0
     db = migrated_db
     # Roles alternate, starting with the user, in every conversation.
-    assert db.scalar(
-        "SELECT count(*) FROM (SELECT role, row_number() OVER (PARTITION BY conversation_id "
-        "ORDER BY created_at) AS n FROM messages) AS m WHERE (n % 2 = 1) <> (role = 'user')"
-    ) == 0
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM (SELECT role, row_number() OVER (PARTITION BY conversation_id "
+            "ORDER BY created_at) AS n FROM messages) AS m WHERE (n % 2 = 1) <> (role = 'user')"
+        )
+        == 0
+    )
     # User messages respect the limit; assistant messages carry the model call's metadata.
     assert db.scalar("SELECT max(length(content)) FROM messages WHERE role = 'user'") <= 1000
     assert db.scalar("SELECT min(length(content)) FROM messages") > 0
     # Every message ends where a sentence ends, never mid-word ("Translate 'we will").
     assert db.scalar("SELECT count(*) FROM messages WHERE content !~ '[.?!]$'") == 0
     assert db.scalar("SELECT count(*) FROM messages WHERE role = 'user' AND metadata IS NOT NULL") == 0
-    assert db.scalar(
-        "SELECT count(*) FROM messages WHERE role = 'assistant' AND NOT (metadata ?& "
-        "ARRAY['model', 'prompt_tokens', 'completion_tokens', 'latency_ms'])"
-    ) == 0
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM messages WHERE role = 'assistant' AND NOT (metadata ?& "
+            "ARRAY['model', 'prompt_tokens', 'completion_tokens', 'latency_ms'])"
+        )
+        == 0
+    )
     # Activity over about two years, all of it in the past, each conversation's
     # updated_at at or after its last message.
     oldest, newest = db.sql("SELECT min(created_at), max(created_at) FROM messages")[0]
     assert (newest - oldest).days > 365
     assert db.scalar("SELECT max(created_at) <= now() FROM messages")
-    assert db.scalar(
-        "SELECT count(*) FROM conversations c WHERE updated_at < "
-        "(SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id)"
-    ) == 0
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM conversations c WHERE updated_at < "
+            "(SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id)"
+        )
+        == 0
+    )
     # Every conversation has messages; a very long one holds about a tenth of them.
-    sizes = [row[0] for row in db.sql(
-        "SELECT count(m.id) FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id "
-        "GROUP BY c.id ORDER BY 1 DESC"
-    )]
+    sizes = [
+        row[0]
+        for row in db.sql(
+            "SELECT count(m.id) FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id "
+            "GROUP BY c.id ORDER BY 1 DESC"
+        )
+    ]
     assert min(sizes) >= 2
     assert sizes[0] >= 0.09 * 4800
     assert db.scalar("SELECT count(DISTINCT status) FROM conversations") == 2
@@ -158,14 +168,19 @@ def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDat
     import re
 
     from chatdb.errors import JobInterrupted
-    from chatdb.seed import SeedScale, seed
+    from chatdb.jobs.seed import SeedScale, seed
 
     def interrupt_after_first_batch(update: object) -> None:
         raise KeyboardInterrupt
 
     with migrated_db.database() as db, pytest.raises(JobInterrupted) as stopped:
-        seed(db, SeedScale.build(messages=2000, conversations=40), batch_messages=300, jobs=1,
-             progress=interrupt_after_first_batch)
+        seed(
+            db,
+            SeedScale.build(messages=2000, conversations=40),
+            batch_messages=300,
+            jobs=1,
+            progress=interrupt_after_first_batch,
+        )
     kept = re.search(r"kept (\d+) complete conversations with (\d+) messages", stopped.value.message)
     assert kept is not None, stopped.value.message
     conversations, messages = int(kept[1]), int(kept[2])
@@ -173,9 +188,46 @@ def test_an_interrupted_seed_keeps_only_whole_conversations(migrated_db: TestDat
     assert migrated_db.scalar("SELECT count(*) FROM conversations") == conversations
     assert migrated_db.scalar("SELECT count(*) FROM messages") == messages
     # Every kept conversation is complete: its messages reach its updated_at.
-    assert migrated_db.scalar(
-        "SELECT count(*) FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM messages m "
-        "WHERE m.conversation_id = c.id AND m.created_at > c.updated_at - make_interval(secs => 3600))"
-    ) == 0
+    assert (
+        migrated_db.scalar(
+            "SELECT count(*) FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM messages m "
+            "WHERE m.conversation_id = c.id AND m.created_at > c.updated_at - make_interval(secs => 3600))"
+        )
+        == 0
+    )
     assert Cli(migrated_db.url)("seed", "--remove", "--yes").exit_code == 0
     assert migrated_db.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_seed_and_its_removal_are_jobs_that_wait_for_the_lease(cli: Cli, migrated_db: TestDatabase) -> None:
+    from jobdata import hold_lease
+
+    hold_lease(migrated_db, minutes=10)
+    assert_one_line_error(cli("seed", "--conversations", "10", "--messages", "20"), 3, "maintenance lock")
+    assert_one_line_error(cli("seed", "--remove", "--yes"), 3, "maintenance lock")
+    assert seeded_counts(migrated_db) == (0, 0, 0)
+    migrated_db.sql("DELETE FROM chatdb_job_lease")
+    result = cli("seed", "--conversations", "10", "--messages", "20", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    assert (report["job"], report["changed"], report["conversations"], report["messages"]) == ("seed", 10, 10, 20)
+    assert report["batches"] >= 1 and report["duration_seconds"] == report["seconds"]
+    assert migrated_db.scalar("SELECT count(*) FROM chatdb_job_lease") == 0  # given back
+
+
+def test_removal_leaves_a_conversation_the_application_holds(cli: Cli, migrated_db: TestDatabase) -> None:
+    assert cli("seed", "--conversations", "12", "--messages", "24", "--users", "3").exit_code == 0
+    held, owner = migrated_db.sql("SELECT id, user_id FROM conversations ORDER BY id LIMIT 1")[0]
+    with migrated_db.connect() as app:
+        # The application is adding to one demo conversation and has not committed yet.
+        app.execute("SELECT 1 FROM messages WHERE conversation_id = %s LIMIT 1 FOR UPDATE", [held])
+        removed = cli("seed", "--remove", "--yes", "--json")
+        app.rollback()
+    assert removed.exit_code == 0, removed.stderr
+    report = removed.json()
+    assert (report["job"], report["matched"], report["changed"], report["skipped"]) == ("seed --remove", 12, 11, 1)
+    assert migrated_db.sql("SELECT id FROM conversations") == [(held,)]
+    assert migrated_db.sql(f"SELECT id FROM users WHERE starts_with(id, '{PREFIX}')") == [(owner,)]
+    again = cli("seed", "--remove", "--yes", "--json").json()
+    assert (again["changed"], again["skipped"], again["users"]) == (1, 0, 1)
+    assert seeded_counts(migrated_db) == (0, 0, 0)

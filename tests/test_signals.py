@@ -25,11 +25,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from chatdb.jobs.files import manifest_path
 from helpers import TestDatabase
 from jobdata import count, hold_lease, seed, snapshot
 from processes import start
+
+from chatdb.jobs.files import manifest_path
 
 SEED = int(os.environ.get("CHATDB_FAULT_SEED", "20240607"))
 # Stops per job: with the tests below, a few dozen signals in all; CHATDB_FAULT_STOPS raises it for long runs.
@@ -50,8 +50,13 @@ def threshold(rng: random.Random, total: int) -> int:
 
 
 def stop_when(
-    proc: subprocess.Popen[str], rng: random.Random, ready: Callable[[], bool], where: object,
-    *, pause: float = 0.01, timeout: float = 60,
+    proc: subprocess.Popen[str],
+    rng: random.Random,
+    ready: Callable[[], bool],
+    where: object,
+    *,
+    pause: float = 0.01,
+    timeout: float = 60,
 ) -> str:
     """Send SIGINT or SIGTERM (sometimes twice) once ``ready()``; assert exit 130 with one line; return it."""
     sig = rng.choice([signal.SIGINT, signal.SIGTERM])
@@ -171,10 +176,13 @@ def test_prune_stopped_at_random_points(
         survivors = count(migrated_db)
         deleted = len(old) - survivors
         # No conversation is half deleted.
-        assert migrated_db.scalar(
-            "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m"
-            " WHERE m.conversation_id = c.id) <> 3"
-        ) == 0, where
+        assert (
+            migrated_db.scalar(
+                "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m"
+                " WHERE m.conversation_id = c.id) <> 3"
+            )
+            == 0
+        ), where
         assert deleted % BATCH == 0, where
         if "delete phase" in line:
             assert number(rf"delete phase after (\d+) of {len(old)} conversations", line) == deleted, (where, line)
@@ -202,8 +210,18 @@ def test_seed_stopped_at_random_points(migrated_db: TestDatabase, rng: random.Ra
     conversations = 400
     for attempt in range(STOPS):
         point = threshold(rng, conversations)
-        proc = job(migrated_db, "seed", "--conversations", str(conversations), "--messages", "4000",
-                   "--users", "20", "--batch", "40")
+        proc = job(
+            migrated_db,
+            "seed",
+            "--conversations",
+            str(conversations),
+            "--messages",
+            "4000",
+            "--users",
+            "20",
+            "--batch",
+            "40",
+        )
         line = stop_when(proc, rng, lambda: count(migrated_db) >= point, (SEED, attempt, point))
         kept = number(r"kept (\d+) complete conversations", line)
         assert number(rf"seed stopped after (\d+) of {conversations} conversations", line) == kept, line
@@ -211,10 +229,13 @@ def test_seed_stopped_at_random_points(migrated_db: TestDatabase, rng: random.Ra
         assert (kept, messages) == (count(migrated_db), migrated_db.scalar("SELECT count(*) FROM messages")), line
         assert point <= kept < conversations and "seed --remove" in line, line
         # Whole conversations only: every seeded conversation has at least one message.
-        assert migrated_db.scalar(
-            "SELECT count(*) FROM conversations c WHERE NOT EXISTS"
-            " (SELECT FROM messages m WHERE m.conversation_id = c.id)"
-        ) == 0
+        assert (
+            migrated_db.scalar(
+                "SELECT count(*) FROM conversations c WHERE NOT EXISTS"
+                " (SELECT FROM messages m WHERE m.conversation_id = c.id)"
+            )
+            == 0
+        )
         migrated_db.sql("DELETE FROM conversations")
         migrated_db.sql("DELETE FROM users WHERE id LIKE 'chatdb-seed-%'")
 
@@ -241,10 +262,12 @@ def lock_holder(db: TestDatabase) -> str | None:
 
 def waiting_on_a_lock(db: TestDatabase) -> bool:
     """A chatdb connection (a job's own are named "chatdb") waits for a lock."""
-    return bool(db.scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND application_name LIKE 'chatdb%%' AND wait_event_type = 'Lock'"
-    ))
+    return bool(
+        db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name LIKE 'chatdb%%' AND wait_event_type = 'Lock'"
+        )
+    )
 
 
 def test_a_stop_while_waiting_for_the_job_lock_ends_the_wait(
@@ -259,9 +282,17 @@ def test_a_stop_while_waiting_for_the_job_lock_ends_the_wait(
             export.write_text("")
         proc = job(migrated_db, *args, "--wait", "600")
         # Signalled while it waits (its connection is there, polling the lease).
-        stop_when(proc, rng, lambda: bool(migrated_db.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'chatdb%%' AND datname = current_database()"
-        )), (SEED, attempt, name), pause=0.3)
+        stop_when(
+            proc,
+            rng,
+            lambda: bool(
+                migrated_db.scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'chatdb%%' AND datname = current_database()"
+                )
+            ),
+            (SEED, attempt, name),
+            pause=0.3,
+        )
         export.unlink(missing_ok=True)
     assert count(migrated_db, "status = 'archived'") == 0
     assert list(tmp_path.iterdir()) == []
@@ -275,11 +306,11 @@ def test_a_stop_cancels_a_statement_waiting_behind_a_table_lock(
     slow = {"CHATDB_JOB_LOCK_TIMEOUT": "10min"}  # the lock is never released: only a cancel ends the wait
     with psycopg.connect(migrated_db.libpq_url) as holder:
         holder.execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")
-        for attempt, args in enumerate([("export", "-o", str(tmp_path / "x.jsonl")),
-                                        ("prune", "--older-than", "1y", "--yes")]):
+        for attempt, args in enumerate(
+            [("export", "-o", str(tmp_path / "x.jsonl")), ("prune", "--older-than", "1y", "--yes")]
+        ):
             proc = job(migrated_db, *args, env=slow)
-            line = stop_when(proc, rng, lambda: waiting_on_a_lock(migrated_db),
-                             (SEED, attempt, args[0]))
+            line = stop_when(proc, rng, lambda: waiting_on_a_lock(migrated_db), (SEED, attempt, args[0]))
             assert "before it began" in line or "phase" in line or "after 0" in line, line
         holder.rollback()
     assert list(tmp_path.iterdir()) == []
@@ -342,9 +373,9 @@ def test_a_stop_during_a_garbage_collector_callback_is_never_lost(
     The first progress report comes as a phase starts, outside any batch; a
     random later one mostly from inside a batch.
     """
-    from chatdb import seed as seeding
     from chatdb.errors import JobInterrupted
     from chatdb.filters import ConversationFilter
+    from chatdb.jobs import seed as seeding
     from chatdb.jobs.archive import archive_conversations
     from chatdb.jobs.export import export_conversations
     from chatdb.jobs.importing import import_conversations
@@ -377,8 +408,13 @@ def test_a_stop_during_a_garbage_collector_callback_is_never_lost(
         elif name == "prune":
             prune_conversations(db, cutoff, batch_size=5, progress=progress)
         else:
-            seeding.seed(db, seeding.SeedScale.build(conversations=200, messages=400, users=5),
-                         batch_messages=10, jobs=1, progress=progress)
+            seeding.seed(
+                db,
+                seeding.SeedScale.build(conversations=200, messages=400, users=5),
+                batch_messages=10,
+                jobs=1,
+                progress=progress,
+            )
     assert len(reports) > point, where
     assert str(stopped.value).startswith("interrupted: "), (where, stopped.value)
     assert not (tmp_path / "x.jsonl").exists(), where
@@ -393,7 +429,7 @@ def test_bench_stops_at_its_next_operation_whatever_swallows_the_request(
     A handler that raised could leave one of bench's connections inside a
     transaction and its cleanup waiting on that connection's locks for ever.
     """
-    from chatdb.bench.runner import BENCH_USER_PREFIX, BenchOptions, run_bench
+    from chatdb.bench.run import BENCH_USER_PREFIX, BenchOptions, run_bench
     from chatdb.errors import JobInterrupted
     from chatdb.jobs import stopping
 

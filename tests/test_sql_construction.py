@@ -19,8 +19,8 @@ SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|DROP|ALTER|SE
 
 ALLOWED = {
     # Column lists: constants in the same module.
-    ("chatdb/repositories/statements.py", "CONVERSATION_COLUMNS"),
-    ("chatdb/repositories/statements.py", "MESSAGE_COLUMNS"),
+    ("chatdb/repositories/statements.py", "CONVERSATION_COLUMN_LIST"),
+    ("chatdb/repositories/statements.py", "MESSAGE_COLUMN_LIST"),
     # Fragments chosen from fixed literals by an enum-like argument (cached per combination).
     ("chatdb/repositories/statements.py", "_message_bound(before, 'before', less=True)"),
     ("chatdb/repositories/statements.py", "_message_bound(after, 'after', less=False)"),
@@ -30,10 +30,10 @@ ALLOWED = {
     ("chatdb/repositories/statements.py", "lookup"),
     ("chatdb/repositories/statements.py", "where"),
     # Table and column names from chatdb's own constants (stats' status and role breakdowns).
-    ("chatdb/stats.py", "column"),
-    ("chatdb/stats.py", "table"),
-    # Table names from inspection.CHATDB_TABLES.
-    ("chatdb/inspection.py", "name"),
+    ("chatdb/reports/stats.py", "column"),
+    ("chatdb/reports/stats.py", "table"),
+    # Table names from models.CHATDB_TABLES.
+    ("chatdb/reports/status.py", "name"),
     # The embedded server's own database name, a constant.
     ("chatdb/embedded.py", "DATABASE_NAME"),
     # Index definitions written out from the models to compare with pg_get_indexdef's text
@@ -41,11 +41,15 @@ ALLOWED = {
     # own tables: the models' constant expressions, or the server's own deparse of a live
     # constraint that uses only built-in objects, planned by EXPLAIN (not run) inside
     # doctor's read-only transaction.
-    ("chatdb/catalog.py", "'UNIQUE ' if unique else ''"),
-    ("chatdb/catalog.py", "name"),
-    ("chatdb/catalog.py", "table"),
-    ("chatdb/catalog.py", "columns"),
-    ("chatdb/catalog.py", "expression"),
+    ("chatdb/reports/catalog.py", "'UNIQUE ' if unique else ''"),
+    ("chatdb/reports/catalog.py", "name"),
+    ("chatdb/reports/catalog.py", "table"),
+    ("chatdb/reports/catalog.py", "columns"),
+    ("chatdb/reports/catalog.py", "expression"),
+    # The search index's name, a constant, and its text search configuration: checked against a
+    # strict name pattern (reports.search.check_config) and pg_ts_config before any statement.
+    ("chatdb/jobs/queries/search.py", "INDEX_NAME"),
+    ("chatdb/jobs/queries/search.py", "config"),
     # Timeout settings, validated against a strict pattern (tests/test_migration_lint.py).
     ("chatdb/migrations.py", "lock_timeout()"),
     ("chatdb/migrations.py", "statement_timeout()"),
@@ -65,7 +69,9 @@ def interpolations() -> set[tuple[str, str]]:
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
                 text, values = str(node.left.value), [node.right]
             elif (
-                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "format"
                 and isinstance(node.func.value, ast.Constant)
             ):
                 text, values = str(node.func.value.value), [*node.args, *(k.value for k in node.keywords)]

@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import seed, snapshot
 from servers.standby import Standby
@@ -77,7 +76,7 @@ def test_a_read_only_server_is_refused_the_same_way(migrated_db: TestDatabase) -
     assert snapshot(migrated_db) == before
 
 
-def checks_of(result) -> dict[str, dict]:  # noqa: ANN001 - an Invocation
+def checks_of(result) -> dict[str, dict]:
     assert result.exit_code == 0, result.stderr
     return {check["name"]: check for check in result.json()["checks"]}
 
@@ -90,9 +89,15 @@ def test_read_commands_export_and_dry_runs_work_on_a_standby(
     listed = cli("conversations", "--json")
     assert listed.exit_code == 0, listed.stderr
     conversation = listed.json()["conversations"][0]["id"]
-    for args in (("status",), ("history", conversation), ("stats",), ("lock", "status"),
-                 ("archive", "--older-than", "1d", "--dry-run"), ("prune", "--older-than", "1d", "--dry-run"),
-                 ("migrate", "--sql")):
+    for args in (
+        ("status",),
+        ("history", conversation),
+        ("stats",),
+        ("lock", "status"),
+        ("archive", "--older-than", "1d", "--dry-run"),
+        ("prune", "--older-than", "1d", "--dry-run"),
+        ("migrate", "--sql"),
+    ):
         result = cli(*args)
         assert result.exit_code == 0, (args, result.stderr)
         assert "Error" not in result.stderr and "Warning" not in result.stderr, (args, result.stderr)
@@ -103,8 +108,13 @@ def test_read_commands_export_and_dry_runs_work_on_a_standby(
     assert (tmp_path / "replica.jsonl").read_bytes() == (tmp_path / "primary.jsonl").read_bytes()
     # Import's check keeps the file's ids in a temporary table: not even its dry run can run on a standby.
     checked = cli("import", str(tmp_path / "replica.jsonl"), "--dry-run")
-    assert_one_line_error(checked, 1, "import --dry-run checks the file with a temporary table",
-                          "is a read-only standby", "run it against the primary")
+    assert_one_line_error(
+        checked,
+        1,
+        "import --dry-run checks the file with a temporary table",
+        "is a read-only standby",
+        "run it against the primary",
+    )
     assert Cli(primary.url)("import", str(tmp_path / "replica.jsonl"), "--dry-run").exit_code == 0
 
 
@@ -135,7 +145,10 @@ def test_doctor_finds_drift_on_a_standby_too(replica: tuple[TestDatabase, TestDa
     result = Cli(on_replica.url)("doctor", "--json")
     assert result.exit_code == 1
     checks = {check["name"]: check for check in result.json()["checks"]}
-    assert "CHECK constraint messages.chk_user_message_length is missing" in checks["schema: check constraints"]["problems"][0]
+    assert (
+        "CHECK constraint messages.chk_user_message_length is missing"
+        in checks["schema: check constraints"]["problems"][0]
+    )
     assert "index conversations.idx_conversations_user_status is missing" in checks["schema: indexes"]["problems"][0]
     assert any("chatdb_job_lease.expires_at" in p for p in checks["schema: tables, columns, keys"]["problems"])
 
@@ -152,7 +165,7 @@ def test_an_export_cancelled_by_a_replication_conflict_says_to_run_it_again(
     target = tmp_path / "all.jsonl"
     conflicted = threading.Event()
 
-    def on_progress(update) -> None:  # noqa: ANN001 - a ProgressUpdate
+    def on_progress(update) -> None:
         if update.done and not conflicted.is_set():  # after the first batch, mid-snapshot
             conflicted.set()
             # What the primary does every day: delete and vacuum, and take a table's lock.

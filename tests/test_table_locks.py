@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, TestDatabase, assert_one_line_error
 from jobdata import seed, snapshot
 
@@ -31,10 +30,14 @@ JOBS = {
 
 # The tables each job reads or writes (all of them touch conversations).
 NEEDS = {
-    "archive": {"conversations"}, "unarchive": {"conversations"},
-    "export": {"conversations", "messages"}, "import": {"conversations", "messages", "users"},
-    "prune": {"conversations", "messages"}, "prune-export": {"conversations", "messages"},
-    "seed": {"conversations", "messages", "users"}, "seed-remove": {"conversations", "messages", "users"},
+    "archive": {"conversations"},
+    "unarchive": {"conversations"},
+    "export": {"conversations", "messages"},
+    "import": {"conversations", "messages", "users"},
+    "prune": {"conversations", "messages"},
+    "prune-export": {"conversations", "messages"},
+    "seed": {"conversations", "messages", "users"},
+    "seed-remove": {"conversations", "messages", "users"},
 }
 
 
@@ -45,10 +48,12 @@ def test_every_job_fails_fast_behind_an_access_exclusive_lock(
     seed(migrated_db, 6, updated=OLD, status="archived", messages=2)
     migrated_db.sql("INSERT INTO users (id) VALUES ('chatdb-seed-1')")
     assert cli("export", "-o", str(tmp_path / "source.jsonl"), "--quiet").exit_code == 0
-    migrated_db.sql("DELETE FROM conversations WHERE id = (SELECT id FROM conversations ORDER BY id LIMIT 1)")  # for import
+    migrated_db.sql(
+        "DELETE FROM conversations WHERE id = (SELECT id FROM conversations ORDER BY id LIMIT 1)"
+    )  # for import
     before = snapshot(migrated_db)
     # A job that waited for ever would fail here after a while instead of hanging the suite.
-    migrated_db.sql(f'ALTER DATABASE "{migrated_db.name}" SET statement_timeout = \'20s\'')
+    migrated_db.sql(f"ALTER DATABASE \"{migrated_db.name}\" SET statement_timeout = '20s'")
     with migrated_db.connect() as holder:
         holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         for name, args in JOBS.items():

@@ -87,3 +87,48 @@ def test_cutoff_also_takes_values_the_options_already_parsed() -> None:
     assert cutoff(None, moment, now=NOW) == moment
     with pytest.raises(UsageError, match="not both"):
         cutoff(parse_duration("1y"), moment, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1.5", 1.5),
+        ("0", 0.0),
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("2min", 120.0),
+        ("1h", 3600.0),
+        ("1h30min", 5400.0),
+        ("PT1M", 60.0),
+        ("2d", 172800.0),
+    ],
+)
+def test_seconds_share_the_duration_grammar(text: str, seconds: float) -> None:
+    from chatdb.timeparse import parse_seconds
+
+    assert parse_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "1mo", "-1", "1m", ""])
+def test_seconds_refuse_what_is_not_a_span_of_seconds(text: str) -> None:
+    from chatdb.errors import UsageError
+    from chatdb.timeparse import parse_seconds
+
+    with pytest.raises(UsageError):
+        parse_seconds(text)
+
+
+@pytest.mark.parametrize("text", ["500ms", "10s", "5min", "1h", "250", " 2s "])
+def test_timeouts_are_postgresql_settings(text: str) -> None:
+    from chatdb.timeparse import parse_timeout
+
+    assert parse_timeout(text, "CHATDB_JOB_LOCK_TIMEOUT") == text.strip()
+
+
+@pytest.mark.parametrize("text", ["1.5s", "2s; DROP TABLE users", "soon", "1d", ""])
+def test_timeouts_refuse_anything_else_naming_the_setting(text: str) -> None:
+    from chatdb.errors import UsageError
+    from chatdb.timeparse import parse_timeout
+
+    with pytest.raises(UsageError, match="CHATDB_JOB_LOCK_TIMEOUT must look like 500ms, 10s, 5min or 1h"):
+        parse_timeout(text, "CHATDB_JOB_LOCK_TIMEOUT")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import Cli, assert_one_line_error
 from servers.tls import CLEARTEXT_ROLE, ROLE, TlsServer, tls_database, tls_server  # noqa: F401 - fixtures
 
@@ -71,7 +70,7 @@ FAILURES = {
     # The certificate names localhost only.
     "wrong host name": (
         {"host": "127.0.0.1", "sslmode": "verify-full", "sslrootcert": "CA"},
-        ("TLS certificate is for \"localhost\"", "not \"127.0.0.1\"", "verify-full"),
+        ('TLS certificate is for "localhost"', 'not "127.0.0.1"', "verify-full"),
     ),
     "another CA": (
         {"sslmode": "verify-full", "sslrootcert": "OTHER_CA"},

@@ -12,8 +12,9 @@ Revises:
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = "001"
 down_revision = None
@@ -54,17 +55,13 @@ def upgrade() -> None:
     op.execute(CREATE_USERS_IF_MISSING)
     op.create_table(
         "conversations",
-        sa.Column(
-            "id", postgresql.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", postgresql.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("status", sa.String(20), server_default=sa.text("'active'"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("NOW()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("NOW()"), nullable=False),
         sa.PrimaryKeyConstraint("id", name="conversations_pkey"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="conversations_user_id_fkey", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="conversations_user_id_fkey", ondelete="CASCADE"),
         sa.CheckConstraint("status IN ('active', 'archived')", name="conversations_status_check"),
     )
     op.create_index("idx_conversations_user_id", "conversations", ["user_id"])

@@ -7,8 +7,9 @@ Revises: 001
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = "002"
 down_revision = "001"
@@ -19,9 +20,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "messages",
-        sa.Column(
-            "id", postgresql.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", postgresql.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("conversation_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("user_id", sa.String(255), nullable=False),
         sa.Column("role", sa.String(20), nullable=False),
@@ -34,14 +33,10 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="messages_user_id_fkey", ondelete="CASCADE"),
         sa.CheckConstraint("role IN ('user', 'assistant')", name="messages_role_check"),
-        sa.CheckConstraint(
-            "role != 'user' OR length(content) <= 1000", name="chk_user_message_length"
-        ),
+        sa.CheckConstraint("role != 'user' OR length(content) <= 1000", name="chk_user_message_length"),
     )
     op.create_index("idx_messages_conversation_id", "messages", ["conversation_id"])
-    op.create_index(
-        "idx_messages_conversation_created", "messages", ["conversation_id", sa.text("created_at DESC")]
-    )
+    op.create_index("idx_messages_conversation_created", "messages", ["conversation_id", sa.text("created_at DESC")])
 
 
 def downgrade() -> None:

@@ -10,8 +10,9 @@ Revises: 002
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = "003"
 down_revision = "002"

@@ -12,8 +12,9 @@ Revises: 003
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = "004"
 down_revision = "003"

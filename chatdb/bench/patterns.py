@@ -104,17 +104,13 @@ class RawPatterns:
         self._add = statements.ADD_MESSAGES
 
     def history(self, conversation_id: uuid.UUID) -> int:
-        rows = self.conn.execute(
-            self._history, {"conversation_id": conversation_id, "limit": HISTORY_LIMIT}
-        ).fetchall()
+        rows = self.conn.execute(self._history, {"conversation_id": conversation_id, "limit": HISTORY_LIMIT}).fetchall()
         rows.reverse()
         return len(rows)
 
     def recent(self, user_id: str) -> int:
         return len(
-            self.conn.execute(
-                self._recent, {"user_id": user_id, "status": "active", "limit": RECENT_LIMIT}
-            ).fetchall()
+            self.conn.execute(self._recent, {"user_id": user_id, "status": "active", "limit": RECENT_LIMIT}).fetchall()
         )
 
     def add(self, conversation_id: uuid.UUID, user_id: str, turn: int) -> None:

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from typing import Any
+from typing import IO, Any
+
+from chatdb.errors import ChatdbError
 
 
 class FairGate:
@@ -160,3 +164,99 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the parent's side of the protocol ---------------------------------------------
+
+
+def split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def check_stop() -> None:
+    """End the run here, between two operations, if a stop was requested (Ctrl-C, SIGTERM).
+
+    The signal handler only counts requests while bench runs: raised from the
+    handler, the exception could land inside a transaction (or be swallowed by
+    a garbage-collector callback) and leave a connection holding locks that
+    the cleanup would then wait on.
+    """
+    from chatdb.jobs import stopping
+
+    if stopping.requests():
+        raise stopping.StopRequested
+
+
+def _read_line(stream: IO[str], timeout: float) -> str | None:
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while reader.is_alive() and time.monotonic() < deadline:
+        reader.join(min(0.2, max(0.0, deadline - time.monotonic())))
+        check_stop()
+    return box[0] if box else None
+
+
+class Workers:
+    """The parent's side: the worker processes of one concurrency run; always stopped on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[subprocess.Popen[str], IO[str]]] = []
+
+    def start(self, config: dict[str, Any]) -> None:
+        log = tempfile.TemporaryFile("w+")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chatdb.bench.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        self.procs.append((proc, log))
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(config) + "\n")
+        proc.stdin.flush()
+
+    def receive(self, timeout: float) -> list[dict[str, Any]]:
+        """One JSON line from every worker, or a ChatdbError saying which one failed."""
+        found = []
+        deadline = time.monotonic() + timeout
+        for index, (proc, log) in enumerate(self.procs):
+            assert proc.stdout is not None
+            line = _read_line(proc.stdout, max(0.1, deadline - time.monotonic()))
+            if not line:
+                raise ChatdbError(f"benchmark worker {index + 1} {self._failure(proc, log)}")
+            data = json.loads(line)
+            if "error" in data:
+                raise ChatdbError(f"benchmark worker {index + 1} failed: {data['error']}")
+            found.append(data)
+        return found
+
+    def send(self, line: str) -> None:
+        for proc, _ in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+
+    @staticmethod
+    def _failure(proc: subprocess.Popen[str], log: IO[str]) -> str:
+        if proc.poll() is None:
+            return "did not answer in time"
+        log.seek(0)
+        lines = [line.strip() for line in log.read().splitlines() if line.strip()]
+        return f"exited with code {proc.returncode}" + (f": {lines[-1]}" if lines else "")
+
+    def stop(self) -> None:
+        for proc, log in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+            log.close()

@@ -10,8 +10,8 @@ from chatdb.cli import (
     embedded,
     erase,
     export,
-    hold,
     history,
+    hold,
     importing,
     lock,
     migrate,
@@ -44,6 +44,7 @@ bench.register(app)
 embedded.register(app)
 lock.register(app)
 version.register(app)
+
 
 def main() -> None:
     """The ``chatdb`` program: SIGINT and SIGTERM are stop requests from start to exit."""

@@ -48,6 +48,8 @@ class _Carried(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(str(original))
         self.original = original
+
+
 _SURROGATES = re.compile("[\udc80-\udcff]")  # how Python decodes bytes that are not UTF-8
 
 
@@ -60,7 +62,7 @@ class ChatdbGroup(TyperGroup):
         except (KeyboardInterrupt, BrokenPipeError) as exc:
             raise _Carried(exc) from exc
 
-    def main(  # type: ignore[override]
+    def main(  # type: ignore[override]  # click's main() is untyped keyword soup; this one names them
         self,
         args: Any = None,
         prog_name: str | None = None,
@@ -136,7 +138,9 @@ class ChatdbGroup(TyperGroup):
             if translated is not None:
                 code = _fail(exc, translated.message, translated.exit_code)
             else:
-                code = _fail(exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", EXIT_FAILURE)
+                code = _fail(
+                    exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", EXIT_FAILURE
+                )
         if isinstance(code, int) and code == EXIT_OK:
             code = _flush_stdout()
         return code
@@ -256,9 +260,9 @@ def _deferred_database(resolve: Any) -> Database:
 
         def __init__(self) -> None:
             self._settings: Settings | None = None
-            super().__init__(None)  # type: ignore[arg-type]
+            super().__init__(None)  # type: ignore[arg-type]  # settings come on first use (the property below)
 
-        @property  # type: ignore[override]
+        @property
         def settings(self) -> Settings:
             if self._settings is None:
                 self._settings = resolve()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -52,18 +52,14 @@ FLAGS = {
     "receipt": "--receipt",
 }
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")
-]
-YesOption = Annotated[
-    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def _as_param(parse):
+def _as_param(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
     """Wrap a chatdb parser so its UsageError reads as a bad value of the option."""
 
-    def convert(value):
+    def convert(value: Any) -> Any:
         from chatdb.errors import UsageError
 
         if not isinstance(value, str):
@@ -76,13 +72,13 @@ def _as_param(parse):
     return convert
 
 
-def _duration(value: str):
+def _duration(value: str) -> Duration:
     from chatdb.timeparse import parse_duration
 
     return parse_duration(value)
 
 
-def _instant(value: str):
+def _instant(value: str) -> datetime:
     from chatdb.timeparse import parse_instant
 
     return parse_instant(value)
@@ -92,7 +88,7 @@ duration_param = _as_param(_duration)
 instant_param = _as_param(_instant)
 
 
-def count_param(minimum: int = 1):
+def count_param(minimum: int = 1) -> Callable[[Any], int]:
     """A whole number of at least ``minimum``, in chatdb's words when it is not."""
 
     def convert(value: Any) -> int:
@@ -110,7 +106,7 @@ def count_param(minimum: int = 1):
     return convert
 
 
-def choice_param(choices: Sequence[str]):
+def choice_param(choices: Sequence[str]) -> Callable[[Any], str]:
     """One of ``choices`` (any case), or a message listing them."""
 
     def convert(value: Any) -> str:
@@ -123,7 +119,7 @@ def choice_param(choices: Sequence[str]):
     return convert
 
 
-def _completer(choices: Sequence[str]):
+def _completer(choices: Sequence[str]) -> Callable[[str], list[str]]:
     def complete(incomplete: str) -> list[str]:
         return [c for c in choices if c.startswith(incomplete.lower())]
 
@@ -131,8 +127,19 @@ def _completer(choices: Sequence[str]):
 
 
 # Durations (90d, 12w, 6mo, 1y, 36h, P90D) become chatdb.timeparse.Duration.
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from chatdb.timeparse import Duration
+
+    # What the parsers below return; Typer itself reads only the runtime annotation (object).
+    DurationArg = Duration
+    InstantArg = datetime
+else:
+    DurationArg = InstantArg = object
+
 OlderThanOption = Annotated[
-    object | None,
+    DurationArg | None,
     typer.Option(
         "--older-than",
         metavar="DURATION",
@@ -143,7 +150,7 @@ OlderThanOption = Annotated[
 ]
 # Dates, timestamps, or a duration ago, become aware datetimes.
 BeforeOption = Annotated[
-    object | None,
+    InstantArg | None,
     typer.Option(
         "--before",
         metavar="DATE",
@@ -153,7 +160,7 @@ BeforeOption = Annotated[
     ),
 ]
 SinceOption = Annotated[
-    object | None,
+    InstantArg | None,
     typer.Option(
         "--since",
         metavar="DATE",
@@ -194,12 +201,6 @@ def output_format(as_json: bool, as_csv: bool = False) -> OutputFormat:
 STATUSES = ("active", "archived", "all")
 
 
-class StatusChoice(str, Enum):
-    ACTIVE = "active"
-    ARCHIVED = "archived"
-    ALL = "all"
-
-
 UserOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -219,12 +220,10 @@ StatusOption = Annotated[
         help="Only conversations with this status: active, archived or all.",
     ),
 ]
-AllOption = Annotated[
-    bool, typer.Option("--all", help="Show every row (ignores --limit).")
-]
+AllOption = Annotated[bool, typer.Option("--all", help="Show every row (ignores --limit).")]
 
 
-def limit_option(what: str):
+def limit_option(what: str) -> Any:
     """``--limit N`` (at least 1) for a command that shows at most N ``what``."""
     return typer.Option("--limit", "-n", metavar="N", parser=count_param(1), help=f"Show at most N {what}.")
 
@@ -241,17 +240,24 @@ BatchSizeOption = Annotated[
 ]
 
 
-def dry_run_option(what: str):
+def dry_run_option(what: str) -> Any:
     return typer.Option("--dry-run", help=f"Print {what} and change nothing.")
 
 
 def _wait_seconds(value: Any) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
+    from chatdb.errors import UsageError
+    from chatdb.timeparse import parse_seconds
+
+    text = str(value).strip()
     try:
-        seconds = float(str(value).strip())
+        seconds = float(text)
     except ValueError:
-        raise typer.BadParameter(f"expected a number of seconds, got {str(value)!r}") from None
+        try:
+            seconds = parse_seconds(text)  # 30s, 2min: the grammar every duration shares
+        except UsageError:
+            raise typer.BadParameter(f"expected a number of seconds, got {str(value)!r}") from None
     if not seconds >= 0 or seconds == float("inf"):
         raise typer.BadParameter(f"must be 0 or more seconds, got {str(value)!r}")
     return seconds
@@ -267,9 +273,7 @@ WaitOption = Annotated[
         show_default=False,
     ),
 ]
-QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bar (the summary is still printed).")
-]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (the summary is still printed).")]
 ConversationOption = Annotated[
     list[str] | None,
     typer.Option(

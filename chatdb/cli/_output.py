@@ -11,23 +11,22 @@ carry plain numbers.
 from __future__ import annotations
 
 import csv
-import enum
 import json
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 
-from chatdb.cli._progress import JobProgress  # noqa: F401 - re-exported for the commands
+from chatdb.cli._progress import JobProgress
 from chatdb.cli._tables import Column, Screen, draw, visible
+from chatdb.serialize import to_jsonable
 
-__all__ = ["Column", "JobProgress"]
+__all__ = ["Column", "JobProgress", "to_jsonable"]
 
 # A URL's login (user:password@, up to the last @ of the URL), a password query parameter,
 # and a libpq "password=..." setting.
@@ -142,27 +141,6 @@ def _escape(text: str) -> str:
     return escape(visible(text))
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert values to JSON: ids as strings, timestamps as ISO 8601 with offset."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if hasattr(value, "as_dict"):
-        return to_jsonable(value.as_dict())
-    return value
-
-
 def emit_json(data: Any, *, ok: bool | None = None) -> None:
     """One JSON document on stdout; ``ok`` puts ``"ok"`` first (the jobs' envelope)."""
     global json_emitted
@@ -244,8 +222,7 @@ def table(
     # A missing value: "—" in an aligned table; nothing in a transcript or a tab-separated line.
     empty = "—" if target.terminal and not transcript else ""
     shown = (
-        [empty if v is None else redact(cell(v)) if i in text else cell(v) for i, v in enumerate(row)]
-        for row in rows
+        [empty if v is None else redact(cell(v)) if i in text else cell(v) for i, v in enumerate(row)] for row in rows
     )
     return draw(target, cols, shown, title=title and redact(title), transcript=transcript)
 

@@ -60,7 +60,12 @@ class Pager:
         env.setdefault("LESS", "SR")
         try:
             self._process = subprocess.Popen(
-                self.command, shell=True, stdin=subprocess.PIPE, env=env, text=True, encoding="utf-8",
+                self.command,
+                shell=True,
+                stdin=subprocess.PIPE,
+                env=env,
+                text=True,
+                encoding="utf-8",
                 errors="replace",
             )
         except OSError:

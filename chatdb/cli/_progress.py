@@ -127,7 +127,6 @@ class JobProgress:
             task = self._tasks[event.phase] = self._progress.add_task(event.phase.capitalize(), total=event.total)
         self._progress.update(task, completed=event.done, total=event.total)
 
-
     def _lock_wait(self, event: Any) -> None:
         from chatdb.cli._output import info
 

@@ -111,7 +111,7 @@ def _fold(word: str, width: int) -> list[str]:
             comma = current.rfind(",")
             if comma >= width // 2:
                 pieces.append(current[: comma + 1])
-                current = current[comma + 1:]
+                current = current[comma + 1 :]
             else:
                 pieces.append(current)
                 current = ""
@@ -151,7 +151,9 @@ def _pages(rows: Iterable[Sequence[str]], size: int) -> Iterator[list[Sequence[s
         yield page
 
 
-def _layout(columns: Sequence[Column], page: list[Sequence[str]], width: int, previous: _Layout | None) -> _Layout | None:
+def _layout(
+    columns: Sequence[Column], page: Sequence[Sequence[str]], width: int, previous: _Layout | None
+) -> _Layout | None:
     """Column widths for ``page`` within ``width``, never narrower than before; None when it cannot fit."""
     natural = [cell_len(c.name) for c in columns]
     for row in page:

@@ -13,13 +13,13 @@ from chatdb.cli._options import (
     BatchSizeOption,
     BeforeOption,
     ConversationOption,
-    dry_run_option,
     JsonOption,
     OlderThanOption,
     QuietOption,
     SinceOption,
     UserOption,
     WaitOption,
+    dry_run_option,
 )
 from chatdb.cli._output import Column
 from chatdb.jobs.runner import DEFAULT_BATCH_SIZE
@@ -95,7 +95,10 @@ def unarchive(
     from chatdb.jobs.archive import unarchive_conversations
 
     selection = ConversationFilter.build(
-        users=user, conversation_ids=conversation, older_than=cutoff(older_than, before), since=since,
+        users=user,
+        conversation_ids=conversation,
+        older_than=cutoff(older_than, before),
+        since=since,
         allow_future=allow_future,
     )
     db = state(ctx).database()

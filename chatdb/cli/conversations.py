@@ -8,7 +8,6 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import (
     AllOption,
     AllowFutureOption,
@@ -23,7 +22,7 @@ from chatdb.cli._options import (
     limit_option,
     output_format,
 )
-
+from chatdb.cli._output import Column
 
 COLUMNS = [
     Column("ID", "id"),
@@ -59,12 +58,15 @@ def conversations(
         chatdb conversations --older-than 90d --all --csv > stale.csv
     """
     from chatdb.filters import ConversationFilter
-    from chatdb.reports import CONVERSATION_COLUMNS, iter_conversations, list_conversations
+    from chatdb.reports.conversations import LISTING_FIELDS, iter_conversations, list_conversations
     from chatdb.timeparse import cutoff
 
     mode = output_format(as_json, as_csv)
     selection = ConversationFilter.build(
-        users=user, status=status, older_than=cutoff(older_than, before), since=since,
+        users=user,
+        status=status,
+        older_than=cutoff(older_than, before),
+        since=since,
         allow_future=allow_future,
     )
     app = state(ctx)
@@ -73,7 +75,7 @@ def conversations(
         # Streamed: `--all` of millions of rows needs no more memory than of ten.
         streamed = iter_conversations(db, selection)
         if mode is OutputFormat.CSV:
-            out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in streamed))
+            out.emit_csv(LISTING_FIELDS, ([getattr(c, k) for k in LISTING_FIELDS] for c in streamed))
             return
         with out.paged(app.no_pager):
             drawn = out.table(COLUMNS, ((c.id, c.user_id, c.status, c.messages, c.updated_at) for c in streamed))
@@ -85,17 +87,14 @@ def conversations(
     if mode is OutputFormat.JSON:
         out.emit_json(listing)
     elif mode is OutputFormat.CSV:
-        out.emit_csv(CONVERSATION_COLUMNS, ([getattr(c, k) for k in CONVERSATION_COLUMNS] for c in found))
+        out.emit_csv(LISTING_FIELDS, ([getattr(c, k) for k in LISTING_FIELDS] for c in found))
     elif found:
         with out.paged(app.no_pager):
             out.table(COLUMNS, [(c.id, c.user_id, c.status, c.messages, c.updated_at) for c in found])
     if not found:
         out.info("No conversations match.")
     elif listing.more:
-        out.info(
-            f"Showing the {len(found):,} with the newest activity; there are more "
-            f"(raise --limit, or --all)."
-        )
+        out.info(f"Showing the {len(found):,} with the newest activity; there are more (raise --limit, or --all).")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,8 +6,8 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import JsonOption
+from chatdb.cli._output import Column
 from chatdb.errors import ChecksFailedError
 
 
@@ -26,7 +26,7 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
         chatdb doctor --json | jq '.checks[] | select(.status != "pass")'
     """
-    from chatdb.doctor import diagnose
+    from chatdb.reports.doctor import diagnose
 
     report = diagnose(state(ctx).database())
     if as_json:
@@ -37,8 +37,10 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
             for check in report.checks
         ]
         out.table(
-            [Column("Result"), Column("Check", "id"), Column("Detail", "text")], rows,
-            title=report.database, transcript=True,
+            [Column("Result"), Column("Check", "id"), Column("Detail", "text")],
+            rows,
+            title=report.database,
+            transcript=True,
         )
     failed = [check.name for check in report.checks if check.status == "fail"]
     if failed:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,14 +22,19 @@ def erase(
     ctx: typer.Context,
     user: Annotated[
         str | None,
-        typer.Option("--user", metavar="USER_ID", help="The user whose conversations and messages to erase.",
-                     show_default=False),
+        typer.Option(
+            "--user", metavar="USER_ID", help="The user whose conversations and messages to erase.", show_default=False
+        ),
     ] = None,
     export_to: Annotated[
         Path | None,
-        typer.Option("--export", metavar="FILE",
-                     help="First write (and verify) a jsonl export of the user's rows; .gz compresses. "
-                     "FILE must not exist (unless --resume).", show_default=False),
+        typer.Option(
+            "--export",
+            metavar="FILE",
+            help="First write (and verify) a jsonl export of the user's rows; .gz compresses. "
+            "FILE must not exist (unless --resume).",
+            show_default=False,
+        ),
     ] = None,
     no_export: Annotated[
         bool, typer.Option("--no-export", help="Erase without an export (never the default).")
@@ -40,9 +45,12 @@ def erase(
     ] = False,
     receipt: Annotated[
         Path | None,
-        typer.Option("--receipt", metavar="PATH",
-                     help="Where to write the receipt (default: the export's name + .receipt.json).",
-                     show_default=False),
+        typer.Option(
+            "--receipt",
+            metavar="PATH",
+            help="Where to write the receipt (default: the export's name + .receipt.json).",
+            show_default=False,
+        ),
     ] = None,
     yes: YesOption = False,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
@@ -80,7 +88,7 @@ def erase(
 
     with out.JobProgress(quiet=quiet or as_json) as bar, finishing(user, receipt):
 
-        def confirm(plan) -> bool:  # noqa: ANN001 - a PrunePlan
+        def confirm(plan: Any) -> bool:  # a PrunePlan
             with bar.suspended():
                 return typer.confirm(
                     f"Erase user {user}: delete {plan.conversations:,} conversations and {plan.messages:,} "
@@ -89,8 +97,16 @@ def erase(
                 )
 
         result = erase_user(
-            db, user, export_to=export_to, no_export=no_export, resume=resume, receipt=receipt,
-            confirm=None if yes else confirm, batch_size=batch_size, wait=wait, progress=bar.callback,
+            db,
+            user,
+            export_to=export_to,
+            no_export=no_export,
+            resume=resume,
+            receipt=receipt,
+            confirm=None if yes else confirm,
+            batch_size=batch_size,
+            wait=wait,
+            progress=bar.callback,
         )
     d = result.deletion
     pairs = [
@@ -125,14 +141,15 @@ def finishing(user: str, receipt: Path | None) -> Iterator[None]:
     try:
         yield
     except ChatdbError as exc:
-        export = getattr(exc, "resume_from", None)
+        export = exc.resume_from
         if export is None:
             raise
         words = ["chatdb", "erase", "--user", user, "--export", str(export), "--resume"]
         if receipt is not None:
             words += ["--receipt", str(receipt)]
-        exc.reword(f"{exc.stopped}; the export is complete, finish with: {shlex.join([*words, '--yes'])}",
-                   parameters=())
+        exc.reword(
+            f"{exc.stopped}; the export is complete, finish with: {shlex.join([*words, '--yes'])}", parameters=()
+        )
         raise
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,16 +30,18 @@ from chatdb.timeparse import cutoff
 OutputOption = Annotated[
     str | None,
     typer.Option(
-        "--output", "-o", metavar="FILE",
-        help="Write to FILE (atomically, mode 0600, with FILE.manifest.json); .gz compresses. "
-        "- or no -o: stdout.",
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write to FILE (atomically, mode 0600, with FILE.manifest.json); .gz compresses. - or no -o: stdout.",
         show_default=False,
     ),
 ]
 ManifestOption = Annotated[
     Path | None,
     typer.Option(
-        "--manifest", metavar="FILE",
+        "--manifest",
+        metavar="FILE",
         help="With stdout output: also write the manifest (counts, SHA-256 of the bytes written) to FILE.",
         show_default=False,
     ),
@@ -47,7 +49,9 @@ ManifestOption = Annotated[
 FormatOption = Annotated[
     str | None,
     typer.Option(
-        "--format", "-f", metavar="FORMAT",
+        "--format",
+        "-f",
+        metavar="FORMAT",
         help="jsonl (one conversation per line), json or csv (one row per message). "
         "Default: from FILE's name, else jsonl.",
         show_default=False,
@@ -67,7 +71,7 @@ def check_output(path: Path, option: str, *, stdout_hint: bool = False) -> None:
         raise UsageError(f"{option} {exc.path}: {exc.reason}{hint}") from None
 
 
-def removed_line(result) -> str:
+def removed_line(result: Any) -> str:  # an ExportResult or PruneResult
     """The one line saying that stale temporaries of killed runs were deleted."""
     n = result.removed_temporaries
     where = Path(result.path).parent if result.path else "the destination directory"
@@ -129,14 +133,23 @@ def export(
     if manifest is not None:
         check_output(manifest, "--manifest")
     selection = ConversationFilter.build(
-        users=user, status=status, older_than=cutoff(older_than, before), since=since,
-        conversation_ids=conversation, allow_future=allow_future,
+        users=user,
+        status=status,
+        older_than=cutoff(older_than, before),
+        since=since,
+        conversation_ids=conversation,
+        allow_future=allow_future,
     )
     db = state(ctx).database()
     with out.JobProgress(quiet=quiet or as_json) as bar:
         result = export_conversations(
-            db, selection, target if target is not None else sys.stdout.buffer,
-            format=fmt, batch_size=batch_size, wait=wait, progress=bar.callback,
+            db,
+            selection,
+            target if target is not None else sys.stdout.buffer,
+            format=fmt,
+            batch_size=batch_size,
+            wait=wait,
+            progress=bar.callback,
         )
     if result.removed_temporaries and not as_json:
         out.info(removed_line(result))
@@ -149,8 +162,8 @@ def export(
             out.info(
                 f"Exported {result.conversations:,} conversations and {result.messages:,} messages"
                 f" ({out.human_bytes(result.bytes)}, SHA-256 {result.sha256})."
-                if result.sha256 else
-                f"Exported {result.conversations:,} conversations and {result.messages:,} messages."
+                if result.sha256
+                else f"Exported {result.conversations:,} conversations and {result.messages:,} messages."
             )
         return
     out.job_summary(

@@ -8,8 +8,8 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import AllOption, CsvOption, JsonOption, OutputFormat, limit_option, output_format
+from chatdb.cli._output import Column
 
 
 def history(
@@ -30,9 +30,7 @@ def history(
     ] = None,
     after: Annotated[
         str | None,
-        typer.Option(
-            "--after", metavar="MESSAGE_ID", help="Only messages newer than this message (the first N)."
-        ),
+        typer.Option("--after", metavar="MESSAGE_ID", help="Only messages newer than this message (the first N)."),
     ] = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -48,7 +46,8 @@ def history(
 
         chatdb history 3f2a9c1d-5b6e-4c1a-9f00-1234567890ab --all --json
     """
-    from chatdb.history import MESSAGE_COLUMNS, check_page, conversation_history
+    from chatdb.reports.history import check_page, conversation_history
+    from chatdb.repositories.statements import MESSAGE_FIELDS
 
     mode = output_format(as_json, as_csv)
     wanted = None if show_all else limit
@@ -58,7 +57,7 @@ def history(
     if mode is OutputFormat.JSON:
         out.emit_json(page)
     elif mode is OutputFormat.CSV:
-        out.emit_csv(MESSAGE_COLUMNS, ([getattr(m, k) for k in MESSAGE_COLUMNS] for m in page.messages))
+        out.emit_csv(MESSAGE_FIELDS, ([getattr(m, k) for k in MESSAGE_FIELDS] for m in page.messages))
     else:
         record = page.conversation
         with out.paged(app.no_pager):
@@ -80,7 +79,8 @@ def history(
                 transcript=True,
             )
     # The next pages' commands, on stderr in every mode (the cursors are in the JSON too).
-    same_size = f" -n {limit}" if ctx.get_parameter_source("limit").name != "DEFAULT" and not show_all else ""
+    source = ctx.get_parameter_source("limit")
+    same_size = f" -n {limit}" if source is not None and source.name != "DEFAULT" and not show_all else ""
     if page.older_cursor is not None:
         out.info(f"Older messages: chatdb history {page.conversation.id} --before {page.older_cursor}{same_size}")
     if page.newer_cursor is not None:

@@ -22,23 +22,34 @@ def hold_add(
     ctx: typer.Context,
     user: Annotated[
         str | None,
-        typer.Option("--user", metavar="USER_ID", help="Hold every conversation of this user, now and later.",
-                     show_default=False),
+        typer.Option(
+            "--user", metavar="USER_ID", help="Hold every conversation of this user, now and later.", show_default=False
+        ),
     ] = None,
     conversation: Annotated[
         str | None,
-        typer.Option("--conversation", metavar="ID", help="Hold this conversation: an id or a unique prefix.",
-                     show_default=False),
+        typer.Option(
+            "--conversation", metavar="ID", help="Hold this conversation: an id or a unique prefix.", show_default=False
+        ),
     ] = None,
     reason: Annotated[
         str | None,
-        typer.Option("--reason", metavar="TEXT", help="Why (a case or ticket number): shown wherever rows are held back.",
-                     show_default=False),
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help="Why (a case or ticket number): shown wherever rows are held back.",
+            show_default=False,
+        ),
     ] = None,
     until: Annotated[
         object | None,
-        typer.Option("--until", metavar="DATE", parser=instant_param,
-                     help="The hold ends at this date/timestamp (default: until removed).", show_default=False),
+        typer.Option(
+            "--until",
+            metavar="DATE",
+            parser=instant_param,
+            help="The hold ends at this date/timestamp (default: until removed).",
+            show_default=False,
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -64,8 +75,10 @@ def hold_add(
     if as_json:
         out.emit_json({"database": db.display_url, "hold": hold.as_dict()})
         return
-    out.success(f"Added {hold.describe()} on {db.display_url}"
-                + (f", until {hold.until.isoformat(sep=' ')}." if hold.until else "."))
+    out.success(
+        f"Added {hold.describe()} on {db.display_url}"
+        + (f", until {hold.until.isoformat(sep=' ')}." if hold.until else ".")
+    )
 
 
 @group.command("list")
@@ -90,8 +103,10 @@ def hold_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
         return
     out.table(
         ["Id", "On", "Reason", "Until", "Current", "Created", "By"],
-        ([h.id, h.target, h.reason, h.until, "yes" if h.current else "expired", h.created_at, h.created_by]
-         for h in found.holds),
+        (
+            [h.id, h.target, h.reason, h.until, "yes" if h.current else "expired", h.created_at, h.created_by]
+            for h in found.holds
+        ),
         title=f"holds on {db.display_url}",
     )
 

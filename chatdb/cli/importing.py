@@ -31,12 +31,17 @@ DryRunOption = Annotated[
 def import_file(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="A jsonl or jsonl.gz file written by chatdb export (- reads stdin), or with --from another tool's export.")
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="A jsonl or jsonl.gz file written by chatdb export (- reads stdin), or with --from another tool's export.",
+        ),
     ],
     manifest: Annotated[
         Path | None,
         typer.Option(
-            "--manifest", metavar="MANIFEST",
+            "--manifest",
+            metavar="MANIFEST",
             help="Check the input against this manifest (default: FILE.manifest.json beside the file, if any).",
             show_default=False,
         ),
@@ -45,19 +50,29 @@ def import_file(
     source_format: Annotated[
         str,
         typer.Option(
-            "--from", metavar="TOOL", parser=choice_param(SOURCES), autocompletion=_completer(SOURCES),
+            "--from",
+            metavar="TOOL",
+            parser=choice_param(SOURCES),
+            autocompletion=_completer(SOURCES),
             help="The file's format: chatdb (an export of chatdb, the default), chatgpt, claude or openwebui.",
         ),
     ] = "chatdb",
     owner: Annotated[
         str | None,
-        typer.Option("--user", metavar="USER_ID", show_default=False,
-                     help="With --from chatgpt|claude|openwebui: the app's user who will own the conversations."),
+        typer.Option(
+            "--user",
+            metavar="USER_ID",
+            show_default=False,
+            help="With --from chatgpt|claude|openwebui: the app's user who will own the conversations.",
+        ),
     ] = None,
     long_user_messages: Annotated[
         str,
         typer.Option(
-            "--long-user-messages", metavar="HOW", parser=choice_param(LONG), autocompletion=_completer(LONG),
+            "--long-user-messages",
+            metavar="HOW",
+            parser=choice_param(LONG),
+            autocompletion=_completer(LONG),
             help="With --from a tool: user messages over 1,000 characters are skipped (counted), split or truncated.",
         ),
     ] = "skip",
@@ -132,13 +147,26 @@ def import_file(
 
 
 def _import_from_tool(
-    ctx: typer.Context, file: Path, tool: str, owner: str, long_user_messages: str, dry_run: bool,
-    wait: float | None, as_json: bool,
+    ctx: typer.Context,
+    file: Path,
+    tool: str,
+    owner: str,
+    long_user_messages: str,
+    dry_run: bool,
+    wait: float | None,
+    as_json: bool,
 ) -> None:
     from chatdb.jobs.importers import import_export
 
-    result = import_export(state(ctx).database(), file, tool=tool, owner=owner,
-                           long_user_messages=long_user_messages, dry_run=dry_run, wait=wait)
+    result = import_export(
+        state(ctx).database(),
+        file,
+        tool=tool,
+        owner=owner,
+        long_user_messages=long_user_messages,
+        dry_run=dry_run,
+        wait=wait,
+    )
     verb = "Would insert" if dry_run else "Inserted"
     skipped = ", ".join(f"{n:,} {reason.replace('_', ' ')}" for reason, n in sorted(result.skipped.items()))
     changed = ", ".join(f"{n:,} {how}" for how, n in sorted(result.reshaped.items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -17,9 +18,10 @@ group = typer.Typer(
 )
 
 
-def _holder_pairs(holder) -> list[tuple[str, object]]:  # noqa: ANN001 - a LeaseHolder, imported lazily
+def _holder_pairs(holder: Any) -> list[tuple[str, object]]:  # a LeaseHolder
     expiry = (
-        f"in {holder.expires_in:.0f} s unless renewed" if holder.expires_in >= 0
+        f"in {holder.expires_in:.0f} s unless renewed"
+        if holder.expires_in >= 0
         else f"{-holder.expires_in:.0f} s ago (the next job takes it over)"
     )
     return [
@@ -49,8 +51,9 @@ def lock_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     db = state(ctx).database()
     holder = lease_status(db)
     if as_json:
-        out.emit_json({"database": db.display_url, "held": holder is not None,
-                       "holder": holder.as_dict() if holder else None})
+        out.emit_json(
+            {"database": db.display_url, "held": holder is not None, "holder": holder.as_dict() if holder else None}
+        )
         return
     if holder is None:
         out.info(f"The maintenance lock on {db.display_url} is free.")
@@ -83,16 +86,13 @@ def lock_break(ctx: typer.Context, yes: YesOption = False, as_json: JsonOption =
             out.info(f"The maintenance lock on {db.display_url} is free; nothing to break.")
             return
         if not sys.stdin.isatty():
-            raise UsageError(
-                f"breaking the lock of {holder.describe()} on {db.display_url} needs --yes off a terminal"
-            )
-        typer.confirm(
-            f"Break the maintenance lock of {holder.describe()} on {db.display_url}?", abort=True, err=True
-        )
+            raise UsageError(f"breaking the lock of {holder.describe()} on {db.display_url} needs --yes off a terminal")
+        typer.confirm(f"Break the maintenance lock of {holder.describe()} on {db.display_url}?", abort=True, err=True)
     holder = break_lease(db)
     if as_json:
-        out.emit_json({"database": db.display_url, "broken": holder is not None,
-                       "holder": holder.as_dict() if holder else None})
+        out.emit_json(
+            {"database": db.display_url, "broken": holder is not None, "holder": holder.as_dict() if holder else None}
+        )
         return
     if holder is None:
         out.info(f"The maintenance lock on {db.display_url} was free; nothing to break.")

@@ -19,16 +19,13 @@ def migrate(
         str,
         typer.Argument(metavar="TARGET", help="Revision to move to: head (default), base, or a revision id."),
     ] = "head",
-    sql: Annotated[
-        bool, typer.Option("--sql", help="Print the SQL instead of running it (for review).")
-    ] = False,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it (for review).")] = False,
     from_revision: Annotated[
         str | None,
         typer.Option(
             "--from",
             metavar="REVISION",
-            help="With --sql: the revision to start from (base, or an id); "
-            "default is the database's current revision.",
+            help="With --sql: the revision to start from (base, or an id); default is the database's current revision.",
         ),
     ] = None,
     yes: YesOption = False,
@@ -69,8 +66,7 @@ def migrate(
         steps = ", ".join(step.id for step in planned.steps)
         if not sys.stdin.isatty():
             raise UsageError(
-                f"downgrading {db.display_url} undoes {steps} and deletes their tables' rows; "
-                "pass --yes to confirm"
+                f"downgrading {db.display_url} undoes {steps} and deletes their tables' rows; pass --yes to confirm"
             )
         typer.confirm(
             f"Downgrade {db.display_url} to {wanted or 'base'} (undoes {steps}, deleting their rows)?",
@@ -86,9 +82,7 @@ def migrate(
         out.info(f"{db.display_url} is already at {result.revision or 'base'}; nothing to do.")
         return
     verb = "Upgraded" if result.plan.direction == "upgrade" else "Downgraded"
-    out.success(
-        f"{verb} {db.display_url} from {result.plan.current or 'base'} to {result.revision or 'base'}."
-    )
+    out.success(f"{verb} {db.display_url} from {result.plan.current or 'base'} to {result.revision or 'base'}.")
     for step in result.plan.steps:
         out.info(f"  {step.id}  {step.description}")
     for left in result.remaining:

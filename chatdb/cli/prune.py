@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,7 +49,8 @@ def prune(
     export_to: Annotated[
         Path | None,
         typer.Option(
-            "--export", metavar="FILE",
+            "--export",
+            metavar="FILE",
             help="First write (and verify) a jsonl export of exactly the rows to delete; "
             ".gz compresses. FILE must not exist (unless --resume).",
             show_default=False,
@@ -66,7 +67,9 @@ def prune(
     max_rows: Annotated[
         int | None,
         typer.Option(
-            "--max-rows", metavar="N", parser=count_param(0),
+            "--max-rows",
+            metavar="N",
+            parser=count_param(0),
             help="Refuse, deleting nothing, if more than N rows (conversations + messages) would go.",
             show_default=False,
         ),
@@ -117,7 +120,7 @@ def prune(
 
     with out.JobProgress(quiet=quiet or as_json) as bar, finishing(selection, include_active):
 
-        def confirm(plan) -> bool:  # noqa: ANN001 - a PrunePlan
+        def confirm(plan: Any) -> bool:  # a PrunePlan
             # Asked from inside the job: the progress bar must not draw over the question.
             with bar.suspended():
                 return typer.confirm(
@@ -127,8 +130,17 @@ def prune(
                 )
 
         result = prune_conversations(
-            db, selection, include_active=include_active, export_to=export_to, resume=resume, max_rows=max_rows,
-            confirm=None if yes else confirm, batch_size=batch_size, dry_run=dry_run, wait=wait, progress=bar.callback,
+            db,
+            selection,
+            include_active=include_active,
+            export_to=export_to,
+            resume=resume,
+            max_rows=max_rows,
+            confirm=None if yes else confirm,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            wait=wait,
+            progress=bar.callback,
         )
     if result.export is not None and result.export.removed_temporaries and not as_json:
         from chatdb.cli.export import removed_line
@@ -171,14 +183,14 @@ def prune(
 
 
 @contextmanager
-def finishing(selection, include_active: bool) -> Iterator[None]:
+def finishing(selection: Any, include_active: bool) -> Iterator[None]:  # a ConversationFilter
     """An unfinished prune with an export ends with the exact command that finishes it."""
     from chatdb.errors import ChatdbError
 
     try:
         yield
     except ChatdbError as exc:
-        export = getattr(exc, "resume_from", None)
+        export = exc.resume_from
         if export is None:
             raise
         words = ["chatdb", "prune", "--before", selection.older_than.isoformat()]

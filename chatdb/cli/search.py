@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -10,6 +10,7 @@ from chatdb.cli import _output as out
 from chatdb.cli._app import state
 from chatdb.cli._options import (
     CsvOption,
+    InstantArg,
     JsonOption,
     OutputFormat,
     WaitOption,
@@ -42,32 +43,50 @@ def search(
     ] = None,
     conversation: Annotated[
         str | None,
-        typer.Option("--conversation", metavar="ID",
-                     help="Only this conversation (an id or a unique prefix of one).", show_default=False),
+        typer.Option(
+            "--conversation",
+            metavar="ID",
+            help="Only this conversation (an id or a unique prefix of one).",
+            show_default=False,
+        ),
     ] = None,
     role: Annotated[
         str | None,
-        typer.Option("--role", metavar="ROLE", help="Only messages with this role: user or assistant.",
-                     show_default=False),
+        typer.Option(
+            "--role", metavar="ROLE", help="Only messages with this role: user or assistant.", show_default=False
+        ),
     ] = None,
     since: Annotated[
-        object | None,
-        typer.Option("--since", metavar="DATE", parser=instant_param,
-                     help="Only messages written at or after this date/timestamp (or duration ago).",
-                     show_default=False),
+        InstantArg | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            parser=instant_param,
+            help="Only messages written at or after this date/timestamp (or duration ago).",
+            show_default=False,
+        ),
     ] = None,
     before: Annotated[
-        object | None,
-        typer.Option("--before", metavar="DATE", parser=instant_param,
-                     help="Only messages written before this date/timestamp (or duration ago).", show_default=False),
+        InstantArg | None,
+        typer.Option(
+            "--before",
+            metavar="DATE",
+            parser=instant_param,
+            help="Only messages written before this date/timestamp (or duration ago).",
+            show_default=False,
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", metavar="N", help="Show at most N messages (the best ranked).")
     ] = 20,
     cursor: Annotated[
         str | None,
-        typer.Option("--cursor", metavar="CURSOR", help="The next page: the next_cursor a previous search gave.",
-                     show_default=False),
+        typer.Option(
+            "--cursor",
+            metavar="CURSOR",
+            help="The next page: the next_cursor a previous search gave.",
+            show_default=False,
+        ),
     ] = None,
     create_index: Annotated[
         bool, typer.Option("--create-index", help="Build the search index concurrently (writes go on), then exit.")
@@ -77,9 +96,12 @@ def search(
     ] = False,
     config: Annotated[
         str | None,
-        typer.Option("--config", metavar="CONFIG",
-                     help="With --create-index: the text search configuration (simple, english, …). "
-                          "[default: simple]", show_default=False),
+        typer.Option(
+            "--config",
+            metavar="CONFIG",
+            help="With --create-index: the text search configuration (simple, english, …). [default: simple]",
+            show_default=False,
+        ),
     ] = None,
     wait: WaitOption = None,
     as_json: JsonOption = False,
@@ -102,7 +124,7 @@ def search(
         chatdb search --create-index --config english
     """
     from chatdb.errors import UsageError
-    from chatdb.search import DEFAULT_CONFIG, SearchQuery, check_config
+    from chatdb.reports.search import DEFAULT_CONFIG, SearchQuery, check_config
 
     mode = output_format(as_json, as_csv)
     if create_index or drop_index:
@@ -118,29 +140,42 @@ def search(
         raise UsageError("--config goes with --create-index: searches use the index's configuration")
     if query is None:
         raise UsageError("give a QUERY to search for (see 'chatdb search --help')")
-    request = SearchQuery(text=query, user=user, conversation=conversation, role=role, since=since,  # type: ignore[arg-type]
-                          before=before, limit=limit, cursor=cursor)  # type: ignore[arg-type]
+    request = SearchQuery(
+        text=query,
+        user=user,
+        conversation=conversation,
+        role=role,
+        since=since,
+        before=before,
+        limit=limit,
+        cursor=cursor,
+    )
     request.check()
     _search(ctx, request, mode)
 
 
-def _search(ctx: typer.Context, request, mode: OutputFormat) -> None:
-    from chatdb.search import HIT_COLUMNS, search_messages
+def _search(ctx: typer.Context, request: Any, mode: OutputFormat) -> None:  # a SearchQuery
+    from chatdb.reports.search import HIT_COLUMNS, search_messages
 
     app = state(ctx)
     result = search_messages(app.database(), request)
     if result.scanned_estimate is not None:
         n = result.scanned_estimate
-        out.info(f"No search index: scanning about {n:,} message{'' if n == 1 else 's'} "
-                 "(build the index with chatdb search --create-index)")
+        out.info(
+            f"No search index: scanning about {n:,} message{'' if n == 1 else 's'} "
+            "(build the index with chatdb search --create-index)"
+        )
     if mode is OutputFormat.JSON:
         out.emit_json(result)
     elif mode is OutputFormat.CSV:
         out.emit_csv(HIT_COLUMNS, ([getattr(h, k) for k in HIT_COLUMNS] for h in result.hits))
     else:
         with out.paged(app.no_pager):
-            out.table(HIT_TABLE, [(h.created_at, h.role, h.conversation_id, h.user_id, h.snippet)
-                                  for h in result.hits], transcript=True)
+            out.table(
+                HIT_TABLE,
+                [(h.created_at, h.role, h.conversation_id, h.user_id, h.snippet) for h in result.hits],
+                transcript=True,
+            )
     if not result.hits:
         out.info("No messages match.")
     if result.next_cursor is not None:
@@ -148,13 +183,16 @@ def _search(ctx: typer.Context, request, mode: OutputFormat) -> None:
 
 
 def _change_index(ctx: typer.Context, create: bool, config: str, wait: float | None, as_json: bool) -> None:
-    from chatdb.search import INDEX_NAME, create_search_index, drop_search_index
+    from chatdb.jobs.search_index import create_search_index, drop_search_index
+    from chatdb.reports.search import INDEX_NAME
 
     db = state(ctx).database()
     change = create_search_index(db, config=config, wait=wait) if create else drop_search_index(db, wait=wait)
     if change.before.exists and not change.before.valid:
-        out.warn("found an INVALID search index left by a failed build: dropped it"
-                 + (" and built it again" if create else ""))
+        out.warn(
+            "found an INVALID search index left by a failed build: dropped it"
+            + (" and built it again" if create else "")
+        )
     after = change.after
     out.job_summary(
         change,

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._options import JsonOption, YesOption, count_param
+from chatdb.cli._options import JsonOption, WaitOption, YesOption, count_param
 from chatdb.errors import UsageError
 
 
-def _count(name: str, help: str):
+def _count(name: str, help: str) -> Any:
     return typer.Option(name, metavar="N", parser=count_param(1), help=help, show_default=False)
 
 
@@ -39,8 +39,12 @@ def seed(
         int, typer.Option("--batch", metavar="N", parser=count_param(1), help="Messages per transaction.")
     ] = 50_000,
     jobs: Annotated[
-        int, typer.Option("--jobs", metavar="N", parser=count_param(1), help="Batches written at once, each on its own connection.")
+        int,
+        typer.Option(
+            "--jobs", metavar="N", parser=count_param(1), help="Batches written at once, each on its own connection."
+        ),
     ] = 2,
+    wait: WaitOption = None,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -60,12 +64,12 @@ def seed(
 
         chatdb seed --remove --yes
     """
-    from chatdb import seed as seeding
+    from chatdb.jobs import seed as seeding
 
     if remove:
         if messages or conversations or users or force:
             raise UsageError("--remove takes no --messages, --conversations, --users or --force")
-        _remove(ctx, dry_run=dry_run, yes=yes, as_json=as_json)
+        _remove(ctx, dry_run=dry_run, wait=wait, yes=yes, as_json=as_json)
         return
     if dry_run:
         raise UsageError("--dry-run is only used with --remove")
@@ -77,7 +81,7 @@ def seed(
             f"and {scale.messages:,} messages."
         )
     with out.JobProgress(quiet=as_json) as bar:
-        result = seeding.seed(db, scale, force=force, batch_messages=batch, jobs=jobs, progress=bar.callback)
+        result = seeding.seed(db, scale, force=force, batch_messages=batch, jobs=jobs, wait=wait, progress=bar.callback)
     if as_json:
         out.emit_json(result, ok=True)
         return
@@ -88,15 +92,15 @@ def seed(
             ("Conversations", result.conversations),
             ("Messages", result.messages),
             ("Very long conversations", result.long_conversations),
-            ("Duration", out.seconds(result.seconds)),
+            ("Duration", out.seconds(result.duration_seconds)),
             ("Messages per second", out.rate(result.messages_per_second)),
         ]
     )
     out.success(f"Demo users' ids start with {result.user_prefix}; 'chatdb seed --remove' deletes them.")
 
 
-def _remove(ctx: typer.Context, *, dry_run: bool, yes: bool, as_json: bool) -> None:
-    from chatdb import seed as seeding
+def _remove(ctx: typer.Context, *, dry_run: bool, wait: float | None, yes: bool, as_json: bool) -> None:
+    from chatdb.jobs import seed as seeding
 
     db = state(ctx).database()
     if not dry_run and not yes:
@@ -113,7 +117,7 @@ def _remove(ctx: typer.Context, *, dry_run: bool, yes: bool, as_json: bool) -> N
             err=True,
         )
     with out.JobProgress(quiet=as_json or dry_run) as bar:
-        result = seeding.remove_seed(db, dry_run=dry_run, progress=bar.callback)
+        result = seeding.remove_seed(db, dry_run=dry_run, wait=wait, progress=bar.callback)
     if as_json:
         out.emit_json(result, ok=True)
         return
@@ -126,6 +130,8 @@ def _remove(ctx: typer.Context, *, dry_run: bool, yes: bool, as_json: bool) -> N
             (f"{verb} messages", result.messages),
         ]
     )
+    if result.skipped:
+        out.warn(f"{result.skipped} seeded conversations were in use and were kept; run 'chatdb seed --remove' again")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,7 +15,10 @@ from chatdb.cli._output import Column
 def stats(
     ctx: typer.Context,
     top: Annotated[
-        int, typer.Option("--top", metavar="N", parser=count_param(1), help="How many busiest users and slowest statements.")
+        int,
+        typer.Option(
+            "--top", metavar="N", parser=count_param(1), help="How many busiest users and slowest statements."
+        ),
     ] = 10,
     as_json: JsonOption = False,
 ) -> None:
@@ -31,7 +34,7 @@ def stats(
 
         chatdb stats --top 5
     """
-    from chatdb.stats import database_stats
+    from chatdb.reports.stats import database_stats
 
     app = state(ctx)
     report = database_stats(app.database(), top=top)
@@ -44,14 +47,14 @@ def stats(
         _render(report, top, status, roles)
 
 
-def _search_index(index) -> str:
+def _search_index(index: Any) -> str:  # a SearchIndex, imported lazily
     if index is None or not index.exists:
         return "none (chatdb search --create-index)"
     state = "valid" if index.valid else "INVALID (chatdb search --create-index rebuilds it)"
     return f"{state}, {out.human_bytes(index.size_bytes)}, configuration {index.config}"
 
 
-def _render(report, top: int, status: str, roles: str) -> None:
+def _render(report: Any, top: int, status: str, roles: str) -> None:  # a StatsReport, imported lazily
     out.key_values(
         [
             ("Database", report.database),
@@ -68,22 +71,50 @@ def _render(report, top: int, status: str, roles: str) -> None:
     screen = out.screen()
     screen.line()
     out.table(
-        [Column("Table", "id"), N("Rows"), N("Table size"), N("Index size"), N("Total"), N("Seq scans"),
-         N("Index scans")],
         [
-            (t.name, t.rows, out.human_bytes(t.size_bytes), out.human_bytes(t.indexes_size_bytes),
-             out.human_bytes(t.total_size_bytes), t.sequential_scans, t.index_scans)
+            Column("Table", "id"),
+            N("Rows"),
+            N("Table size"),
+            N("Index size"),
+            N("Total"),
+            N("Seq scans"),
+            N("Index scans"),
+        ],
+        [
+            (
+                t.name,
+                t.rows,
+                out.human_bytes(t.size_bytes),
+                out.human_bytes(t.indexes_size_bytes),
+                out.human_bytes(t.total_size_bytes),
+                t.sequential_scans,
+                t.index_scans,
+            )
             for t in report.tables
         ],
         title="Tables",
     )
     screen.line()
     out.table(
-        [Column("Index", "id"), Column("Table", "id"), N("Size"), N("Entries (est.)"), N("Scans"),
-         N("Tuples read"), N("Tuples fetched")],
         [
-            (i.name, i.table, out.human_bytes(i.size_bytes), i.entries_estimate, i.scans,
-             i.tuples_read, i.tuples_fetched)
+            Column("Index", "id"),
+            Column("Table", "id"),
+            N("Size"),
+            N("Entries (est.)"),
+            N("Scans"),
+            N("Tuples read"),
+            N("Tuples fetched"),
+        ],
+        [
+            (
+                i.name,
+                i.table,
+                out.human_bytes(i.size_bytes),
+                i.entries_estimate,
+                i.scans,
+                i.tuples_read,
+                i.tuples_fetched,
+            )
             for t in report.tables
             for i in t.indexes
         ],
@@ -103,8 +134,13 @@ def _render(report, top: int, status: str, roles: str) -> None:
     out.table(
         [N("Mean ms"), N("Max ms"), N("Calls"), N("Total ms"), Column("Statement", "text")],
         [
-            (f"{s['mean_ms']:,.2f}", f"{s['max_ms']:,.2f}", s["calls"], f"{s['total_ms']:,.1f}",
-             out.one_line(s["query"]))
+            (
+                f"{s['mean_ms']:,.2f}",
+                f"{s['max_ms']:,.2f}",
+                s["calls"],
+                f"{s['total_ms']:,.1f}",
+                out.one_line(s["query"]),
+            )
             for s in slow.statements
         ],
         title=f"Slowest statements on chatdb's tables (top {top} by mean time, pg_stat_statements)",

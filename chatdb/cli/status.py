@@ -6,8 +6,8 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._output import Column
 from chatdb.cli._options import JsonOption
+from chatdb.cli._output import Column
 
 
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -17,7 +17,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
         chatdb status --json
     """
-    from chatdb.inspection import schema_status
+    from chatdb.reports.status import schema_status
 
     report = schema_status(state(ctx).database())
     if as_json:

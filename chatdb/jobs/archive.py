@@ -15,9 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import update
+
 from chatdb.errors import UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.reports import resolve_selection
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -28,8 +30,8 @@ from chatdb.jobs.runner import (
     job_connection,
     job_lock,
     job_transaction,
-    rate,
 )
+from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
     from chatdb.db import Database
@@ -69,17 +71,19 @@ class StatusChangeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": self.job,
-            "database": self.database,
-            "dry_run": self.dry_run,
+            **job_envelope(
+                self.job,
+                self.database,
+                dry_run=self.dry_run,
+                matched=self.matched,
+                changed=self.changed,
+                skipped=self.skipped,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "selection": self.selection.as_dict(),
-            "matched": self.matched,
             "messages": self.messages,
-            "changed": self.changed,
-            "skipped": self.skipped,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
             "sample": [s.as_dict() for s in self.sample],
         }
 
@@ -102,8 +106,15 @@ def archive_conversations(
     if selection.older_than is None:
         raise UsageError("archive needs a cutoff ({older_than})", parameters=("older_than",))
     return _change_status(
-        db, "archive", replace(selection, status="active"), "archived",
-        batch_size=batch_size, dry_run=dry_run, wait=wait, progress=progress, timeouts=timeouts,
+        db,
+        "archive",
+        replace(selection, status="active"),
+        "archived",
+        batch_size=batch_size,
+        dry_run=dry_run,
+        wait=wait,
+        progress=progress,
+        timeouts=timeouts,
     )
 
 
@@ -124,8 +135,15 @@ def unarchive_conversations(
             parameters=("conversation_ids", "users"),
         )
     return _change_status(
-        db, "unarchive", replace(selection, status="archived"), "active",
-        batch_size=batch_size, dry_run=dry_run, wait=wait, progress=progress, timeouts=timeouts,
+        db,
+        "unarchive",
+        replace(selection, status="archived"),
+        "active",
+        batch_size=batch_size,
+        dry_run=dry_run,
+        wait=wait,
+        progress=progress,
+        timeouts=timeouts,
     )
 
 
@@ -141,14 +159,12 @@ def _change_status(
     progress: ProgressCallback | None,
     timeouts: JobTimeouts | None,
 ) -> StatusChangeResult:
-    from sqlalchemy import update
 
     from chatdb.jobs import queries
-    from chatdb.models import Conversation
 
     check_batch_size(batch_size)
-    timeouts = timeouts or JobTimeouts.from_env()
-    table = Conversation.__table__
+    timeouts = JobTimeouts.given(timeouts)
+    table = queries.conversations
     result = StatusChangeResult(job=job, database=db.display_url, selection=selection, dry_run=dry_run)
     with job_lock(db, job, wait=wait, writes=not dry_run, progress=progress), JobRun(job, progress) as run:
         result.selection = selection = resolve_selection(db, selection)
@@ -166,12 +182,16 @@ def _change_status(
                     with run.batch():
                         with batch_transaction(db, conn, timeouts):
                             batch = queries.lock_batch(selection, last, batch_size, for_delete=False).cte("batch")
-                            ids = conn.execute(
-                                update(table)
-                                .where(table.c.id == batch.c.id)
-                                .values(status=new_status)
-                                .returning(table.c.id)
-                            ).scalars().all()
+                            ids = (
+                                conn.execute(
+                                    update(table)
+                                    .where(table.c.id == batch.c.id)
+                                    .values(status=new_status)
+                                    .returning(table.c.id)
+                                )
+                                .scalars()
+                                .all()
+                            )
                         if ids:
                             last = max(ids)
                             result.changed += len(ids)
@@ -180,6 +200,5 @@ def _change_status(
                         break
             with job_transaction(db, timeouts) as conn:
                 result.skipped = queries.selection_size(conn, selection, messages=False)[0]
-        result.batches = run.batches
-        result.duration_seconds = run.elapsed
+        run.close(result)
     return result

@@ -170,12 +170,10 @@ class PendingFile:
         self.unwritten = unwritten  # what is true when writing fails
         self.tmp, fd = create_temporary(path)
         self._raw = os.fdopen(fd, "wb", buffering=1 << 20)
-        self._hashing = _HashingWriter(self._raw)  # type: ignore[arg-type]
+        self._hashing = _HashingWriter(self._raw)
         compress = path.name.endswith(".gz") if compress is None else compress
         self._out: Any = (
-            gzip.GzipFile(fileobj=self._hashing, mode="wb", compresslevel=6, mtime=0)  # type: ignore[arg-type]
-            if compress
-            else self._hashing
+            gzip.GzipFile(fileobj=self._hashing, mode="wb", compresslevel=6, mtime=0) if compress else self._hashing
         )
         self.completed = self.published = False
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
+from chatdb.jobs.deleting import DeletedIds
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -37,13 +39,11 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_lock,
     job_transaction,
-    rate,
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from chatdb.db import Database
+    from chatdb.filters import ConversationFilter
     from chatdb.jobs.prune import PrunePlan, PruneResult
 
 RECEIPT_SUFFIX = ".receipt.json"
@@ -58,38 +58,6 @@ def ids_sha256(ids: Sequence[uuid.UUID]) -> str:
     return digest.hexdigest()
 
 
-class _Staged:
-    def __init__(self, into: DeletedIds, conversations: list[uuid.UUID], messages: list[uuid.UUID]) -> None:
-        self.into, self.conversations, self.messages = into, conversations, messages
-
-    def commit(self) -> None:
-        self.into.conversations += self.conversations
-        self.into.messages += self.messages
-
-
-@dataclass
-class DeletedIds:
-    """The ids a run deleted, kept batch by batch once each batch has committed."""
-
-    conversations: list[uuid.UUID] = field(default_factory=list)
-    messages: list[uuid.UUID] = field(default_factory=list)
-
-    def stage(self, conn: Connection, ids: list[uuid.UUID]) -> _Staged:
-        """Read, in the deleting transaction, the messages about to go with ``ids``.
-
-        The conversations and all their messages are locked by then, and no
-        message can be added to a conversation whose row is locked, so these
-        are exactly the rows the batch deletes.
-        """
-        from sqlalchemy import select
-
-        from chatdb.jobs.queries import id_array, messages
-
-        found = list(conn.execute(select(messages.c.id).where(messages.c.conversation_id == id_array(ids))).scalars()) \
-            if ids else []
-        return _Staged(self, list(ids), found)
-
-
 @dataclass
 class EraseResult:
     user: str
@@ -98,8 +66,9 @@ class EraseResult:
     remaining_messages: int = 0
     receipt_path: Path | None = None
     receipt: dict[str, Any] = field(default_factory=dict)
+    batches: int = 0
     duration_seconds: float = 0.0
-    deleted_ids: DeletedIds = field(default_factory=lambda: DeletedIds())
+    deleted_ids: DeletedIds = field(default_factory=DeletedIds)
 
     @property
     def complete(self) -> bool:
@@ -113,9 +82,18 @@ class EraseResult:
     def as_dict(self) -> dict[str, Any]:
         d = self.deletion
         return {
-            "job": "erase",
-            "database": d.plan.database,
-            "dry_run": False,
+            # matched: the user's conversations planned; changed: deleted; skipped: kept (in use, changed).
+            **job_envelope(
+                "erase",
+                d.plan.database,
+                dry_run=False,
+                matched=d.plan.conversations,
+                changed=d.deleted_conversations,
+                skipped=d.skipped,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "user": self.user,
             "resumed": d.resumed,
             "planned": d.plan.as_dict(),
@@ -129,9 +107,6 @@ class EraseResult:
             "export": d.export.as_dict() if d.export else None,
             "export_verified": d.export_verified,
             "receipt": str(self.receipt_path) if self.receipt_path else None,
-            "batches": d.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
         }
 
 
@@ -175,7 +150,9 @@ def erase_user(
             parameters=("export_to", "no_export"),
         )
     if resume and export_to is None:
-        raise UsageError("{resume} needs {export_to}: the export of the erase to finish", parameters=("resume", "export_to"))
+        raise UsageError(
+            "{resume} needs {export_to}: the export of the erase to finish", parameters=("resume", "export_to")
+        )
     receipt_path = receipt_path_for(export_to, receipt)
     if receipt_path is None:
         raise UsageError("{no_export} needs {receipt}: where to write the receipt", parameters=("no_export", "receipt"))
@@ -184,7 +161,7 @@ def erase_user(
     _check_receipt_target(receipt_path)
     if export_to is not None:
         _check_export_target(export_to, resume)
-    timeouts = timeouts or JobTimeouts.from_env()
+    timeouts = JobTimeouts.given(timeouts)
 
     with job_lock(db, "erase", wait=wait, progress=progress):
         run = JobRun("erase", progress)
@@ -194,12 +171,12 @@ def erase_user(
                 try:
                     result = _erase(db, user, selection, export_to, resume, confirm, batch_size, run, timeouts)
                 except ChatdbError as exc:
-                    exc.cause = exc.message  # type: ignore[attr-defined] # before the runner adds to it
+                    exc.cause = exc.message  # before the runner adds to it
                     raise
         except (JobInterrupted, ChatdbError) as exc:
             if export_to is None or isinstance(exc, (UsageError, JobRefusedError)):
                 raise
-            if getattr(exc, "refuses_export", False):
+            if exc.refuses_export:
                 raise
             raise _stopped(exc, run, export_to) from None
     assert result is not None
@@ -220,14 +197,16 @@ def _check_receipt_target(path: Path) -> None:
     except DestinationError as exc:
         raise UsageError(f"{{receipt}} {exc.path}: {exc.reason}", parameters=("receipt",)) from None
     if path.exists():
-        raise JobRefusedError(f"{path} already exists; erase never overwrites a receipt: choose another {{receipt}}",
-                              parameters=("receipt",))
+        raise JobRefusedError(
+            f"{path} already exists; erase never overwrites a receipt: choose another {{receipt}}",
+            parameters=("receipt",),
+        )
 
 
 def _erase(
     db: Database,
     user: str,
-    selection: Any,
+    selection: ConversationFilter,
     export_to: Path | None,
     resume: bool,
     confirm: Callable[[PrunePlan], bool] | None,
@@ -238,7 +217,7 @@ def _erase(
     from chatdb.holds import held_back
     from chatdb.jobs import queries
     from chatdb.jobs.prune import _prune
-    from chatdb.reports import resolve_selection
+    from chatdb.reports.conversations import resolve_selection
 
     run.unchanged = "nothing was deleted"
     selection = resolve_selection(db, selection)  # an unknown user is an error, not "0 erased"
@@ -246,8 +225,7 @@ def _erase(
         held = held_back(conn, selection)
     if held.conversations:
         raise JobRefusedError(
-            f"erase of user {user!r} refused: {held.describe()}; nothing was deleted "
-            "(chatdb hold list shows the holds)"
+            f"erase of user {user!r} refused: {held.describe()}; nothing was deleted (chatdb hold list shows the holds)"
         )
 
     def asked(plan: PrunePlan) -> bool:
@@ -257,12 +235,23 @@ def _erase(
         return True
 
     record = DeletedIds()
-    deletion = _prune(db, selection, True, export_to, resume, None, asked if confirm else None, batch_size, False,
-                      run, timeouts, record=record)
+    deletion = _prune(
+        db,
+        selection,
+        True,
+        export_to,
+        resume,
+        None,
+        asked if confirm else None,
+        batch_size,
+        False,
+        run,
+        timeouts,
+        record=record,
+    )
     with job_transaction(db, timeouts) as conn:
         left_conversations, left_messages, _ = queries.selection_size(conn, selection)
-    return EraseResult(user, deletion, left_conversations, left_messages, duration_seconds=run.elapsed,
-                       deleted_ids=record)
+    return run.close(EraseResult(user, deletion, left_conversations, left_messages, deleted_ids=record))
 
 
 def _receipt(db: Database, result: EraseResult, export_to: Path | None) -> dict[str, Any]:
@@ -273,12 +262,18 @@ def _receipt(db: Database, result: EraseResult, export_to: Path | None) -> dict[
     d = result.deletion
     export: dict[str, Any] | None = None
     if export_to is not None:
+        sha256: str | None
+        size: int | None
         if d.export is not None:
             sha256, size = d.export.sha256, d.export.bytes
         else:  # resumed, or nothing to export
             sha256, size = _manifest_digest(export_to)
-        export = {"path": str(export_to.resolve()) if sha256 else None, "sha256": sha256, "bytes": size,
-                  "verified": d.export_verified}
+        export = {
+            "path": str(export_to.resolve()) if sha256 else None,
+            "sha256": sha256,
+            "bytes": size,
+            "verified": d.export_verified,
+        }
     finished: datetime = utcnow()
     return {
         "receipt": "chatdb erase",

@@ -3,7 +3,7 @@
 Memory stays flat whatever the size: conversations are read in keyset batches
 over the primary key, all inside one read-only REPEATABLE READ transaction so
 the file is one consistent snapshot, and PostgreSQL itself builds each jsonl
-line (:func:`chatdb.jobs.lines.line_select`), so every timestamp PostgreSQL
+line (:func:`chatdb.jobs.queries.lines.line_select`), so every timestamp PostgreSQL
 can store (BC, years past 9999, infinity) is written as its JSON output
 gives it, in UTC with microseconds, and ``metadata`` as the JSON it is.
 
@@ -23,11 +23,14 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+from sqlalchemy import text
 
 import chatdb
 from chatdb.errors import ReplicationConflictError, UsageError
@@ -35,7 +38,7 @@ from chatdb.filters import ConversationFilter
 from chatdb.jobs.atomic_files import ExportFiles, check_destination
 from chatdb.jobs.files import MANIFEST_KIND, manifest_path
 from chatdb.jobs.reading import MANIFEST_VERSIONS
-from chatdb.reports import resolve_selection
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -43,18 +46,29 @@ from chatdb.jobs.runner import (
     ProgressCallback,
     check_batch_size,
     job_lock,
-    rate,
     set_timeouts,
 )
+from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from chatdb.db import Database
 
 ExportFormat = Literal["jsonl", "json", "csv"]
 FORMATS = ("jsonl", "json", "csv")
 CSV_COLUMNS = (
-    "conversation_id", "user_id", "status", "conversation_created_at", "conversation_updated_at",
-    "message_id", "message_user_id", "role", "content", "metadata", "message_created_at",
+    "conversation_id",
+    "user_id",
+    "status",
+    "conversation_created_at",
+    "conversation_updated_at",
+    "message_id",
+    "message_user_id",
+    "role",
+    "content",
+    "metadata",
+    "message_created_at",
 )
 
 
@@ -80,8 +94,18 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": "export",
-            "database": self.database,
+            # An export changes no row: changed counts the conversations it wrote out.
+            **job_envelope(
+                "export",
+                self.database,
+                dry_run=False,
+                matched=self.conversations,
+                changed=self.conversations,
+                skipped=0,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "selection": self.selection.as_dict(),
             "format": self.format,
             "path": self.path,
@@ -90,14 +114,11 @@ class ExportResult:
             "messages": self.messages,
             "bytes": self.bytes,
             "sha256": self.sha256,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
             "removed_temporaries": self.removed_temporaries,
         }
 
     def manifest_data(self) -> dict[str, Any]:
-        from chatdb.cli._output import to_jsonable
+        from chatdb.serialize import to_jsonable
 
         return {
             "kind": MANIFEST_KIND,
@@ -149,8 +170,15 @@ def export_conversations(
         with job_lock(db, "export", writes=False), JobRun("export", progress) as run:
             run.rerun = "run it again"  # an export keeps nothing: a re-run starts over
             selection = resolve_selection(db, selection)
-            result = write_export(db, selection, output, format=format, batch_size=batch_size, run=run,
-                                  timeouts=timeouts or JobTimeouts.from_env())
+            result = write_export(
+                db,
+                selection,
+                output,
+                format=format,
+                batch_size=batch_size,
+                run=run,
+                timeouts=JobTimeouts.given(timeouts),
+            )
             # A stop request from here on comes too late to change anything: say so.
             run.finished(f"{output} and its manifest are complete" if result.path else "the output is complete")
             return result
@@ -183,10 +211,10 @@ def write_export(
         selection=selection,
         format=format,
         path=str(output) if to_file else None,
-        manifest=str(manifest_path(output)) if to_file else None,
+        manifest=str(manifest_path(output)) if isinstance(output, Path) else None,
         created_at=utcnow(),
     )
-    sink: Any = ExportFiles(output) if to_file else _StreamSink(output)  # type: ignore[arg-type]
+    sink: Any = ExportFiles(output) if isinstance(output, Path) else _StreamSink(output)
     written = f"nothing was written under {output}" if to_file else "what reached the output stream is incomplete"
     run.unchanged = written if run.job == "export" else f"{written} and {run.unchanged}"
     if to_file:
@@ -194,13 +222,14 @@ def write_export(
     try:
         with _snapshot(db, timeouts) as conn:
             from chatdb.jobs import queries
+            from chatdb.jobs.queries import lines
 
             total = queries.selection_size(conn, selection, messages=False)[0]
             run.start_phase("export", total)
             writer = _WRITERS[format](sink)
             last: uuid.UUID | None = None
             while True:
-                rows = conn.execute(_batch_query(format, selection, last, batch_size)).all()
+                rows = conn.execute(lines.export_batch(format, selection, last, batch_size)).all()
                 if not rows:
                     break
                 conversations, messages = writer.write_batch(rows)
@@ -210,6 +239,7 @@ def write_export(
                 run.advance(conversations)
             writer.finish()
         if to_file:
+
             def manifest() -> dict[str, Any]:
                 result.sha256, result.bytes = sink.sha256, sink.size
                 return result.manifest_data()
@@ -249,42 +279,22 @@ class _StreamSink:
         self.stream.flush()
 
 
-def _snapshot(db: Database, timeouts: JobTimeouts):
+def _snapshot(db: Database, timeouts: JobTimeouts) -> AbstractContextManager[Connection]:
     """One read-only REPEATABLE READ transaction, timestamps rendered in UTC, with the job's timeouts."""
     from contextlib import contextmanager
 
-    from sqlalchemy import text
+    from chatdb.jobs import queries
 
     @contextmanager
-    def opened():
+    def opened() -> Iterator[Connection]:
         with db.translate(), db.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
-                conn.execute(
-                    text("SELECT set_config('TimeZone', 'UTC', true), set_config('jit', 'off', true), "
-                         "set_config('plan_cache_mode', 'force_custom_plan', true)")
-                )
+                conn.execute(text(queries.EXPORT_SETTINGS))
                 set_timeouts(conn, timeouts)  # waits for a table lock no longer than every other job
                 yield conn
 
     return opened()
-
-
-def _batch_query(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
-    from sqlalchemy import select
-
-    from chatdb.jobs.queries import conversations, messages
-
-    page = select(conversations).where(*selection.conditions(conversations))
-    if after is not None:
-        page = page.where(conversations.c.id > after)
-    c = page.order_by(conversations.c.id).limit(limit).subquery("c")
-    m = messages.alias("m")
-    if format == "csv":
-        return _csv_batch(c, m)
-    from chatdb.jobs.lines import line_select
-
-    return line_select(c)
 
 
 class _JsonLinesWriter:
@@ -314,56 +324,6 @@ class _JsonArrayWriter(_JsonLinesWriter):
         self.sink.write(b"[]\n" if self.first else b"\n]\n")
 
 
-def _csv_batch(c: Any, m: Any) -> Any:
-    """One row per conversation, as for jsonl: (id, its CSV lines, its number of messages).
-
-    PostgreSQL writes the CSV itself, as it writes the jsonl: values as text
-    (timestamps in ISO 8601 as in the jsonl, metadata as JSON), quoted as
-    RFC 4180 needs (a value with a comma, quote or line break; metadata
-    always). Python then only copies bytes, so csv costs about what jsonl costs.
-    """
-    from sqlalchemy import Text, case, cast, func, literal, select
-    from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-    def iso(value: Any) -> Any:
-        return func.btrim(cast(func.to_json(value), Text), literal('"'))
-
-    def quoted(value: Any) -> Any:
-        return func.concat('"', func.replace(value, '"', '""'), '"')
-
-    def free(value: Any) -> Any:
-        """Text that may hold a comma, quote or line break: quoted when it does."""
-        return case((value.op("~")(literal('[",\r\n]')), quoted(value)), else_=value)
-
-    # Ids, statuses, roles and timestamps never need quotes; JSON metadata always does.
-    head = func.concat_ws(
-        ",", cast(c.c.id, Text), free(c.c.user_id), cast(c.c.status, Text), iso(c.c.created_at),
-        iso(c.c.updated_at),
-    ).label("head")
-    body = func.concat_ws(
-        ",", cast(m.c.id, Text), free(m.c.user_id), cast(m.c.role, Text), free(m.c.content),
-        case((m.c["metadata"].is_(None), literal("")), else_=quoted(cast(m.c["metadata"], Text))),
-        iso(m.c.created_at),
-    )
-    x = select(c.c.id, head).subquery("x")
-    # Each conversation's lines come from a subquery on its own messages (through the index), as
-    # the jsonl's json_agg does: a join would read the whole messages table for every batch.
-    lines = (
-        select(
-            func.string_agg(
-                func.concat(x.c.head, ",", body, "\n"), aggregate_order_by(literal(""), m.c.created_at, m.c.id)
-            )
-        )
-        .where(m.c.conversation_id == x.c.id)
-        .correlate(x)
-        .scalar_subquery()
-    )
-    count = select(func.count()).where(m.c.conversation_id == x.c.id).correlate(x).scalar_subquery()
-    # A conversation without messages has one row, its six message columns empty.
-    alone = func.concat(x.c.head, ",,,,,,\n")
-    return select(x.c.id, func.coalesce(lines, alone), count).order_by(x.c.id)
-
-
 class _CsvWriter:
     def __init__(self, sink: Any) -> None:
         self.sink = sink
@@ -384,4 +344,3 @@ _WRITERS: dict[str, Callable[[Any], Any]] = {
     "json": _JsonArrayWriter,
     "csv": _CsvWriter,
 }
-

@@ -2,7 +2,7 @@
 
 The whole input is checked before anything is written, by PostgreSQL itself:
 each batch of lines goes through the very conversions and checks the insert
-uses (:mod:`chatdb.jobs.lines`), in a transaction that is rolled back, so
+uses (:mod:`chatdb.jobs.queries.lines`), in a transaction that is rolled back, so
 what the check accepts the insert accepts. It also checks that the users
 exist, that no id appears twice in the file, and how each line stands against
 the rows already there: a conversation or message that exists exactly as in
@@ -23,11 +23,14 @@ inserted; a stream is read once, into an anonymous temporary file.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from sqlalchemy import text
+
 from chatdb.errors import ImportFileError
+from chatdb.jobs.line_checks import LineCheck, check_lines, checking_transaction
 from chatdb.jobs.reading import (
     MAX_LINE_BYTES,
     BatchMark,
@@ -42,6 +45,7 @@ from chatdb.jobs.reading import (
     source_file,
     spool,
 )
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
@@ -51,7 +55,6 @@ from chatdb.jobs.runner import (
     check_batch_size,
     job_connection,
     job_lock,
-    rate,
 )
 
 if TYPE_CHECKING:
@@ -60,9 +63,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
-
-MAX_REPORTED_PROBLEMS = 10
-_PROBLEM_LENGTH = 300  # a problem quoting a huge value is cut to this many characters
 
 
 @dataclass
@@ -87,46 +87,25 @@ class ImportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": "import",
-            "database": self.database,
+            # matched: the file's conversations; changed: inserted; skipped: identical ones already there.
+            **job_envelope(
+                "import",
+                self.database,
+                dry_run=self.dry_run,
+                matched=self.conversations,
+                changed=self.inserted_conversations,
+                skipped=self.existing_conversations,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "path": self.path,
-            "dry_run": self.dry_run,
             "manifest_checked": self.manifest_checked,
             "manifest": self.manifest,
             "in_file": {"conversations": self.conversations, "messages": self.messages},
             "inserted": {"conversations": self.inserted_conversations, "messages": self.inserted_messages},
             "existing": {"conversations": self.existing_conversations, "messages": self.existing_messages},
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
         }
-
-
-@dataclass
-class LineCheck:
-    """What checking lines found: problems by line, and counts of the lines without one."""
-
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    bad_lines: int = 0
-    conversations: int = 0
-    messages: int = 0
-    existing_conversations: int = 0
-    existing_messages: int = 0
-
-    @property
-    def new_rows(self) -> tuple[int, int]:
-        return self.conversations - self.existing_conversations, self.messages - self.existing_messages
-
-    @property
-    def full(self) -> bool:
-        return self.bad_lines >= MAX_REPORTED_PROBLEMS
-
-    def add_problem(self, number: int, text: str) -> None:
-        if self.full:  # checking stops here: the rest of the batch is not counted
-            return
-        self.bad_lines += 1
-        if len(self.problems) < MAX_REPORTED_PROBLEMS:
-            self.problems.append((number, text if len(text) <= _PROBLEM_LENGTH else text[:_PROBLEM_LENGTH] + "…"))
 
 
 def import_conversations(
@@ -151,11 +130,15 @@ def import_conversations(
     path = source_file(source) if isinstance(source, Path) else None
     name = str(source) if isinstance(source, Path) else "stdin"
     expected = load_manifest(manifest) if manifest is not None else read_manifest(path) if path else None
-    timeouts = timeouts or JobTimeouts.from_env()
-    result = ImportResult(database=db.display_url, path=name, dry_run=dry_run,
-                          manifest=str(expected.path) if expected else None)
+    timeouts = JobTimeouts.given(timeouts)
+    result = ImportResult(
+        database=db.display_url, path=name, dry_run=dry_run, manifest=str(expected.path) if expected else None
+    )
     with _readable_twice(source, path) as (first_read, second_read):
-        with job_lock(db, "import", wait=wait, writes=not dry_run, progress=progress), JobRun("import", progress) as run:
+        with (
+            job_lock(db, "import", wait=wait, writes=not dry_run, progress=progress),
+            JobRun("import", progress) as run,
+        ):
             run.unchanged = "nothing was imported"
             run.rerun = "run it again to finish (what is already imported is skipped)"
             if dry_run:
@@ -164,8 +147,7 @@ def import_conversations(
             marks = _check_input(db, lines, batch_size, expected, result, run, timeouts)
             if not dry_run:
                 _insert(db, second_read.lines(name, max_line_bytes), marks, name, result, run, timeouts)
-            result.batches = run.batches
-            result.duration_seconds = run.elapsed
+            run.close(result)
     return result
 
 
@@ -174,8 +156,12 @@ def _require_temporary_tables(db: Database) -> None:
     from chatdb.topology import require_writable
 
     with db.translate(), db.engine.connect() as conn:
-        require_writable(conn, "import --dry-run", db.display_url,
-                         why="checks the file with a temporary table (a write, even for a dry run)")
+        require_writable(
+            conn,
+            "import --dry-run",
+            db.display_url,
+            why="checks the file with a temporary table (a write, even for a dry run)",
+        )
 
 
 @dataclass
@@ -243,10 +229,15 @@ def _check_input(
         more = f" (and {found.bad_lines - len(found.problems)} more)" if found.bad_lines > len(found.problems) else ""
         raise ImportFileError(f"{lines.name}: {count}, nothing was imported: {listed}{more}", found.problems)
     if expected is not None:
-        differs = compare(expected_of(expected), {
-            "sha256": lines.sha256, "bytes": lines.size,
-            "conversations": found.conversations, "messages": found.messages,
-        })
+        differs = compare(
+            expected_of(expected),
+            {
+                "sha256": lines.sha256,
+                "bytes": lines.size,
+                "conversations": found.conversations,
+                "messages": found.messages,
+            },
+        )
         if differs:
             raise ImportFileError(
                 f"{lines.name} does not match its manifest {expected.path} ({'; '.join(differs)}); nothing was imported"
@@ -255,97 +246,6 @@ def _check_input(
     result.inserted_conversations = result.conversations - result.existing_conversations
     result.inserted_messages = result.messages - result.existing_messages
     return marks
-
-
-@contextmanager
-def checking_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> Iterator[None]:
-    """A transaction that is always rolled back, with the ids table the checks fill (``ON COMMIT DROP``)."""
-    from sqlalchemy import text
-
-    from chatdb.jobs.lines import CREATE_SEEN
-
-    with db.translate():
-        transaction = conn.begin()
-        try:
-            conn.execute(
-                text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true), "
-                     "set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"),
-                {"lock": timeouts.lock, "stmt": timeouts.statement},
-            )
-            conn.execute(text(CREATE_SEEN))
-            yield
-        finally:
-            transaction.rollback()
-
-
-def check_lines(conn: Connection, batch: list[tuple[int, bytes]], found: LineCheck, *, against_database: bool = True) -> None:
-    """Check one batch as PostgreSQL would insert it; add what is wrong, and the counts, to ``found``."""
-    sendable: list[tuple[int, str]] = []
-    for number, raw in batch:
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            found.add_problem(number, f"not UTF-8 text (byte {exc.start + 1} of the line)")
-            continue
-        if "\x00" in line:
-            found.add_problem(number, "contains a NUL byte")
-        elif not line.strip():
-            found.add_problem(number, "empty line")
-        else:
-            sendable.append((number, line))
-    for number, problem, messages, existing, existing_messages in _checked(conn, sendable, against_database, [0]):
-        if problem is not None:
-            found.add_problem(number, problem)
-            continue
-        found.conversations += 1
-        found.messages += int(messages)
-        found.existing_conversations += int(existing)
-        found.existing_messages += int(existing_messages)
-
-
-def _checked(
-    conn: Connection, lines: list[tuple[int, str]], against_database: bool, failed: list[int]
-) -> list[tuple[Any, ...]]:
-    """The check statement's rows; a line PostgreSQL cannot convert at all is found by halving the batch.
-
-    ``failed`` counts such lines: past :data:`MAX_REPORTED_PROBLEMS` the rest is not searched.
-    """
-    from sqlalchemy import exc as sa_exc
-    from sqlalchemy import text
-
-    from chatdb.jobs.lines import CHECK_LINES, batch_parameters
-
-    if not lines or failed[0] >= MAX_REPORTED_PROBLEMS:
-        return []
-    params = batch_parameters([n for n, _ in lines], [t for _, t in lines], against_database=against_database)
-    try:
-        with conn.begin_nested():
-            return [tuple(row) for row in conn.execute(text(CHECK_LINES), params)]
-    except sa_exc.DBAPIError as exc:
-        if not _about_the_data(exc):
-            raise
-        if len(lines) == 1:
-            failed[0] += 1
-            return [(lines[0][0], _describe(exc), None, None, None)]
-    half = len(lines) // 2
-    return _checked(conn, lines[:half], against_database, failed) + _checked(conn, lines[half:], against_database, failed)
-
-
-def _about_the_data(exc: Any) -> bool:
-    """A data exception (class 22: bad input for a type) or a program limit (54: nested too deep)."""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
-    return sqlstate[:2] in ("22", "54")
-
-
-def _describe(exc: Any) -> str:
-    diag = getattr(getattr(exc, "orig", None), "diag", None)
-    primary = (getattr(diag, "message_primary", None) or str(exc)).strip()
-    detail = (getattr(diag, "message_detail", None) or "").strip().rstrip(".")
-    if primary.startswith("invalid input syntax for type json"):
-        return f"not valid JSON ({detail})" if detail else "not valid JSON"
-    if primary.startswith("stack depth limit exceeded"):
-        return "nested too deeply for PostgreSQL (stack depth limit exceeded)"
-    return f"{primary} ({detail})" if detail else primary
 
 
 def _insert(
@@ -357,10 +257,9 @@ def _insert(
     run: JobRun,
     timeouts: JobTimeouts,
 ) -> None:
-    from sqlalchemy import text
 
-    from chatdb.jobs.lines import INSERT_LINES, batch_parameters
     from chatdb.jobs.queries import BATCH_SETTINGS
+    from chatdb.jobs.queries.lines import INSERT_LINES, batch_parameters
 
     run.start_phase("import", result.conversations)
     result.inserted_conversations = result.inserted_messages = 0
@@ -372,9 +271,7 @@ def _insert(
                 texts = [line.decode("utf-8") for _, line in batch]
                 with batch_transaction(db, conn, timeouts):
                     conn.execute(text(BATCH_SETTINGS))
-                    conversations, messages = conn.execute(
-                        text(INSERT_LINES), batch_parameters(numbers, texts)
-                    ).one()
+                    conversations, messages = conn.execute(text(INSERT_LINES), batch_parameters(numbers, texts)).one()
                     if (conversations, messages) != next(expected):
                         # The application wrote these ids since the check: say what differs, write nothing.
                         raise ImportFileError(
@@ -390,9 +287,8 @@ def _insert(
 
 def _conflict(conn: Connection, numbers: list[int], texts: list[str]) -> str:
     """What the check says of these lines now (inside the insert's transaction, which is then rolled back)."""
-    from sqlalchemy import text
 
-    from chatdb.jobs.lines import CHECK_LINES, CREATE_SEEN, batch_parameters
+    from chatdb.jobs.queries.lines import CHECK_LINES, CREATE_SEEN, batch_parameters
 
     conn.execute(text(CREATE_SEEN))
     for number, problem, *_ in conn.execute(text(CHECK_LINES), batch_parameters(numbers, texts)):

@@ -27,7 +27,6 @@ holds a *lease* instead: the one row of ``chatdb_job_lease`` (name
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 import time
@@ -38,6 +37,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Interval, Table, bindparam, delete, exc, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
 from chatdb.errors import (
     ChatdbError,
     DatabaseUnavailable,
@@ -47,6 +49,7 @@ from chatdb.errors import (
     UsageError,
 )
 from chatdb.jobs.liveness import identity, is_gone
+from chatdb.timeparse import parse_seconds
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -59,7 +62,6 @@ TTL_ENV = "CHATDB_JOB_LEASE_TTL"
 LOCK_WAIT = "2s"  # how long taking, renewing or giving back the lease waits for its row
 BREAK_WAIT = "30s"  # how long breaking it waits for a batch of its holder to finish
 POLL_SECONDS = 1.0
-_TTL_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|min)?$")
 _held: ContextVar[JobLease | None] = ContextVar("chatdb_job_lease", default=None)
 
 
@@ -68,10 +70,10 @@ def lease_ttl() -> float:
     raw = os.environ.get(TTL_ENV, "").strip()
     if not raw:
         return DEFAULT_TTL_SECONDS
-    found = _TTL_RE.match(raw)
-    if not found:
-        raise UsageError(f"{TTL_ENV} must look like 30s or 2min, got {raw!r}")
-    seconds = float(found.group(1)) * {"ms": 0.001, "s": 1.0, "min": 60.0}[found.group(2) or "s"]
+    try:
+        seconds = parse_seconds(raw)
+    except UsageError:
+        raise UsageError(f"{TTL_ENV} must look like 30s or 2min, got {raw!r}") from None
     if seconds < 1:
         raise UsageError(f"{TTL_ENV} must be at least 1s, got {raw!r}")
     return seconds
@@ -127,22 +129,20 @@ class LockWait:
         return f"waiting for the maintenance lock{who} (Ctrl-C to stop)"
 
 
-def _table():
+def _table() -> Table:
     from chatdb.models import job_leases
 
     return job_leases
 
 
 def _ttl_interval(seconds: float) -> Any:
-    from sqlalchemy import Interval, bindparam
-
     return bindparam("ttl", timedelta(seconds=seconds), type_=Interval)
 
 
 def _lock_wait(conn: Connection, wait: str = LOCK_WAIT) -> None:
-    from sqlalchemy import text
+    from chatdb.jobs.queries import LOCAL_LOCK_TIMEOUT
 
-    conn.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": wait})
+    conn.execute(text(LOCAL_LOCK_TIMEOUT), {"lock": wait})
 
 
 def _is_lock_timeout(error: BaseException) -> bool:
@@ -150,15 +150,18 @@ def _is_lock_timeout(error: BaseException) -> bool:
 
 
 def read_holder(conn: Connection) -> LeaseHolder | None:
-    from sqlalchemy import func, select
-
     t = _table()
     now = func.clock_timestamp()
     row = conn.execute(
         select(
-            t.c.job, t.c.host, t.c.pid, t.c.started_at,
-            func.extract("epoch", now - t.c.heartbeat_at), func.extract("epoch", t.c.expires_at - now),
-            t.c.token, t.c.process,
+            t.c.job,
+            t.c.host,
+            t.c.pid,
+            t.c.started_at,
+            func.extract("epoch", now - t.c.heartbeat_at),
+            func.extract("epoch", t.c.expires_at - now),
+            t.c.token,
+            t.c.process,
         ).where(t.c.name == LOCK_NAME)
     ).first()
     if row is None:
@@ -193,14 +196,17 @@ class JobLease:
         on a live holder: the insert does nothing on a conflict, and taking
         over waits (briefly) only if a batch of the old holder still runs.
         """
-        from sqlalchemy import exc, func, update
-        from sqlalchemy.dialects.postgresql import insert
 
         t = _table()
         now = func.clock_timestamp()
         values = {
-            "token": self.token, "job": self.job[:63], "host": self.host, "pid": self.pid,
-            "process": self.process, "started_at": now, "heartbeat_at": now,
+            "token": self.token,
+            "job": self.job[:63],
+            "host": self.host,
+            "pid": self.pid,
+            "process": self.process,
+            "started_at": now,
+            "heartbeat_at": now,
             "expires_at": now + _ttl_interval(self.ttl),
         }
         with self.db.translate():
@@ -227,7 +233,6 @@ class JobLease:
 
     def renew(self) -> bool:
         """Push the expiry one time-to-live ahead; False when the row is no longer ours."""
-        from sqlalchemy import func, update
 
         t = _table()
         now = func.clock_timestamp()
@@ -249,7 +254,7 @@ class JobLease:
                     self.lost = "it was broken (chatdb lock break) or taken over"
                     return
                 last, self.lost = time.monotonic(), None
-            except Exception:  # noqa: BLE001 - the next beat retries; the batch guard decides
+            except Exception:
                 if time.monotonic() - last > self.ttl:
                     self.lost = "it could not be renewed in time"
 
@@ -259,11 +264,12 @@ class JobLease:
 
     def check(self, conn: Connection) -> None:
         """Inside a batch transaction: hold the row (FOR KEY SHARE) or stop before the batch works."""
-        from sqlalchemy import select
 
         t = _table()
         mine = conn.execute(
-            select(t.c.token).where(t.c.name == LOCK_NAME, t.c.token == self.token).with_for_update(key_share=True, read=True)
+            select(t.c.token)
+            .where(t.c.name == LOCK_NAME, t.c.token == self.token)
+            .with_for_update(key_share=True, read=True)
         ).first()
         if mine is None:
             reason = self.lost or "it was broken (chatdb lock break) or taken over after it expired"
@@ -271,7 +277,6 @@ class JobLease:
 
     def release(self) -> None:
         """Stop the heartbeat and delete the row (if still ours), retrying briefly if the server is back."""
-        from sqlalchemy import delete
 
         self._stop.set()
         if self._thread is not None:
@@ -291,9 +296,7 @@ class JobLease:
                 time.sleep(0.5)
 
 
-def acquire(
-    db: Database, job: str, *, wait: float | None, progress: Callable[[Any], None] | None = None
-) -> JobLease:
+def acquire(db: Database, job: str, *, wait: float | None, progress: Callable[[Any], None] | None = None) -> JobLease:
     """Take the lease for ``job``, waiting up to ``wait`` seconds (None: do not wait)."""
     lease = JobLease(db, job, lease_ttl())
     started = time.monotonic()
@@ -343,7 +346,7 @@ def reset_held(token: Any) -> None:
 
 def lease_status(db: Database) -> LeaseHolder | None:
     """Who holds the maintenance lease now (None: nobody)."""
-    from chatdb.inspection import require_tables
+    from chatdb.migrations import require_tables
     from chatdb.models import LEASE_TABLE
 
     with db.translate(), db.engine.connect() as conn:
@@ -358,9 +361,8 @@ def break_lease(db: Database) -> LeaseHolder | None:
     no longer finds its row); a batch it is running when the lease is broken
     finishes first, because the delete waits for that batch's row lock.
     """
-    from sqlalchemy import delete, exc
 
-    from chatdb.inspection import require_tables
+    from chatdb.migrations import require_tables
     from chatdb.models import LEASE_TABLE
     from chatdb.topology import require_writable
 

@@ -34,7 +34,7 @@ def _started(pid: int) -> str | None:
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces: count from its end.
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return fields[19] if len(fields) > 19 else None
 
 
@@ -52,4 +52,4 @@ def is_gone(recorded: str | None, pid: int) -> bool:
     space = _space()
     if recorded is None or space is None or not recorded.startswith(space + " "):
         return False
-    return _started(pid) != recorded[len(space) + 1:]
+    return _started(pid) != recorded[len(space) + 1 :]

@@ -9,12 +9,12 @@ skipped.
 With an export, the export of exactly the selected rows is written first, then
 read back whole and checked before anything is deleted: its sha256, size and
 counts as written, and every line through import's own check
-(:func:`chatdb.jobs.importing.check_lines`), so nothing is deleted that
+(:func:`chatdb.jobs.line_checks.check_lines`), so nothing is deleted that
 ``chatdb import`` would refuse to restore. The deletion then walks the file
 again, batch by batch (each batch compared with the sha256 it had when it was
 checked), and deletes a conversation only if, in the deleting transaction and
 with its rows locked, PostgreSQL rebuilds from the current rows exactly the
-bytes of its line (:func:`chatdb.jobs.lines.line_digests`). Any change after
+bytes of its line (:func:`chatdb.jobs.queries.lines.line_digests`). Any change after
 the export (content, metadata, a timestamp, a status or user, a message added
 or deleted) keeps the conversation, counted as changed. ``resume`` finishes an
 interrupted run from its own export: the file is checked against its manifest
@@ -27,7 +27,6 @@ it out, and the plan says how many were held back and by which hold.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,29 +35,26 @@ from typing import TYPE_CHECKING, Any
 from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
 from chatdb.holds import HeldBack, held_back
-from chatdb.reports import resolve_selection
+from chatdb.jobs.deleting import BatchStep, Deleted, DeletedIds, delete_batches, keyset_batches
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
-from chatdb.jobs.prune_export import BatchStep, exported_batches, verify_export
+from chatdb.jobs.prune_export import exported_batches, verify_export
 from chatdb.jobs.reading import expected_of, load_manifest
+from chatdb.jobs.results import job_envelope, rate
 from chatdb.jobs.runner import (
     DEFAULT_BATCH_SIZE,
     JobRun,
     JobTimeouts,
     ProgressCallback,
-    batch_transaction,
     check_batch_size,
-    job_connection,
     job_lock,
     job_transaction,
-    rate,
 )
+from chatdb.reports.conversations import resolve_selection
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from chatdb.db import Database
-    from chatdb.jobs.erase import DeletedIds
+
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -106,23 +102,28 @@ class PruneResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job": "prune",
-            "database": self.plan.database,
-            "dry_run": self.dry_run,
+            # matched: planned conversations; changed: deleted; skipped: kept (in use, or changed since the export).
+            **job_envelope(
+                "prune",
+                self.plan.database,
+                dry_run=self.dry_run,
+                matched=self.plan.conversations,
+                changed=self.deleted_conversations,
+                skipped=self.skipped,
+                batches=self.batches,
+                duration_seconds=self.duration_seconds,
+                rows_per_second=self.rows_per_second,
+            ),
             "resumed": self.resumed,
             "include_active": self.plan.include_active,
             "selection": self.plan.selection.as_dict(),
             "planned": self.plan.as_dict(),
             "deleted": {"conversations": self.deleted_conversations, "messages": self.deleted_messages},
-            "skipped": self.skipped,
             "kept": {"in_use": self.in_use, "changed": self.changed},
             "already_deleted": self.already_deleted,
             "held_back": self.plan.held.as_dict(),
             "export": self.export.as_dict() if self.export else None,
             "export_verified": self.export_verified,
-            "batches": self.batches,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "rows_per_second": self.rows_per_second,
         }
 
 
@@ -156,11 +157,13 @@ def prune_conversations(
     if max_rows is not None and max_rows < 0:
         raise UsageError(f"{{max_rows}} must be 0 or more, got {max_rows}", parameters=("max_rows",))
     if resume and export_to is None:
-        raise UsageError("{resume} needs {export_to}: the export of the prune to finish", parameters=("resume", "export_to"))
+        raise UsageError(
+            "{resume} needs {export_to}: the export of the prune to finish", parameters=("resume", "export_to")
+        )
     if export_to is not None and not dry_run:
         _check_export_target(export_to, resume)
     selection = replace(selection, status="all" if include_active else "archived")
-    timeouts = timeouts or JobTimeouts.from_env()
+    timeouts = JobTimeouts.given(timeouts)
 
     with job_lock(db, "prune", wait=wait, writes=not dry_run, progress=progress):
         run = JobRun("prune", progress)
@@ -168,15 +171,26 @@ def prune_conversations(
         try:
             with run:
                 try:
-                    result = _prune(db, selection, include_active, export_to, resume, max_rows, confirm,
-                                    batch_size, dry_run, run, timeouts)
+                    result = _prune(
+                        db,
+                        selection,
+                        include_active,
+                        export_to,
+                        resume,
+                        max_rows,
+                        confirm,
+                        batch_size,
+                        dry_run,
+                        run,
+                        timeouts,
+                    )
                 except ChatdbError as exc:
-                    exc.cause = exc.message  # type: ignore[attr-defined] # before the runner adds to it
+                    exc.cause = exc.message  # before the runner adds to it
                     raise
         except (JobInterrupted, ChatdbError) as exc:
             if export_to is None or dry_run or isinstance(exc, (UsageError, JobRefusedError)):
                 raise
-            if getattr(exc, "refuses_export", False):
+            if exc.refuses_export:
                 raise
             raise _stopped(exc, run, export_to) from None
     assert result is not None
@@ -239,16 +253,16 @@ def _prune(
             parameters=("max_rows",),
         )
     if dry_run or (plan.conversations == 0 and not resume):
-        result.duration_seconds = run.elapsed
-        return result
+        return run.close(result)
     if confirm is not None:
         with run.interruptible():  # Ctrl-C at the prompt stops at once
             confirmed = confirm(plan)
         if not confirmed:
             raise ChatdbError("prune cancelled; nothing was deleted")
     if export_to is None:
-        _delete(db, _keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations,
-                record=record)
+        _delete(
+            db, keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations, record=record
+        )
         with job_transaction(db, timeouts) as conn:
             result.in_use = queries.selection_size(conn, selection, messages=False)[0]
     else:
@@ -258,34 +272,19 @@ def _prune(
             result.export = write_export(
                 db, selection, export_to, format="jsonl", batch_size=batch_size, run=run, timeouts=timeouts
             )
-            expected = {"sha256": result.export.sha256, "bytes": result.export.bytes,
-                        "conversations": result.export.conversations, "messages": result.export.messages}
-        marks = verify_export(db, export_to, expected, batch_size, run, timeouts,
-                              source="its manifest" if resume else "what was written")
+            expected = {
+                "sha256": result.export.sha256,
+                "bytes": result.export.bytes,
+                "conversations": result.export.conversations,
+                "messages": result.export.messages,
+            }
+        marks = verify_export(
+            db, export_to, expected, batch_size, run, timeouts, source="its manifest" if resume else "what was written"
+        )
         result.export_verified = True
         steps = exported_batches(export_to, marks, selection, result)
         _delete(db, steps, result, run, timeouts, total=expected["conversations"], record=record)
-    result.batches = run.batches
-    result.duration_seconds = run.elapsed
-    return result
-
-
-def _keyset_batches(selection: ConversationFilter, batch_size: int) -> Iterator[BatchStep]:
-    from chatdb.jobs import queries
-
-    last: list[uuid.UUID | None] = [None]
-
-    def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-        from sqlalchemy import text
-
-        conn.execute(text(queries.BATCH_SETTINGS))
-        ids = list(conn.execute(queries.lock_batch(selection, last[0], batch_size, for_delete=True)).scalars())
-        if ids:
-            last[0] = ids[-1]
-        return queries.lock_messages(conn, ids), len(ids)
-
-    while True:
-        yield step
+    return run.close(result)
 
 
 def _delete(
@@ -298,24 +297,12 @@ def _delete(
     total: int,
     record: DeletedIds | None = None,
 ) -> None:
-    from chatdb.jobs import queries
-
-    run.start_phase("delete", total)
-    with job_connection(db) as conn:
-        for step in batches:
-            with run.batch():
-                with batch_transaction(db, conn, timeouts):
-                    ids, covered = step(conn)
-                    staged = record.stage(conn, ids) if record is not None else None
-                    deleted, deleted_messages = queries.delete_conversations(conn, ids)
-                if staged is not None:
-                    staged.commit()  # only once the batch's transaction committed
-                if covered:
-                    result.deleted_conversations += deleted
-                    result.deleted_messages += deleted_messages
-                    run.advance(covered)
-            if covered == 0:
-                break
+    deleted = Deleted()
+    try:
+        delete_batches(db, batches, run, timeouts, total=total, deleted=deleted, record=record)
+    finally:
+        result.deleted_conversations += deleted.conversations
+        result.deleted_messages += deleted.messages
 
 
 def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
@@ -325,7 +312,7 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     with the exact command (``exc.resume_from`` says it can be resumed).
     """
     interrupted = isinstance(exc, JobInterrupted)
-    cause = "interrupted" if interrupted else getattr(exc, "cause", exc.message)
+    cause = "interrupted" if interrupted else (exc.cause or exc.message)
     if run.phase == "prune":  # before any export or deletion: the message says it all
         return exc
     if run.phase == "export":
@@ -333,11 +320,16 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
         return exc
     done = run.done if run.phase == "delete" else 0
     of = f" of {run.total}" if run.total is not None else ""
-    where = f"while verifying the export {export_to}" if run.phase == "verify" else (
-        f"after deleting what was still as exported of {done}{of} conversations of the export {export_to}"
+    where = (
+        # Verifying comes before any deletion: this run deleted nothing (a resumed one may follow others that did).
+        f"while verifying the export {export_to}: nothing was deleted in this run"
+        if run.phase == "verify"
+        else (f"after deleting what was still as exported of {done}{of} conversations of the export {export_to}")
     )
-    exc.stopped = f"{cause} {where}"  # type: ignore[attr-defined]
-    exc.resume_from = export_to  # type: ignore[attr-defined]
-    exc.reword(f"{exc.stopped}; the export is complete: finish with {{resume}} (the same selection and {{export_to}})",
-               parameters=("resume", "export_to"))
+    exc.stopped = f"{cause} {where}"
+    exc.resume_from = export_to
+    exc.reword(
+        f"{exc.stopped}; the export is complete: finish with {{resume}} (the same selection and {{export_to}})",
+        parameters=("resume", "export_to"),
+    )
     return exc

@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select, text
+
 from chatdb.errors import ChatdbError, ImportFileError
 from chatdb.filters import ConversationFilter
+from chatdb.jobs.deleting import BatchStep
 from chatdb.jobs.reading import BatchMark, ExportLines, batches, batches_as_checked, compare
 from chatdb.jobs.runner import JobRun, JobTimeouts, job_connection
 
@@ -31,8 +34,6 @@ if TYPE_CHECKING:
 
 # A batch source yields callables that, inside a batch transaction, lock and
 # return the ids to delete plus how many conversations the batch covered.
-BatchStep = Callable[["Connection"], tuple[list[uuid.UUID], int]]
-
 # export writes row_to_json of the conversation with its id first.
 _LINE_ID = re.compile(rb'^\{"id":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",')
 
@@ -57,15 +58,20 @@ def verify_export(
 def _refusal(message: str) -> ChatdbError:
     """The export is not fit to delete from: resuming from it would not help, so no hint to."""
     exc = ChatdbError(message)
-    exc.refuses_export = True  # type: ignore[attr-defined]
+    exc.refuses_export = True
     return exc
 
 
 def _verify(
-    db: Database, path: Path, expected: dict[str, Any], batch_size: int, run: JobRun, timeouts: JobTimeouts,
+    db: Database,
+    path: Path,
+    expected: dict[str, Any],
+    batch_size: int,
+    run: JobRun,
+    timeouts: JobTimeouts,
     source: str,
 ) -> list[BatchMark]:
-    from chatdb.jobs.importing import LineCheck, check_lines, checking_transaction
+    from chatdb.jobs.line_checks import LineCheck, check_lines, checking_transaction
 
     run.start_phase("verify", expected["conversations"])
     lines = ExportLines(path)
@@ -87,10 +93,16 @@ def _verify(
                 run.report()
     except ImportFileError as exc:
         raise _refusal(f"the export {path} does not read back ({exc.message}); nothing was deleted") from None
-    differs = compare(expected, {
-        "sha256": lines.sha256, "bytes": lines.size,
-        "conversations": found.conversations, "messages": found.messages,
-    }, source)
+    differs = compare(
+        expected,
+        {
+            "sha256": lines.sha256,
+            "bytes": lines.size,
+            "conversations": found.conversations,
+            "messages": found.messages,
+        },
+        source,
+    )
     if differs:
         raise _refusal(f"the export {path} does not verify ({'; '.join(differs)}); nothing was deleted")
     return marks
@@ -105,7 +117,9 @@ def exported_batches(
         for number, line in batch:
             match = _LINE_ID.match(line)
             if match is None:
-                raise ChatdbError(f"line {number} of {path} is not a line chatdb export writes; nothing more was deleted")
+                raise ChatdbError(
+                    f"line {number} of {path} is not a line chatdb export writes; nothing more was deleted"
+                )
             wanted[uuid.UUID(match.group(1).decode())] = hashlib.sha256(line).hexdigest()
         yield _step_for(wanted, selection, result)
     yield lambda conn: ([], 0)
@@ -113,28 +127,32 @@ def exported_batches(
 
 def _step_for(wanted: dict[uuid.UUID, str], selection: ConversationFilter, result: PruneResult) -> BatchStep:
     def step(conn: Connection) -> tuple[list[uuid.UUID], int]:
-        from sqlalchemy import select, text
-
         from chatdb.jobs import queries
-        from chatdb.jobs.lines import line_digests
         from chatdb.jobs.queries import conversations as c
         from chatdb.jobs.queries import id_array
+        from chatdb.jobs.queries.lines import line_digests
 
         # The lines were written in UTC: rebuild them in UTC.
-        conn.execute(text("SELECT set_config('TimeZone', 'UTC', true)"))
+        conn.execute(text(queries.UTC))
         conn.execute(text(queries.BATCH_SETTINGS))
         ids = list(wanted)
-        locked = list(conn.execute(
-            select(c.c.id).where(c.c.id == id_array(ids), *selection.conditions(c))
-            .order_by(c.c.id).with_for_update(skip_locked=True)
-        ).scalars())
+        locked = list(
+            conn.execute(
+                select(c.c.id)
+                .where(c.c.id == id_array(ids), *selection.conditions(c))
+                .order_by(c.c.id)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
         whole = queries.lock_messages(conn, locked)
         current = dict(conn.execute(line_digests(id_array(whole))).all()) if whole else {}
         same = [i for i in whole if current.get(i) == wanted[i]]
         unlocked = [i for i in ids if i not in set(locked)]
-        matching = set(conn.execute(
-            select(c.c.id).where(c.c.id == id_array(unlocked), *selection.conditions(c))
-        ).scalars()) if unlocked else set()
+        matching = (
+            set(conn.execute(select(c.c.id).where(c.c.id == id_array(unlocked), *selection.conditions(c))).scalars())
+            if unlocked
+            else set()
+        )
         present = set(conn.execute(select(c.c.id).where(c.c.id == id_array(unlocked))).scalars()) if unlocked else set()
         result.in_use += len(matching) + (len(locked) - len(whole))
         result.changed += (len(whole) - len(same)) + len(present - matching)

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from chatdb.errors import ImportFileError, UsageError
 from chatdb.jobs.files import GZIP_MAGIC, MANIFEST_KIND, manifest_path
@@ -47,8 +47,15 @@ def source_file(path: Path) -> Path:
         raise UsageError(f"cannot read {path}: it is a directory; give an export file")
     if not stat.S_ISREG(mode):
         kind = (
-            "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-            else "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+            "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a named pipe"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a file"
         )
         raise UsageError(f"cannot read {path}: it is {kind}, not a regular file (a stream is read from stdin)")
     return real
@@ -112,7 +119,7 @@ class ExportLines:
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         if isinstance(self.source, Path):
             try:
-                raw: BinaryIO = open(self.source, "rb")  # noqa: SIM115 - closed below
+                raw: BinaryIO = open(self.source, "rb")
             except OSError as exc:
                 raise UsageError(f"cannot read {self.name}: {exc.strerror}") from None
         else:
@@ -120,7 +127,7 @@ class ExportLines:
         try:
             head = raw.read(2)
             tee = _Tee(raw, head, self.copy_to)
-            stream: Any = gzip.GzipFile(fileobj=tee, mode="rb") if head == GZIP_MAGIC else tee  # type: ignore[arg-type]
+            stream: Any = gzip.GzipFile(fileobj=cast("IO[bytes]", tee), mode="rb") if head == GZIP_MAGIC else tee
             yield from self._split(stream)
             while tee.read(_CHUNK):  # the rest of the raw bytes (gzip trailer), for the digest
                 pass
@@ -225,14 +232,16 @@ def batches_as_checked(
             )
         yield batch
     if next(iterator, None) is not None:
-        raise ImportFileError(f"{name} changed after it was checked: it has lines after line {marks[-1].last if marks else 0}")
+        raise ImportFileError(
+            f"{name} changed after it was checked: it has lines after line {marks[-1].last if marks else 0}"
+        )
 
 
 def spool() -> BinaryIO:
     """An anonymous private temporary file for a stream's bytes (gone when closed, or when chatdb dies)."""
     import tempfile
 
-    return tempfile.TemporaryFile(prefix=".chatdb-import-")  # noqa: SIM115 - the caller closes it
+    return tempfile.TemporaryFile(prefix=".chatdb-import-")
 
 
 @dataclass(frozen=True)
@@ -264,14 +273,14 @@ def load_manifest(where: Path) -> Manifest:
     """A manifest file, with every field import relies on present and of the right type."""
     try:
         real = source_file(where)
-        data = json.loads(real.read_bytes())
+        data: dict[str, Any] = json.loads(real.read_bytes())
     except UsageError as exc:
         raise ImportFileError(f"cannot read the manifest {where}: {exc.message.split(': ', 1)[-1]}") from None
     except (OSError, ValueError) as exc:
         raise ImportFileError(f"the manifest {where} is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
         raise ImportFileError(f"{where} is not a chatdb export manifest (its kind is not {MANIFEST_KIND!r})")
-    version = data.get("manifest_version")
+    version: Any = data.get("manifest_version")
     if not _whole(version):
         raise ImportFileError(f"the manifest {where} has no valid manifest_version")
     if version not in MANIFEST_VERSIONS:
@@ -280,9 +289,12 @@ def load_manifest(where: Path) -> Manifest:
             f"the manifest {where} is manifest_version {version}, which this chatdb does not read "
             f"(it reads versions 1 to {newest}){'; upgrade chatdb' if version > newest else ''}"
         )
-    problems = [f"{field} is missing or not a whole number" for field in ("conversations", "messages", "bytes")
-                if not _whole(data.get(field)) or data[field] < 0]
-    sha = data.get("sha256")
+    problems = [
+        f"{field} is missing or not a whole number"
+        for field in ("conversations", "messages", "bytes")
+        if not _whole(data.get(field)) or data[field] < 0
+    ]
+    sha: Any = data.get("sha256")
     if not (isinstance(sha, str) and len(sha) == 64 and all(ch in "0123456789abcdef" for ch in sha)):
         problems.append("sha256 is missing or not 64 hex digits")
     if not isinstance(data.get("format"), str):
@@ -299,11 +311,18 @@ def _whole(value: Any) -> bool:
 
 
 def expected_of(manifest: Manifest) -> dict[str, Any]:
-    return {"sha256": manifest.sha256, "bytes": manifest.bytes,
-            "conversations": manifest.conversations, "messages": manifest.messages}
+    return {
+        "sha256": manifest.sha256,
+        "bytes": manifest.bytes,
+        "conversations": manifest.conversations,
+        "messages": manifest.messages,
+    }
 
 
 def compare(expected: dict[str, Any], found: dict[str, Any], source: str = "the manifest") -> list[str]:
     """What differs between ``found`` (sha256, bytes, conversations, messages) and ``expected``."""
-    return [f"{key} {expected[key]!r} in {source}, {value!r} in the file"
-            for key, value in found.items() if expected[key] != value]
+    return [
+        f"{key} {expected[key]!r} in {source}, {value!r} in the file"
+        for key, value in found.items()
+        if expected[key] != value
+    ]

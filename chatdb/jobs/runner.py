@@ -13,17 +13,18 @@ lost connection) is finished by running the job again.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobLockedError, UsageError
 from chatdb.jobs import stopping
+from chatdb.jobs.results import ResultT
 from chatdb.jobs.stopping import StatementsInFlight, StopRequested
+from chatdb.timeparse import parse_timeout
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_STATEMENT_TIMEOUT = "60s"
-_TIMEOUT_RE = re.compile(r"^\d+\s*(ms|s|min)?$")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ class JobTimeouts:
     statement: str = DEFAULT_STATEMENT_TIMEOUT
 
     @classmethod
+    def given(cls, timeouts: JobTimeouts | None) -> JobTimeouts:
+        """``timeouts``, or the environment's (``CHATDB_JOB_LOCK_TIMEOUT``, ``CHATDB_JOB_STATEMENT_TIMEOUT``)."""
+        return timeouts if timeouts is not None else cls.from_env()
+
+    @classmethod
     def from_env(cls) -> JobTimeouts:
         return cls(
             lock=_timeout_env("CHATDB_JOB_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT),
@@ -69,10 +74,7 @@ class JobTimeouts:
 
 
 def _timeout_env(name: str, default: str) -> str:
-    value = os.environ.get(name, default).strip()
-    if not _TIMEOUT_RE.match(value):
-        raise UsageError(f"{name} must look like 500ms, 10s or 1min, got {value!r}")
-    return value
+    return parse_timeout(os.environ.get(name, default), name)
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -101,8 +103,8 @@ def job_lock(
     (None: :class:`JobLockedError` at once), and tells ``progress`` while it
     waits (:class:`~chatdb.jobs.lease.LockWait`).
     """
-    from chatdb.inspection import require_current_schema
     from chatdb.jobs import lease as leases
+    from chatdb.migrations import require_current_schema
     from chatdb.topology import require_writable
 
     with db.translate(), db.engine.connect() as conn:
@@ -139,18 +141,18 @@ def batch_transaction(db: Database, conn: Connection, timeouts: JobTimeouts) -> 
     """
     from sqlalchemy import text
 
+    from chatdb.jobs import queries
     from chatdb.jobs.lease import held
 
     lease = held(db)
     with db.translate(), conn.begin():
         conn.execute(
-            text(
-                "SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true), "
-                "set_config('application_name', :name, true)"
-            ),
-            # The batch's name shows who is working in pg_stat_activity: "chatdb prune pid 4242".
-            {"lock": timeouts.lock, "stmt": timeouts.statement,
-             "name": lease.application_name if lease else db.settings.application_name},
+            text(queries.BATCH_START),
+            {
+                "lock": timeouts.lock,
+                "stmt": timeouts.statement,
+                "name": lease.application_name if lease else db.settings.application_name,
+            },
         )
         if lease is not None:
             lease.check(conn)
@@ -168,10 +170,9 @@ def set_timeouts(conn: Connection, timeouts: JobTimeouts) -> None:
     """
     from sqlalchemy import text
 
-    conn.execute(
-        text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :stmt, true)"),
-        {"lock": timeouts.lock, "stmt": timeouts.statement},
-    )
+    from chatdb.jobs import queries
+
+    conn.execute(text(queries.LOCAL_TIMEOUTS), {"lock": timeouts.lock, "stmt": timeouts.statement})
 
 
 @contextmanager
@@ -268,6 +269,12 @@ class JobRun:
         self.report()
         self.check_stop()
 
+    def close(self, result: ResultT) -> ResultT:
+        """Write the run's batches and duration into ``result`` (a job's result dataclass), and return it."""
+        result.batches = self.batches
+        result.duration_seconds = self.elapsed
+        return result
+
     def report(self) -> None:
         if self.progress is not None:
             self.progress(ProgressUpdate(self.phase, self.done, self.total))
@@ -300,9 +307,14 @@ class JobRun:
         if isinstance(cause, ChatdbError) and not stopping.was_cancelled(cause):
             message += f" (while stopping: {cause.message})"
         error = JobInterrupted(message)
-        error.progress = {  # type: ignore[attr-defined]
-            "job": self.job, "phase": self.phase, "done": self.done, "total": self.total,
-            "unit": self.unit, "batches": self.phase_batches, "committed_batches": self.committed,
+        error.progress = {
+            "job": self.job,
+            "phase": self.phase,
+            "done": self.done,
+            "total": self.total,
+            "unit": self.unit,
+            "batches": self.phase_batches,
+            "committed_batches": self.committed,
         }
         return error
 
@@ -339,7 +351,7 @@ class JobRun:
             self._urgent = True
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         global _current
         _current = self._outer
         stop_requested = self.stopping
@@ -363,7 +375,3 @@ class JobRun:
 
 
 _current: JobRun | None = None
-
-
-def rate(rows: int, seconds: float) -> float:
-    return round(rows / seconds, 1) if seconds > 0 else 0.0

@@ -169,7 +169,7 @@ class StatementsInFlight:
             try:
                 connection.cancel_safe(timeout=CANCEL_TIMEOUT)
                 self.cancelled += 1
-            except Exception:  # noqa: BLE001 - a closed connection, an unreachable server: nothing to cancel
+            except Exception:
                 pass
 
 

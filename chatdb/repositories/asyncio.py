@@ -42,7 +42,7 @@ class _AsyncSessionRunner:
             if transaction is self._transaction:
                 return self._driver
             # SessionTransaction.connections (SQLAlchemy 2.1) never connects by itself.
-            held = getattr(transaction, "connections", ())
+            held: Any = getattr(transaction, "connections", ())
             if len(held) == 1:
                 (connection,) = held
                 self._driver = connection.connection.driver_connection
@@ -58,7 +58,7 @@ class _AsyncSessionRunner:
         rows: ops.Rows | None = None
         try:
             while True:
-                query = operation.send(rows)  # type: ignore[arg-type]
+                query = operation.send(rows)  # type: ignore[arg-type]  # the first send() must be None; rows after
                 try:
                     async with conn.cursor() as cur:
                         await cur.execute(query.sql, query.params)
@@ -69,7 +69,8 @@ class _AsyncSessionRunner:
                         raise
                     raise translated from exc
         except StopIteration as done:
-            return done.value
+            result: T = done.value  # what the operation's generator returned
+            return result
 
 
 class AsyncConversationRepository(_AsyncSessionRunner):
@@ -112,9 +113,7 @@ class AsyncMessageRepository(_AsyncSessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = await self._run(
-            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
-        )
+        (message,) = await self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
         return message
 
     async def add_many(

@@ -35,7 +35,7 @@ from chatdb.errors import (
     UserNotFoundError,
     ValidationError,
 )
-from chatdb.filters import parse_uuid
+from chatdb.ids import parse_uuid
 from chatdb.models import USER_MESSAGE_MAX_LENGTH, ConversationStatus, MessageRole
 from chatdb.repositories import statements as sql
 from chatdb.repositories.records import ConversationRecord, Cursor, MessageRecord, NewMessage
@@ -82,7 +82,7 @@ def limit_of(value: int) -> int:
 
 def status_of(value: StatusArg) -> Literal["active", "archived", "all"]:
     if isinstance(value, ConversationStatus):
-        return value.value  # type: ignore[return-value]
+        return value.value
     if value in ("active", "archived", "all"):
         return value
     raise ValidationError(f"unknown conversation status {value!r}: use active, archived or all")
@@ -93,9 +93,7 @@ def metadata_text(value: Mapping[str, Any] | None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ValidationError(
-            f"message metadata must be a mapping (a JSON object), got {type(value).__name__}"
-        )
+        raise ValidationError(f"message metadata must be a mapping (a JSON object), got {type(value).__name__}")
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -115,8 +113,7 @@ def checked_message(
         raise ValidationError("message content cannot contain the NUL character")
     if checked_role is MessageRole.USER and len(content) > USER_MESSAGE_MAX_LENGTH:
         raise MessageTooLongError(
-            f"a user message can have at most {USER_MESSAGE_MAX_LENGTH:,} characters; "
-            f"this one has {len(content):,}"
+            f"a user message can have at most {USER_MESSAGE_MAX_LENGTH:,} characters; this one has {len(content):,}"
         )
     return checked_role.value, content, metadata_text(metadata)
 
@@ -149,9 +146,7 @@ def get_conversation(conversation_id: uuid.UUID | str) -> Operation[Conversation
     return ConversationRecord.from_row(_one(rows, cid))
 
 
-def set_status(
-    conversation_id: uuid.UUID | str, status: ConversationStatus
-) -> Operation[ConversationRecord]:
+def set_status(conversation_id: uuid.UUID | str, status: ConversationStatus) -> Operation[ConversationRecord]:
     cid = conversation_id_of(conversation_id)
     rows = yield Query(sql.SET_CONVERSATION_STATUS, {"id": cid, "status": status.value})
     return ConversationRecord.from_row(_one(rows, cid))
@@ -177,13 +172,10 @@ def list_for_user(
         if not known:
             raise UserNotFoundError(f"user {user!r} not found")
         if kind == "id":
-            ((found,),) = yield Query(
-                sql.CONVERSATION_OF_USER, {"id": params["before"], "user_id": user}
-            )
+            ((found,),) = yield Query(sql.CONVERSATION_OF_USER, {"id": params["before"], "user_id": user})
             if not found:
                 raise ConversationNotFoundError(
-                    f"conversation {params['before']} (the 'before' cursor) "
-                    f"not found for user {user!r}"
+                    f"conversation {params['before']} (the 'before' cursor) not found for user {user!r}"
                 )
     return [ConversationRecord.from_row(row) for row in rows]
 
@@ -222,9 +214,7 @@ def add_messages(
         raise ConversationNotFoundError(f"conversation {cid} not found")
     status, owner = rows[0][0], rows[0][1]
     if status != ConversationStatus.ACTIVE.value:
-        raise ConversationArchivedError(
-            f"conversation {cid} is archived; unarchive it before adding messages"
-        )
+        raise ConversationArchivedError(f"conversation {cid} is archived; unarchive it before adding messages")
     if owner != user:
         ((known,),) = yield Query(sql.USER_EXISTS, {"user_id": user})
         if not known:
@@ -240,10 +230,8 @@ def _fields(message: NewMessage | tuple[Any, ...]) -> tuple[Any, Any, Any]:
     if isinstance(message, NewMessage):
         return message.role, message.content, message.metadata
     if isinstance(message, tuple) and len(message) in (2, 3):
-        return (*message, None) if len(message) == 2 else message  # type: ignore[return-value]
-    raise ValidationError(
-        f"each message must be a NewMessage or a (role, content[, metadata]) tuple, got {message!r}"
-    )
+        return (*message, None) if len(message) == 2 else message
+    raise ValidationError(f"each message must be a NewMessage or a (role, content[, metadata]) tuple, got {message!r}")
 
 
 def history(
@@ -268,9 +256,7 @@ def _check_history_anchors(
     yield from _require_conversation(cid)
     for name, kind in (("before", before), ("after", after)):
         if kind == "id":
-            ((found,),) = yield Query(
-                sql.MESSAGE_IN_CONVERSATION, {"id": params[name], "conversation_id": cid}
-            )
+            ((found,),) = yield Query(sql.MESSAGE_IN_CONVERSATION, {"id": params[name], "conversation_id": cid})
             if not found:
                 raise MessageNotFoundError(
                     f"message {params[name]} (the {name!r} cursor) not found in conversation {cid}"

@@ -19,23 +19,26 @@ from typing import Literal
 
 CursorKind = Literal["none", "id", "position"]
 
-CONVERSATION_COLUMNS = "id, user_id, status, created_at, updated_at"
-MESSAGE_COLUMNS = "id, conversation_id, user_id, role, content, metadata, created_at"
+# The plan's columns, in its order: what every statement returns, every export line and CSV holds.
+CONVERSATION_FIELDS = ("id", "user_id", "status", "created_at", "updated_at")
+MESSAGE_FIELDS = ("id", "conversation_id", "user_id", "role", "content", "metadata", "created_at")
+CONVERSATION_COLUMN_LIST = ", ".join(CONVERSATION_FIELDS)
+MESSAGE_COLUMN_LIST = ", ".join(MESSAGE_FIELDS)
 
 # Only users that exist get a conversation: the statement inserts nothing
 # instead of failing on the foreign key, which would abort the caller's transaction.
 CREATE_CONVERSATION = f"""
 INSERT INTO conversations (id, user_id)
 SELECT %(id)s, users.id FROM users WHERE users.id = %(user_id)s
-RETURNING {CONVERSATION_COLUMNS}
+RETURNING {CONVERSATION_COLUMN_LIST}
 """
 
-GET_CONVERSATION = f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = %(id)s"
+GET_CONVERSATION = f"SELECT {CONVERSATION_COLUMN_LIST} FROM conversations WHERE id = %(id)s"
 
 # Archiving is not activity: updated_at is left alone, so "older than" keeps its meaning.
 SET_CONVERSATION_STATUS = f"""
 UPDATE conversations SET status = %(status)s WHERE id = %(id)s
-RETURNING {CONVERSATION_COLUMNS}
+RETURNING {CONVERSATION_COLUMN_LIST}
 """
 
 DELETE_CONVERSATION = "DELETE FROM conversations WHERE id = %(id)s RETURNING id"
@@ -61,7 +64,7 @@ WITH conversation AS (
          unnest(%(ids)s::uuid[], %(roles)s::text[], %(contents)s::text[], %(metadata)s::text[])
              AS new (id, role, content, metadata)
     WHERE conversation.status = 'active' AND conversation.user_id = %(user_id)s
-    RETURNING {MESSAGE_COLUMNS}
+    RETURNING {MESSAGE_COLUMN_LIST}
 ), bumped AS (
     UPDATE conversations
     SET updated_at = GREATEST(conversations.updated_at, (SELECT max(created_at) FROM inserted))
@@ -104,7 +107,7 @@ def history(before: CursorKind, after: CursorKind) -> str:
     """The history page query: newest first without ``after``, oldest first with it."""
     order = "ASC" if after != "none" else "DESC"
     return (
-        f"SELECT {MESSAGE_COLUMNS} FROM messages"
+        f"SELECT {MESSAGE_COLUMN_LIST} FROM messages"
         "\nWHERE conversation_id = %(conversation_id)s"
         f"{_message_bound(before, 'before', less=True)}"
         f"{_message_bound(after, 'after', less=False)}"
@@ -113,8 +116,7 @@ def history(before: CursorKind, after: CursorKind) -> str:
 
 
 MESSAGE_IN_CONVERSATION = (
-    "SELECT EXISTS (SELECT 1 FROM messages WHERE id = %(id)s"
-    " AND conversation_id = %(conversation_id)s)"
+    "SELECT EXISTS (SELECT 1 FROM messages WHERE id = %(id)s AND conversation_id = %(conversation_id)s)"
 )
 
 # --- a user's conversations --------------------------------------------------
@@ -134,11 +136,9 @@ def list_for_user(status: Literal["active", "archived", "all"], before: CursorKi
     elif before == "position":
         where += "\n  AND (updated_at, id) < (%(before_at)s::timestamptz, %(before)s::uuid)"
     return (
-        f"SELECT {CONVERSATION_COLUMNS} FROM conversations\nWHERE {where}"
+        f"SELECT {CONVERSATION_COLUMN_LIST} FROM conversations\nWHERE {where}"
         "\nORDER BY updated_at DESC, id DESC\nLIMIT %(limit)s"
     )
 
 
-CONVERSATION_OF_USER = (
-    "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = %(id)s AND user_id = %(user_id)s)"
-)
+CONVERSATION_OF_USER = "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = %(id)s AND user_id = %(user_id)s)"

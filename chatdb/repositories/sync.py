@@ -36,7 +36,7 @@ class _SessionRunner:
             if transaction is self._transaction:
                 return self._driver
             # SessionTransaction.connections (SQLAlchemy 2.1) never connects by itself.
-            held = getattr(transaction, "connections", ())
+            held: Any = getattr(transaction, "connections", ())
             if len(held) == 1:
                 (connection,) = held
                 self._driver = connection.connection.driver_connection
@@ -51,7 +51,7 @@ class _SessionRunner:
         rows: ops.Rows | None = None
         try:
             while True:
-                query = operation.send(rows)  # type: ignore[arg-type]
+                query = operation.send(rows)  # type: ignore[arg-type]  # the first send() must be None; rows after
                 try:
                     with conn.cursor() as cur:
                         cur.execute(query.sql, query.params)
@@ -62,7 +62,8 @@ class _SessionRunner:
                         raise
                     raise translated from exc
         except StopIteration as done:
-            return done.value
+            result: T = done.value  # what the operation's generator returned
+            return result
 
 
 class ConversationRepository(_SessionRunner):
@@ -105,9 +106,7 @@ class MessageRepository(_SessionRunner):
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> MessageRecord:
-        (message,) = self._run(
-            ops.add_messages(conversation_id, user_id, [(role, content, metadata)])
-        )
+        (message,) = self._run(ops.add_messages(conversation_id, user_id, [(role, content, metadata)]))
         return message
 
     def add_many(

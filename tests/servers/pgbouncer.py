@@ -20,9 +20,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import Server, TestDatabase
 from psycopg.conninfo import conninfo_to_dict
 
-from helpers import Server, TestDatabase
 from servers.unprivileged import chown_to_server_user, free_port, private_dir, run_as
 
 SEARCH = ("pgbouncer", "/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer")

@@ -23,8 +23,8 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from helpers import Server, TestDatabase, with_database
+
 from servers.unprivileged import private_dir, run_as
 
 STANDBY_SETTINGS = """
@@ -56,9 +56,7 @@ class Standby:
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.admin_url, autocommit=True) as standby:
             while True:
-                replayed = standby.execute(
-                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target]
-                ).fetchone()[0]
+                replayed = standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target]).fetchone()[0]
                 if replayed:
                     return
                 assert time.monotonic() < deadline, "the standby did not catch up"
@@ -66,8 +64,9 @@ class Standby:
 
     def new_database(self) -> Iterator[tuple[TestDatabase, TestDatabase]]:
         """A new database on the primary, migrated to head, and the same database on the standby."""
-        from chatdb import migrations
         from helpers import new_database
+
+        from chatdb import migrations
 
         databases = new_database(self.primary)
         db = next(databases)
@@ -85,7 +84,11 @@ def _run(binary: str, *args: str) -> None:
 
     subprocess.run(
         [str(POSTGRES_BIN_PATH / binary), *args],
-        check=True, capture_output=True, text=True, user=run_as(), timeout=120,
+        check=True,
+        capture_output=True,
+        text=True,
+        user=run_as(),
+        timeout=120,
     )
 
 
@@ -98,15 +101,36 @@ def start() -> tuple[Standby, Any, Path]:
     primary_socket = primary.get_postmaster_info().socket_dir
     home = private_dir("chatdb-standby-")
     standby_data = home / "pg"
-    _run("pg_basebackup", "-D", str(standby_data), "-R", "-X", "stream", "-c", "fast",
-         "-d", f"host={primary_socket} user=postgres application_name=chatdb-test-standby")
+    _run(
+        "pg_basebackup",
+        "-D",
+        str(standby_data),
+        "-R",
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+        "-d",
+        f"host={primary_socket} user=postgres application_name=chatdb-test-standby",
+    )
     for copied in standby_data.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data
         copied.unlink()
     with (standby_data / "postgresql.auto.conf").open("a") as conf:
         conf.write(STANDBY_SETTINGS)
     try:
-        _run("pg_ctl", "-D", str(standby_data), "-w", "-t", "60", "-l", str(home / "standby.log"),
-             "-o", f'-h "" -k {standby_data}', "start")
+        _run(
+            "pg_ctl",
+            "-D",
+            str(standby_data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(home / "standby.log"),
+            "-o",
+            f'-h "" -k {standby_data}',
+            "start",
+        )
     except subprocess.CalledProcessError as exc:
         log = (home / "standby.log").read_text(errors="replace") if (home / "standby.log").exists() else ""
         primary.cleanup()

@@ -53,8 +53,9 @@ class TlsServer:
     other_ca_file: Path  # a CA that did not
     password: str
 
-    def url(self, database: str, *, host: str = "localhost", role: str = ROLE, password: str | None = None,
-            **params: str) -> str:
+    def url(
+        self, database: str, *, host: str = "localhost", role: str = ROLE, password: str | None = None, **params: str
+    ) -> str:
         """A chatdb URL for ``database`` as ``role``, over TCP to ``host``, with libpq ``params``.
 
         ``password=""`` leaves the password out of the URL.
@@ -85,8 +86,9 @@ def _require_tools() -> None:
     if shutil.which("openssl") is None:
         missing.append("openssl")
     if missing:
-        pytest.fail(f"the TLS test server needs {', '.join(missing)}: install them with `{INSTALL_HINT}`",
-                    pytrace=False)
+        pytest.fail(
+            f"the TLS test server needs {', '.join(missing)}: install them with `{INSTALL_HINT}`", pytrace=False
+        )
 
 
 def _as_server_user() -> list[str]:
@@ -115,9 +117,28 @@ def _free_port() -> int:
 
 def _make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     key, cert = directory / f"{name}.key", directory / f"{name}.crt"
-    _run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN=chatdb test {name}",
-         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-subj",
+        f"/CN=chatdb test {name}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
     return key, cert
 
 
@@ -128,10 +149,39 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path, Path]:
     key, request, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
     extensions = directory / "server.ext"
     extensions.write_text("subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    _run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", key, "-out", request, "-subj", "/CN=localhost")
-    _run("openssl", "x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
-         "-out", cert, "-days", "2", "-extfile", extensions)
+    _run(
+        "openssl",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        request,
+        "-subj",
+        "/CN=localhost",
+    )
+    _run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        request,
+        "-CA",
+        ca_cert,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-extfile",
+        extensions,
+    )
     key.chmod(0o600)  # PostgreSQL refuses a key others can read
     _give_to_server_user(key, cert)
     return ca_cert, other_cert, cert, key
@@ -149,8 +199,7 @@ def tls_server() -> Iterator[TlsServer]:
     pgdata.mkdir(mode=0o700)
     run_dir.mkdir()
     _give_to_server_user(pgdata, run_dir)
-    _run(BIN / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8",
-         as_server=True)
+    _run(BIN / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", as_server=True)
     port = _free_port()
     password = f"Scram-{secrets.token_hex(6)}-pw"
     (pgdata / "pg_hba.conf").write_text(HBA)
@@ -173,8 +222,9 @@ def tls_server() -> Iterator[TlsServer]:
                 conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
         yield server
     finally:
-        subprocess.run([*_as_server_user(), str(BIN / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*_as_server_user(), str(BIN / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -72,17 +72,28 @@ def read_export(
 ) -> tuple[list[tuple[ConversationRow, list[MessageRow]]], Skipped, Counter[str]]:
     """The rows an export gives, every problem found first (an :class:`ImportFileError` naming them)."""
     if tool not in TOOLS:
-        raise UsageError(f"{{source_format}}: must be one of {', '.join(TOOLS)}, got {tool!r}",
-                         parameters=("source_format",))
+        raise UsageError(
+            f"{{source_format}}: must be one of {', '.join(TOOLS)}, got {tool!r}", parameters=("source_format",)
+        )
     if long_user_messages not in LONG_USER_MESSAGES:
-        raise UsageError(f"{{long_user_messages}}: must be skip, split or truncate, got {long_user_messages!r}",
-                         parameters=("long_user_messages",))
+        raise UsageError(
+            f"{{long_user_messages}}: must be skip, split or truncate, got {long_user_messages!r}",
+            parameters=("long_user_messages",),
+        )
     module = TOOLS[tool]
     problems, skipped, reshaped = Problems(), Skipped(), Counter[str]()
     documents = read_documents(path, module.wanted)
     conversations = module.parse(documents, problems, skipped)
-    rows = list(to_rows(tool, conversations, long_user_messages=long_user_messages, problems=problems,
-                        skipped=skipped, reshaped=reshaped))
+    rows = list(
+        to_rows(
+            tool,
+            conversations,
+            long_user_messages=long_user_messages,
+            problems=problems,
+            skipped=skipped,
+            reshaped=reshaped,
+        )
+    )
     problems.raise_any(str(path))
     return rows, skipped, reshaped
 
@@ -101,16 +112,23 @@ def import_export(
     from sqlalchemy import text
 
     from chatdb.jobs import lease as leases
-    from chatdb.jobs.importers import statements as sql
+    from chatdb.jobs.queries import importers as sql
     from chatdb.jobs.runner import JobTimeouts, job_lock, set_timeouts
 
     started = time.monotonic()
     if not owner.strip() or "\x00" in owner:
-        raise UsageError("{owner}: give the id of the app's user who will own the conversations",
-                         parameters=("owner",))
+        raise UsageError("{owner}: give the id of the app's user who will own the conversations", parameters=("owner",))
     rows, skipped, reshaped = read_export(path, tool, long_user_messages=long_user_messages)
-    result = ToolImportResult(database=db.display_url, path=str(path), tool=tool, user=owner, dry_run=dry_run,
-                              long_user_messages=long_user_messages, skipped=dict(skipped), reshaped=dict(reshaped))
+    result = ToolImportResult(
+        database=db.display_url,
+        path=str(path),
+        tool=tool,
+        user=owner,
+        dry_run=dry_run,
+        long_user_messages=long_user_messages,
+        skipped=dict(skipped),
+        reshaped=dict(reshaped),
+    )
     conversations = [c for c, _ in rows]
     messages = [m for _, ms in rows for m in ms]
     result.conversations, result.messages = len(conversations), len(messages)
@@ -120,9 +138,11 @@ def import_export(
         lease = leases.held(db)
         if lease is not None:
             lease.check(conn)
-        if conn.execute(text("SELECT 1 FROM users WHERE id = :u"), {"u": owner}).first() is None:
+        if conn.execute(text(sql.USER_EXISTS), {"u": owner}).first() is None:
             raise UserNotFoundError(f"user {owner!r} does not exist (the app's user who will own the conversations)")
-        owners: dict[Any, str] = dict(conn.execute(text(sql.EXISTING_CONVERSATIONS), {"ids": [c.id for c in conversations]}).all())
+        owners: dict[Any, str] = dict(
+            conn.execute(text(sql.EXISTING_CONVERSATIONS), {"ids": [c.id for c in conversations]}).all()
+        )
         others = [(c, owners[c.id]) for c in conversations if c.id in owners and owners[c.id] != owner]
         if others:
             first, who = others[0]
@@ -130,24 +150,30 @@ def import_export(
                 f"{path}: {len(others)} conversation(s) were imported before for another user (source "
                 f"{first.source_id!r} as {first.id}, owned by {who!r}); nothing was imported"
             )
-        placed: dict[Any, Any] = dict(conn.execute(text(sql.EXISTING_MESSAGES), {"ids": [m.id for m in messages]}).all())
+        placed: dict[Any, Any] = dict(
+            conn.execute(text(sql.EXISTING_MESSAGES), {"ids": [m.id for m in messages]}).all()
+        )
         misplaced = [m for m in messages if m.id in placed and placed[m.id] != m.conversation_id]
         if misplaced:
-            raise ImportFileError(f"{path}: message {misplaced[0].id} already belongs to conversation "
-                                  f"{placed[misplaced[0].id]}; nothing was imported")
+            raise ImportFileError(
+                f"{path}: message {misplaced[0].id} already belongs to conversation "
+                f"{placed[misplaced[0].id]}; nothing was imported"
+            )
         result.existing_conversations = len(owners)
         result.existing_messages = len(placed)
         if not dry_run:
             for start in range(0, len(conversations), CHUNK):
-                chunk = [c.as_json(owner) for c in conversations[start:start + CHUNK]]
-                result.inserted_conversations += int(conn.execute(
-                    text(sql.INSERT_CONVERSATIONS), {"rows": json.dumps(chunk)}).scalar_one())
+                chunk = [c.as_json(owner) for c in conversations[start : start + CHUNK]]
+                result.inserted_conversations += int(
+                    conn.execute(text(sql.INSERT_CONVERSATIONS), {"rows": json.dumps(chunk)}).scalar_one()
+                )
             for start in range(0, len(messages), CHUNK):
-                chunk = [m.as_json(owner) for m in messages[start:start + CHUNK]]
+                chunk = [m.as_json(owner) for m in messages[start : start + CHUNK]]
                 inserted, _ = conn.execute(text(sql.INSERT_MESSAGES), {"rows": json.dumps(chunk)}).one()
                 result.inserted_messages += int(inserted)
             if (result.inserted_conversations, result.inserted_messages) != (
-                result.conversations - result.existing_conversations, result.messages - result.existing_messages
+                result.conversations - result.existing_conversations,
+                result.messages - result.existing_messages,
             ):
                 raise ImportFileError(f"{path}: rows were added meanwhile; nothing was imported (run it again)")
         else:

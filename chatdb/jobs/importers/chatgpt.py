@@ -19,6 +19,7 @@ from chatdb.jobs.importers.source import (
     SourceConversation,
     SourceMessage,
     epoch_time,
+    items_of,
     text_of,
 )
 
@@ -34,22 +35,19 @@ def wanted(name: str) -> bool:
 
 def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped) -> list[SourceConversation]:
     found: dict[str, SourceConversation] = {}
-    for name, document in documents:
-        items = document if isinstance(document, list) else [document]
-        for position, item in enumerate(items, 1):
-            where = f"{name} conversation {position}"
-            if not isinstance(item, dict) or not isinstance(item.get("mapping"), dict):
-                problems.add(where, "not a ChatGPT conversation (no mapping of messages)")
-                continue
-            conversation = _conversation(item, where, problems, skipped)
-            if conversation is None:
-                continue
-            earlier = found.get(conversation.source_id)
-            # The same conversation in two files of one export: keep the newer copy.
-            if earlier is None or (conversation.updated_at or conversation.created_at or _zero()) >= (
-                earlier.updated_at or earlier.created_at or _zero()
-            ):
-                found[conversation.source_id] = conversation
+    for where, item in items_of(documents):
+        if not isinstance(item, dict) or not isinstance(item.get("mapping"), dict):
+            problems.add(where, "not a ChatGPT conversation (no mapping of messages)")
+            continue
+        conversation = _conversation(item, where, problems, skipped)
+        if conversation is None:
+            continue
+        earlier = found.get(conversation.source_id)
+        # The same conversation in two files of one export: keep the newer copy.
+        if earlier is None or (conversation.updated_at or conversation.created_at or _zero()) >= (
+            earlier.updated_at or earlier.created_at or _zero()
+        ):
+            found[conversation.source_id] = conversation
     return list(found.values())
 
 
@@ -90,12 +88,14 @@ def _conversation(item: dict[str, Any], where: str, problems: Problems, skipped:
         if not text.strip():
             skipped["empty"] += 1
             continue
-        conversation.messages.append(SourceMessage(
-            source_id=text_of(message.get("id")) or node_id,
-            role=ROLES[role],
-            text=text,
-            created_at=epoch_time(message.get("create_time")),
-        ))
+        conversation.messages.append(
+            SourceMessage(
+                source_id=text_of(message.get("id")) or node_id,
+                role=ROLES[role],
+                text=text,
+                created_at=epoch_time(message.get("create_time")),
+            )
+        )
     return conversation
 
 

@@ -16,6 +16,7 @@ from chatdb.jobs.importers.source import (
     SourceConversation,
     SourceMessage,
     epoch_time,
+    items_of,
     text_of,
 )
 
@@ -29,44 +30,48 @@ def wanted(name: str) -> bool:
 
 def parse(documents: list[tuple[str, Any]], problems: Problems, skipped: Skipped) -> list[SourceConversation]:
     found: list[SourceConversation] = []
-    for name, document in documents:
-        items = document if isinstance(document, list) else [document]
-        for position, item in enumerate(items, 1):
-            where = f"{name} chat {position}"
-            chat = item.get("chat") if isinstance(item, dict) else None
-            if not isinstance(chat, dict):
-                problems.add(where, "not an Open WebUI chat (no chat object)")
+    for where, item in items_of(documents, "chat"):
+        chat = item.get("chat") if isinstance(item, dict) else None
+        if not isinstance(chat, dict):
+            problems.add(where, "not an Open WebUI chat (no chat object)")
+            continue
+        source_id = text_of(item.get("id")) or text_of(chat.get("id"))
+        if not source_id:
+            problems.add(where, "has no id")
+            continue
+        messages = _branch(chat, where, problems)
+        if messages is None:
+            continue
+        conversation = SourceConversation(
+            source_id=source_id,
+            title=text_of(item.get("title")) or text_of(chat.get("title")),
+            created_at=epoch_time(item.get("created_at")),
+            updated_at=epoch_time(item.get("updated_at")),
+        )
+        for k, message in enumerate(messages, 1):
+            if not isinstance(message, dict) or not text_of(message.get("id")):
+                problems.add(f"{where} message {k}", "not a message with an id")
                 continue
-            source_id = text_of(item.get("id")) or text_of(chat.get("id"))
-            if not source_id:
-                problems.add(where, "has no id")
+            role = message.get("role")
+            if role not in ROLES:
+                skipped[str(role) if role in ("system", "tool") else "other_role"] += 1
                 continue
-            messages = _branch(chat, where, problems)
-            if messages is None:
+            text = message.get("content")
+            if not isinstance(text, str):
+                skipped["non_text"] += 1
                 continue
-            conversation = SourceConversation(
-                source_id=source_id, title=text_of(item.get("title")) or text_of(chat.get("title")),
-                created_at=epoch_time(item.get("created_at")), updated_at=epoch_time(item.get("updated_at")),
+            if not text.strip():
+                skipped["empty"] += 1
+                continue
+            conversation.messages.append(
+                SourceMessage(
+                    source_id=message["id"],
+                    role=ROLES[role],
+                    text=text,
+                    created_at=epoch_time(message.get("timestamp")),
+                )
             )
-            for k, message in enumerate(messages, 1):
-                if not isinstance(message, dict) or not text_of(message.get("id")):
-                    problems.add(f"{where} message {k}", "not a message with an id")
-                    continue
-                role = message.get("role")
-                if role not in ROLES:
-                    skipped[str(role) if role in ("system", "tool") else "other_role"] += 1
-                    continue
-                text = message.get("content")
-                if not isinstance(text, str):
-                    skipped["non_text"] += 1
-                    continue
-                if not text.strip():
-                    skipped["empty"] += 1
-                    continue
-                conversation.messages.append(SourceMessage(
-                    source_id=message["id"], role=ROLES[role], text=text, created_at=epoch_time(message.get("timestamp")),
-                ))
-            found.append(conversation)
+        found.append(conversation)
     return found
 
 

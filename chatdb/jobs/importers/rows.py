@@ -32,8 +32,12 @@ class ConversationRow:
     source_id: str
 
     def as_json(self, owner: str) -> dict[str, Any]:
-        return {"id": str(self.id), "user_id": owner, "created_at": self.created_at.isoformat(),
-                "updated_at": self.updated_at.isoformat()}
+        return {
+            "id": str(self.id),
+            "user_id": owner,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,15 @@ class MessageRow:
     created_at: datetime
 
     def as_json(self, owner: str) -> dict[str, Any]:
-        return {"id": str(self.id), "conversation_id": str(self.conversation_id), "user_id": owner,
-                "role": self.role, "content": self.content, "metadata": self.metadata,
-                "created_at": self.created_at.isoformat()}
+        return {
+            "id": str(self.id),
+            "conversation_id": str(self.conversation_id),
+            "user_id": owner,
+            "role": self.role,
+            "content": self.content,
+            "metadata": self.metadata,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 def conversation_id(tool: str, source_id: str) -> uuid.UUID:
@@ -97,8 +107,12 @@ def to_rows(
             moment = message.created_at or (previous + _TICK if previous else start)
             if previous is not None and moment <= previous:
                 moment = previous + _TICK  # keep the branch's order: history sorts by time
-            source = {"tool": tool, "conversation_id": conversation.source_id, "message_id": message.source_id,
-                      "title": conversation.title}
+            source = {
+                "tool": tool,
+                "conversation_id": conversation.source_id,
+                "message_id": message.source_id,
+                "title": conversation.title,
+            }
             texts: list[tuple[str, str, dict[str, Any]]] = [(message.text, "", {})]
             if message.role == "user" and len(message.text) > USER_MESSAGE_MAX_LENGTH:
                 if long_user_messages == "skip":
@@ -106,21 +120,31 @@ def to_rows(
                     continue
                 if long_user_messages == "truncate":
                     reshaped["truncated"] += 1
-                    texts = [(message.text[:USER_MESSAGE_MAX_LENGTH], ":truncated",
-                              {"truncated_from": len(message.text)})]
+                    texts = [
+                        (message.text[:USER_MESSAGE_MAX_LENGTH], ":truncated", {"truncated_from": len(message.text)})
+                    ]
                 else:
                     reshaped["split"] += 1
                     pieces = split_text(message.text)
-                    texts = [(piece, f":part:{k}", {"part": k, "parts": len(pieces)})
-                             for k, piece in enumerate(pieces, 1)]
+                    texts = [
+                        (piece, f":part:{k}", {"part": k, "parts": len(pieces)}) for k, piece in enumerate(pieces, 1)
+                    ]
             for k, (text, form, extra) in enumerate(texts):
                 at = moment + _TICK * k
-                rows.append(MessageRow(
-                    id=message_id(tool, conversation.source_id, message.source_id, form), conversation_id=cid,
-                    role=message.role, content=text, metadata={"source": source, **extra}, created_at=at,
-                ))
+                rows.append(
+                    MessageRow(
+                        id=message_id(tool, conversation.source_id, message.source_id, form),
+                        conversation_id=cid,
+                        role=message.role,
+                        content=text,
+                        metadata={"source": source, **extra},
+                        created_at=at,
+                    )
+                )
                 previous = at
         last = rows[-1].created_at if rows else start
         updated = max(d for d in (conversation.updated_at, last, start) if d is not None)
-        yield ConversationRow(cid, min(start, rows[0].created_at) if rows else start, updated,
-                              conversation.source_id), rows
+        yield (
+            ConversationRow(cid, min(start, rows[0].created_at) if rows else start, updated, conversation.source_id),
+            rows,
+        )

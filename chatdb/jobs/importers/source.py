@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +62,8 @@ class Problems:
         more = f" (and {self.count - len(self.found)} more)" if self.count > len(self.found) else ""
         raise ImportFileError(
             f"{name}: {self.count} problem{'s' if self.count != 1 else ''}, nothing was imported: "
-            + "; ".join(self.found) + more,
+            + "; ".join(self.found)
+            + more,
             [(0, p) for p in self.found],
         )
 
@@ -91,6 +93,14 @@ def read_documents(path: Path, wanted: Any) -> list[tuple[str, Any]]:
                 found.append((f"{path}:{name}", _parse(archive.read(name), f"{path}:{name}")))
             return found
     return [(str(path), _parse(path.read_bytes(), str(path)))]
+
+
+def items_of(documents: list[tuple[str, Any]], noun: str = "conversation") -> Iterator[tuple[str, Any]]:
+    """Each item of each document (a list of them, or one), with where it is: "FILE conversation N"."""
+    for name, document in documents:
+        items = document if isinstance(document, list) else [document]
+        for position, item in enumerate(items, 1):
+            yield f"{name} {noun} {position}", item
 
 
 def _parse(raw: bytes, name: str) -> Any:

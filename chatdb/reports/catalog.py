@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import CheckConstraint, Column, PrimaryKeyConstraint, UniqueConstraint, exc, text
+
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
@@ -40,7 +42,6 @@ def _model_tables(tables: list[str]) -> list[Table]:
 
 def expected_indexes(tables: list[str]) -> dict[str, str]:
     """``{"table.index": definition}`` for the keys, unique constraints and indexes of the models."""
-    from sqlalchemy import Column, PrimaryKeyConstraint, UniqueConstraint
 
     found: dict[str, str] = {}
     for table in _model_tables(tables):
@@ -53,7 +54,9 @@ def expected_indexes(tables: list[str]) -> dict[str, str]:
             if unsupported:  # keep this module honest when the models grow
                 raise NotImplementedError(f"index {index.name} uses {sorted(unsupported)}")
             parts = [e.name if isinstance(e, Column) else str(e) for e in index.expressions]
-            found[f"{table.name}.{index.name}"] = _index_sql(str(index.name), table.name, bool(index.unique), ", ".join(parts))
+            found[f"{table.name}.{index.name}"] = _index_sql(
+                str(index.name), table.name, bool(index.unique), ", ".join(parts)
+            )
     return found
 
 
@@ -62,8 +65,6 @@ def _index_sql(name: Any, table: str, unique: bool, columns: str) -> str:
 
 
 def live_indexes(conn: Connection, tables: list[str]) -> dict[str, str]:
-    from sqlalchemy import text
-
     rows = conn.execute(
         text(
             """
@@ -80,7 +81,6 @@ def live_indexes(conn: Connection, tables: list[str]) -> dict[str, str]:
 
 def expected_checks(tables: list[str]) -> dict[str, str]:
     """``{"table.constraint": expression}`` of the models' CHECK constraints."""
-    from sqlalchemy import CheckConstraint
 
     return {
         f"{table.name}.{constraint.name}": str(constraint.sqltext)
@@ -101,8 +101,6 @@ class LiveCheck:
 
 
 def live_checks(conn: Connection, tables: list[str]) -> dict[str, LiveCheck]:
-    from sqlalchemy import text
-
     rows = conn.execute(
         text(
             """
@@ -126,20 +124,18 @@ def canonical(conn: Connection, table: str, expression: str) -> str:
     ``table`` is one of chatdb's own table names; ``expression`` is a model's
     CHECK expression or the server's own deparse of a built-in-only live one.
     """
-    from sqlalchemy import text
 
     with conn.begin_nested():
         lines = conn.execute(text(f"EXPLAIN (VERBOSE, COSTS OFF) SELECT {expression} FROM ONLY {table}")).scalars()
         for line in lines:
             stripped = line.strip()
             if stripped.startswith(_OUTPUT):
-                return stripped[len(_OUTPUT):]
+                return str(stripped[len(_OUTPUT) :])
     raise ValueError(f"no output line planning {expression!r}")
 
 
 def check_differences(conn: Connection, tables: list[str]) -> tuple[int, list[tuple[str, bool]]]:
     """How many CHECK constraints chatdb defines, and each difference (text, whether it breaks chatdb)."""
-    from sqlalchemy import exc
 
     expected = expected_checks(tables)
     live = live_checks(conn, tables)
@@ -150,8 +146,13 @@ def check_differences(conn: Connection, tables: list[str]) -> tuple[int, list[tu
         found = live[key]
         wanted = f"CHECK ({expected[key]})"
         if found.foreign_objects:
-            problems.append((f"CHECK constraint {key} is {found.definition}, which uses objects that are not "
-                             f"built in; expected {wanted}", True))
+            problems.append(
+                (
+                    f"CHECK constraint {key} is {found.definition}, which uses objects that are not "
+                    f"built in; expected {wanted}",
+                    True,
+                )
+            )
             continue
         if not found.validated or not found.inherited:
             problems.append((f"CHECK constraint {key} is {found.definition}, expected {wanted}", True))
@@ -170,8 +171,6 @@ def check_differences(conn: Connection, tables: list[str]) -> tuple[int, list[tu
 
 
 def _oids(conn: Connection, names: list[str]) -> list[int]:
-    from sqlalchemy import text
-
     rows = conn.execute(
         text("SELECT to_regclass(n)::oid FROM unnest(CAST(:names AS text[])) AS n"), {"names": names}
     ).scalars()

@@ -5,7 +5,7 @@ knowing) with one line of detail and, where it found something, a list of
 problems. Nothing here writes: the checks run in one read-only transaction,
 so doctor works on a read-only standby too, and the expected CHECK
 constraints and indexes come from the models without building anything
-(:mod:`chatdb.catalog`).
+(:mod:`chatdb.reports.catalog`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import exc, text
+
 from chatdb import migrations
+from chatdb.db import server_version
 from chatdb.errors import ChatdbError
 
 if TYPE_CHECKING:
@@ -69,8 +72,15 @@ def diagnose(db: Database) -> DoctorReport:
     elapsed = (time.perf_counter() - started) * 1000
     checks = [Check("connection", "pass", f"connected to {db.display_url} in {elapsed:.0f} ms")]
     steps: list[Callable[[Connection], Check | list[Check]]] = [
-        _server_version, _server_role, lambda _conn: _endpoint(db), _migrations, users_table_check,
-        _columns_and_keys, _constraints_and_indexes, _search_index, _pg_stat_statements,
+        _server_version,
+        _server_role,
+        lambda _conn: _endpoint(db),
+        _migrations,
+        users_table_check,
+        _columns_and_keys,
+        _constraints_and_indexes,
+        _search_index,
+        _pg_stat_statements,
     ]
     with db.translate(), db.engine.connect() as conn:
         # Read only, so that not even a temporary object can be written by accident.
@@ -84,7 +94,7 @@ def diagnose(db: Database) -> DoctorReport:
 
 def _server_version(conn: Connection) -> Check:
     number = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
-    text = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
+    text = server_version(conn)
     if number < MINIMUM_SERVER:
         return Check("server version", "fail", f"PostgreSQL {text}; chatdb needs 13 or newer")
     return Check("server version", "pass", f"PostgreSQL {text}")
@@ -132,7 +142,11 @@ def users_table_check(conn: Connection) -> Check:
     if not unique:
         return Check("users table", "fail", "users.id has no primary key or unique constraint to reference")
     # Migration 001 marks the users table it creates in a database that had none.
-    origin = "created by chatdb (the database had none)" if (comment or "").startswith("created by chatdb") else "the application's"
+    origin = (
+        "created by chatdb (the database had none)"
+        if (comment or "").startswith("created by chatdb")
+        else "the application's"
+    )
     return Check("users table", "pass", f"{origin}; id {type_name}{' not null' if not_null else ''}, unique")
 
 
@@ -188,9 +202,8 @@ def _describe(diff: Any) -> tuple[str, Outcome]:
 
 def _constraints_and_indexes(conn: Connection) -> list[Check]:
     """CHECK constraints and indexes, by definition; Alembic does not compare these."""
-    from chatdb import catalog
-    from chatdb.inspection import existing_tables
-    from chatdb.migrations import OWN_TABLES
+    from chatdb.migrations import OWN_TABLES, existing_tables
+    from chatdb.reports import catalog
 
     present = sorted(existing_tables(conn, OWN_TABLES))
     if not present:
@@ -205,7 +218,7 @@ def _constraints_and_indexes(conn: Connection) -> list[Check]:
     for key in sorted(expected.keys() & live.keys()):
         if expected[key] != live[key]:
             index_problems.append((f"index {key} is {live[key]}, expected {expected[key]}", True))
-    from chatdb.search import INDEX_NAME
+    from chatdb.reports.search import INDEX_NAME
 
     for key in sorted(live.keys() - expected.keys() - {f"messages.{INDEX_NAME}"}):  # its own check
         index_problems.append((f"unexpected index {key} ({live[key]})", False))
@@ -222,15 +235,19 @@ def _outcome(name: str, expected: int, problems: list[tuple[str, bool]]) -> Chec
 
 def _search_index(conn: Connection) -> Check:
     """The optional search index (chatdb search --create-index): absent, valid, or left INVALID by a failed build."""
-    from chatdb.search import INDEX_NAME, index_status
+    from chatdb.reports.search import INDEX_NAME, index_status
 
     index = index_status(conn)
     if not index.exists:
         return Check("search index", "info", "none: searches scan messages (chatdb search --create-index builds it)")
     size = f"{index.size_bytes / 1048576:,.1f} MB" if index.size_bytes is not None else "size unknown"
     if not index.valid:
-        return Check("search index", "warn", f"{INDEX_NAME} is INVALID (a build failed), {size}: searches scan; "
-                     "chatdb search --create-index rebuilds it")
+        return Check(
+            "search index",
+            "warn",
+            f"{INDEX_NAME} is INVALID (a build failed), {size}: searches scan; "
+            "chatdb search --create-index rebuilds it",
+        )
     return Check("search index", "pass", f"{INDEX_NAME} is valid, {size}, text search configuration {index.config}")
 
 
@@ -241,7 +258,8 @@ def _server_role(conn: Connection) -> Check:
     if role.writable:
         return Check("server role", "info", role.describe())
     return Check(
-        "server role", "info",
+        "server role",
+        "info",
         f"{role.describe()}: the read-only commands and export work here; migrate and the jobs "
         "that change rows need the primary",
     )
@@ -254,20 +272,23 @@ def _endpoint(db: Database) -> Check:
     if found.kind == "neon-pooled":
         direct = found.host.replace("-pooler.", ".", 1)
         return Check(
-            "endpoint", "warn",
+            "endpoint",
+            "warn",
             f"{found.describe()}: chatdb works through it, but as Neon advises for schema migrations "
             f"and long sessions, run chatdb migrate and long jobs (prune, export, import, seed) with the "
             f"direct endpoint {direct}",
         )
     if found.kind == "pooler":
         return Check(
-            "endpoint", "warn",
+            "endpoint",
+            "warn",
             f"{found.describe()}: chatdb works through it, but run chatdb migrate and long jobs "
             "(prune, export, import, seed) on a direct connection to the server",
         )
     if found.kind == "neon-direct":
         return Check(
-            "endpoint", "pass",
+            "endpoint",
+            "pass",
             f"{found.describe()}: right for migrate and the maintenance jobs; the application may use "
             "the pooled endpoint (-pooler)",
         )
@@ -276,16 +297,18 @@ def _endpoint(db: Database) -> Check:
 
 def _pg_stat_statements(conn: Connection) -> Check:
     """Whether ``chatdb stats`` can list the slowest statements."""
-    from sqlalchemy import exc, text
 
     name = "pg_stat_statements"
     installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = :n"), {"n": name}).scalar()
     if installed is None:
         offered = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name}).scalar()
         if offered:
-            return Check("pg_stat_statements", "info",
-                         "not installed in this database (CREATE EXTENSION pg_stat_statements lets chatdb "
-                         "stats list the slowest statements)")
+            return Check(
+                "pg_stat_statements",
+                "info",
+                "not installed in this database (CREATE EXTENSION pg_stat_statements lets chatdb "
+                "stats list the slowest statements)",
+            )
         return Check("pg_stat_statements", "info", "not available on this server")
     try:
         with conn.begin_nested():

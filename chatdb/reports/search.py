@@ -27,13 +27,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chatdb.errors import ChatdbError, UsageError, ValidationError
+from chatdb.errors import UsageError, ValidationError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -47,7 +46,7 @@ DEFAULT_CONFIG = "simple"
 LARGE_TABLE_ROWS = 100_000
 MARK_START, MARK_STOP = "«", "»"
 ROLES = ("user", "assistant")
-_COMMENT_PREFIX = "chatdb search index; text search configuration: "
+COMMENT_PREFIX = "chatdb search index; text search configuration: "
 _CONFIG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HEADLINE_OPTIONS = f"StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=18, MinWords=6, MaxFragments=2"
 
@@ -147,8 +146,13 @@ class SearchResult:
         q = self.query
         return {
             "query": q.text,
-            "filter": {"user": q.user, "conversation": q.conversation, "role": q.role,
-                       "since": q.since, "before": q.before},
+            "filter": {
+                "user": q.user,
+                "conversation": q.conversation,
+                "role": q.role,
+                "since": q.since,
+                "before": q.before,
+            },
             "limit": q.limit,
             "cursor": q.cursor,
             "config": self.config,
@@ -156,28 +160,6 @@ class SearchResult:
             "scanned_estimate": self.scanned_estimate,
             "hits": [h.as_dict() for h in self.hits],
             "next_cursor": self.next_cursor,
-        }
-
-
-@dataclass(frozen=True)
-class IndexChange:
-    """What ``create_search_index`` or ``drop_search_index`` did."""
-
-    database: str
-    action: str  # created, rebuilt, unchanged, dropped, absent
-    before: SearchIndex
-    after: SearchIndex
-    duration_seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "index": INDEX_NAME,
-            "action": self.action,
-            "found_invalid": self.before.exists and not self.before.valid,
-            "before": self.before.as_dict(),
-            "after": self.after.as_dict(),
-            "duration_seconds": round(self.duration_seconds, 3),
         }
 
 
@@ -217,14 +199,16 @@ def _regconfig(config: str) -> Any:
     return literal_column(f"'{check_config(config)}'::regconfig")
 
 
-def _require_config(conn: Connection, config: str) -> None:
+def require_config(conn: Connection, config: str) -> None:
     from sqlalchemy import text
 
     check_config(config)
     if conn.execute(text("SELECT 1 FROM pg_ts_config WHERE cfgname = :c"), {"c": config}).first() is None:
         names = ", ".join(conn.execute(text("SELECT cfgname FROM pg_ts_config ORDER BY 1")).scalars())
-        raise UsageError(f"{{config}}: the server has no text search configuration {config!r} (it has {names})",
-                         parameters=("config",))
+        raise UsageError(
+            f"{{config}}: the server has no text search configuration {config!r} (it has {names})",
+            parameters=("config",),
+        )
 
 
 INDEX_STATUS_SQL = """
@@ -244,8 +228,8 @@ def index_status(conn: Connection) -> SearchIndex:
         return SearchIndex(exists=False)
     valid, size, comment, definition = row
     config = None
-    if comment and comment.startswith(_COMMENT_PREFIX):
-        config = comment[len(_COMMENT_PREFIX):]
+    if comment and comment.startswith(COMMENT_PREFIX):
+        config = comment[len(COMMENT_PREFIX) :]
     else:  # a build stopped before its comment: the expression still says it
         found = re.search(r"to_tsvector\('([a-z0-9_]+)'::regconfig", definition or "")
         config = found.group(1) if found else None
@@ -294,13 +278,22 @@ def search_statement(query: SearchQuery, config: str, conversation_id: uuid.UUID
     if query.cursor is not None:
         c_rank, c_created, c_id = decode_cursor(query.cursor)
         # float8 of the float4 rank, compared as float8: the value round-trips exactly.
-        page = page.where(tuple_(inner.c.rank, inner.c.created_at, inner.c.id)
-                          < tuple_(cast(bindparam("c_rank", c_rank, type_=Float), Float), c_created, c_id))
+        page = page.where(
+            tuple_(inner.c.rank, inner.c.created_at, inner.c.id)
+            < tuple_(cast(bindparam("c_rank", c_rank, type_=Float), Float), c_created, c_id)
+        )
     page = page.order_by(inner.c.rank.desc(), inner.c.created_at.desc(), inner.c.id.desc()).limit(query.limit + 1)
     top = page.subquery("top")
     snippet = func.ts_headline(cfg, top.c.content, func.websearch_to_tsquery(cfg, query.text), _HEADLINE_OPTIONS)
-    return select(top.c.id, top.c.conversation_id, top.c.user_id, top.c.role, top.c.created_at, top.c.rank,
-                  snippet.label("snippet")).order_by(top.c.rank.desc(), top.c.created_at.desc(), top.c.id.desc())
+    return select(
+        top.c.id,
+        top.c.conversation_id,
+        top.c.user_id,
+        top.c.role,
+        top.c.created_at,
+        top.c.rank,
+        snippet.label("snippet"),
+    ).order_by(top.c.rank.desc(), top.c.created_at.desc(), top.c.id.desc())
 
 
 def _filter_statement(query: SearchQuery, conversation_id: uuid.UUID | None) -> Any:
@@ -312,8 +305,9 @@ def _filter_statement(query: SearchQuery, conversation_id: uuid.UUID | None) -> 
     m, c = Message.__table__, Conversation.__table__
     stmt = select(literal(1)).select_from(m)
     if query.user is not None:
-        stmt = stmt.where(m.c.conversation_id.in_(select(c.c.id).where(c.c.user_id == query.user)),
-                          m.c.user_id == query.user)
+        stmt = stmt.where(
+            m.c.conversation_id.in_(select(c.c.id).where(c.c.user_id == query.user)), m.c.user_id == query.user
+        )
     if conversation_id is not None:
         stmt = stmt.where(m.c.conversation_id == conversation_id)
     if query.role is not None:
@@ -338,20 +332,21 @@ def explain_search(db: Database, query: SearchQuery) -> str:
     with db.connect() as conn:
         config, conversation_id = _prepare(conn, query)[:2]
         compiled = search_statement(query, config, conversation_id).compile(
-            dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+        )
         rows = conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).scalars()
         return "\n".join(rows)
 
 
 def _prepare(conn: Connection, query: SearchQuery) -> tuple[str, uuid.UUID | None, SearchIndex]:
-    from chatdb.inspection import require_tables
+    from chatdb.migrations import require_tables
 
     require_tables(conn, "conversations", "messages")
     index = index_status(conn)
     config = index.config if index.valid and index.config else DEFAULT_CONFIG
     conversation_id = None
     if query.conversation is not None:
-        from chatdb.reports import resolve_conversation_id
+        from chatdb.reports.conversations import resolve_conversation_id
 
         conversation_id = resolve_conversation_id(conn, query.conversation)
     if query.user is not None:
@@ -382,74 +377,24 @@ def search_messages(db: Database, query: SearchQuery) -> SearchResult:
             scanned = _plan_rows(conn, _filter_statement(query, conversation_id))
         rows = conn.execute(search_statement(query, config, conversation_id)).all()
     hits = [
-        SearchHit(id=r.id, conversation_id=r.conversation_id, user_id=r.user_id, role=r.role,
-                  created_at=r.created_at, rank=float(r.rank), snippet=r.snippet)
+        SearchHit(
+            id=r.id,
+            conversation_id=r.conversation_id,
+            user_id=r.user_id,
+            role=r.role,
+            created_at=r.created_at,
+            rank=float(r.rank),
+            snippet=r.snippet,
+        )
         for r in rows[: query.limit]
     ]
     more = len(rows) > query.limit
-    return SearchResult(query=query, config=config, index_used=index.valid, index=index, scanned_estimate=scanned,
-                        hits=hits, next_cursor=encode_cursor(hits[-1]) if more and hits else None)
-
-
-def _autocommit(db: Database) -> Any:
-    """A connection outside any transaction: ``CREATE/DROP INDEX CONCURRENTLY`` cannot run inside one."""
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-
-
-def create_search_index(db: Database, *, config: str = DEFAULT_CONFIG, wait: float | None = None) -> IndexChange:
-    """Build the search index concurrently (writes go on meanwhile); an INVALID leftover is dropped and rebuilt.
-
-    Holds the maintenance lease, and is refused on a standby, like every job that writes.
-    """
-    from sqlalchemy import text
-
-    from chatdb.jobs.runner import job_lock
-
-    check_config(config)
-    started = time.monotonic()
-    with job_lock(db, "search index build", wait=wait), db.translate(), _autocommit(db) as conn:
-        _require_config(conn, config)
-        before = index_status(conn)
-        if before.valid:
-            if before.config != config:
-                raise IndexConfigError(
-                    f"the search index already exists with the text search configuration {before.config!r}; "
-                    f"drop it ({{drop_index}}) before building one with {config!r}",
-                    parameters=("drop_index",),
-                )
-            return IndexChange(db.display_url, "unchanged", before, before, time.monotonic() - started)
-        if before.exists:
-            conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{INDEX_NAME}"'))
-        # The build may take minutes on a large table: no statement timeout (a session setting, reset after).
-        conn.execute(text("SET statement_timeout = 0"))
-        try:
-            conn.execute(text(
-                f'CREATE INDEX CONCURRENTLY "{INDEX_NAME}" ON messages '
-                f"USING gin (to_tsvector('{config}'::regconfig, content))"
-            ))
-            conn.execute(text(f"COMMENT ON INDEX \"{INDEX_NAME}\" IS '{_COMMENT_PREFIX}{config}'"))
-        finally:
-            conn.execute(text("RESET statement_timeout"))
-        after = index_status(conn)
-    action = "rebuilt" if before.exists else "created"
-    return IndexChange(db.display_url, action, before, after, time.monotonic() - started)
-
-
-def drop_search_index(db: Database, *, wait: float | None = None) -> IndexChange:
-    """Remove the search index concurrently (valid or not); searches then scan again."""
-    from sqlalchemy import text
-
-    from chatdb.jobs.runner import job_lock
-
-    started = time.monotonic()
-    with job_lock(db, "search index drop", wait=wait), db.translate(), _autocommit(db) as conn:
-        before = index_status(conn)
-        if before.exists:
-            conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{INDEX_NAME}"'))
-        after = index_status(conn)
-    return IndexChange(db.display_url, "dropped" if before.exists else "absent", before, after,
-                       time.monotonic() - started)
-
-
-class IndexConfigError(ChatdbError):
-    """The index exists with another text search configuration."""
+    return SearchResult(
+        query=query,
+        config=config,
+        index_used=index.valid,
+        index=index,
+        scanned_estimate=scanned,
+        hits=hits,
+        next_cursor=encode_cursor(hits[-1]) if more and hits else None,
+    )

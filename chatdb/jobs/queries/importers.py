@@ -43,3 +43,5 @@ moved AS (
 )
 SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM moved)
 """
+
+USER_EXISTS = "SELECT 1 FROM users WHERE id = :u"

@@ -26,10 +26,15 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import column as col
+from sqlalchemy import exc, func, select, table, text
+from sqlalchemy.dialects.postgresql import insert
+
 from chatdb.errors import ChatdbError, ConflictError, DatabaseError
+from chatdb.jobs.queries import users as sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -47,53 +52,6 @@ _FIXED = {  # types whose one generic value needs no uniqueness
     "inet": "192.0.2.1",  # RFC 5737 documentation address
     "cidr": "192.0.2.0/24",
 }
-
-# Every column of users, each resolved through its domains to a base type. A
-# column is required when it (or a domain it uses) is NOT NULL and neither it
-# nor a domain gives a default; identity and generated columns fill themselves.
-_COLUMNS_SQL = """
-WITH RECURSIVE resolved AS (
-    SELECT a.attnum, a.atttypid AS typid, a.atttypmod AS typmod, a.attnotnull AS notnull,
-           a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' AS filled,
-           ARRAY[]::oid[] AS domains
-    FROM pg_attribute a
-    WHERE a.attrelid = to_regclass('users') AND a.attnum > 0 AND NOT a.attisdropped
-  UNION ALL
-    SELECT r.attnum, t.typbasetype, CASE WHEN r.typmod >= 0 THEN r.typmod ELSE t.typtypmod END,
-           r.notnull OR t.typnotnull, r.filled OR t.typdefaultbin IS NOT NULL, r.domains || t.oid
-    FROM resolved r JOIN pg_type t ON t.oid = r.typid
-    WHERE t.typtype = 'd'
-)
-SELECT a.attname, r.notnull AND NOT r.filled AS required, t.typname, t.typtype, t.typcategory,
-       r.typmod, format_type(a.atttypid, a.atttypmod) AS declared, r.domains,
-       (SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder LIMIT 1),
-       -- a key column, or one an expression or predicate uses (recorded in pg_depend)
-       EXISTS (SELECT 1 FROM pg_index i
-               WHERE i.indrelid = a.attrelid AND i.indisunique
-                 AND (a.attnum = ANY(i.indkey) OR EXISTS (
-                      SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                         AND d.objid = i.indexrelid AND d.refobjid = a.attrelid
-                         AND d.refobjsubid = a.attnum))) AS in_unique_index,
-       (SELECT string_agg(DISTINCT f.confrelid::regclass::text, ', ') FROM pg_constraint f
-         WHERE f.conrelid = a.attrelid AND f.contype = 'f' AND a.attnum = ANY(f.conkey)) AS references
-FROM resolved r
-JOIN pg_attribute a ON a.attrelid = to_regclass('users') AND a.attnum = r.attnum
-JOIN pg_type t ON t.oid = r.typid
-WHERE t.typtype <> 'd'
-ORDER BY a.attnum
-"""
-
-# CHECK constraints that can reject a value: the table's (with their columns)
-# and those of the domains its columns use.
-_CHECKS_SQL = """
-SELECT c.conname, pg_get_constraintdef(c.oid),
-       ARRAY(SELECT a.attname FROM pg_attribute a
-             WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) ORDER BY a.attnum)::text[],
-       c.contypid
-FROM pg_constraint c
-WHERE c.contype = 'c' AND (c.conrelid = to_regclass('users')
-       OR c.contypid IN (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = to_regclass('users')))
-"""
 
 
 @dataclass(frozen=True)
@@ -139,33 +97,37 @@ class UsersTable:
 
 
 def read_users_table(conn: Connection) -> UsersTable:
-    from sqlalchemy import text
-
     columns = [
         UsersColumn(
-            name=row[0], required=bool(row[1]), base_type=row[2], type_kind=row[3], category=row[4],
-            typmod=int(row[5]), declared=row[6], domains=tuple(row[7] or ()), first_label=row[8],
-            unique=bool(row[9]), references=row[10],
+            name=row[0],
+            required=bool(row[1]),
+            base_type=row[2],
+            type_kind=row[3],
+            category=row[4],
+            typmod=int(row[5]),
+            declared=row[6],
+            domains=tuple(row[7] or ()),
+            first_label=row[8],
+            unique=bool(row[9]),
+            references=row[10],
         )
-        for row in conn.execute(text(_COLUMNS_SQL))
+        for row in conn.execute(text(sql.USERS_COLUMNS))
     ]
     checks = [
-        Check(name, definition, tuple(names) if names else
-              tuple(c.name for c in columns if domain in c.domains))
-        for name, definition, names, domain in conn.execute(text(_CHECKS_SQL))
+        Check(name, definition, tuple(names) if names else tuple(c.name for c in columns if domain in c.domains))
+        for name, definition, names, domain in conn.execute(text(sql.USERS_CHECKS))
     ]
-    unique = dict(conn.execute(text(
-        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass('users') AND i.indisunique"
-    )).all())
+    unique: dict[str, str] = dict(conn.execute(text(sql.USERS_UNIQUE_INDEXES)).all())
     return UsersTable(columns, checks, unique)
 
 
 def _refusal(column: UsersColumn, reason: str) -> ConflictError:
     if column.name == "id":
         return ConflictError(f"cannot create demo users: users.id {reason}; seed and bench need ids of their own")
-    return ConflictError(f"cannot create demo users: users.{column.name} ({column.declared}, NOT NULL, "
-                         f"no default) {reason}; give it a default or make it nullable")
+    return ConflictError(
+        f"cannot create demo users: users.{column.name} ({column.declared}, NOT NULL, "
+        f"no default) {reason}; give it a default or make it nullable"
+    )
 
 
 def _shortened(value: str, limit: int | None, suffix: str = "") -> str:
@@ -189,12 +151,17 @@ class _ColumnValues:
         kind = column.base_type
         if column.unique and (kind in _NUMBERS or kind in _TIMES):
             # The next values after the largest one present keep a unique index happy.
-            from sqlalchemy import column as col
-            from sqlalchemy import func, select, table
 
             self.start = conn.execute(select(func.max(col(column.name))).select_from(table("users"))).scalar()
-        if not (kind in _TEXT or kind in _NUMBERS or kind in _TIMES or kind in _FIXED
-                or kind in ("uuid", "jsonb", "bytea") or column.type_kind == "e" or column.category == "A"):
+        if not (
+            kind in _TEXT
+            or kind in _NUMBERS
+            or kind in _TIMES
+            or kind in _FIXED
+            or kind in ("uuid", "jsonb", "bytea")
+            or column.type_kind == "e"
+            or column.category == "A"
+        ):
             raise _refusal(column, "has a type for which chatdb has no generic value")
 
     def value(self, user_id: str, n: int) -> str:
@@ -225,7 +192,7 @@ class _ColumnValues:
             return ((self.start or date.today()) + timedelta(days=step)).isoformat()
         if kind in ("time", "timetz"):
             return (datetime.min + timedelta(seconds=step)).time().isoformat()
-        start = self.start or datetime.now(timezone.utc)
+        start = self.start or datetime.now(UTC)
         return (start + timedelta(seconds=step)).isoformat()
 
 
@@ -239,16 +206,13 @@ def create_demo_users(conn: Connection, user_ids: Sequence[str]) -> int:
     value no generated one can satisfy; nothing is inserted then. Runs in the
     caller's transaction.
     """
-    from sqlalchemy import text
 
     users = read_users_table(conn)
     id_column = next((c for c in users.columns if c.name == "id"), None)
     if id_column is not None and id_column.references:
         raise _refusal(id_column, f"references {id_column.references}, which no demo id can satisfy")
     filled = [_ColumnValues(conn, c) for c in users.columns if c.required and c.name != "id"]
-    existing = set(conn.execute(
-        text("SELECT id FROM users WHERE id = ANY(CAST(:ids AS varchar[]))"), {"ids": list(user_ids)}
-    ).scalars())
+    existing = set(conn.execute(text(sql.EXISTING_USERS), {"ids": list(user_ids)}).scalars())
     missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in existing]
     try:
         return _insert(conn, users, missing, filled)
@@ -273,9 +237,6 @@ class _Refused(Exception):
 
 def _insert(conn: Connection, users: UsersTable, missing: list[str], filled: list[_ColumnValues]) -> int:
     """One attempt, in a savepoint: either every missing user goes in, or none does."""
-    from sqlalchemy import column as col
-    from sqlalchemy import exc, table
-    from sqlalchemy.dialects.postgresql import insert
 
     target = table("users", col("id"), *(col(v.column.name) for v in filled))
     statement = insert(target).on_conflict_do_nothing(index_elements=["id"]).returning(target.c.id)
@@ -285,7 +246,7 @@ def _insert(conn: Connection, users: UsersTable, missing: list[str], filled: lis
             for at in range(0, len(missing), INSERT_CHUNK):
                 rows = [
                     {"id": user_id, **{v.column.name: v.value(user_id, at + i + 1) for v in filled}}
-                    for i, user_id in enumerate(missing[at:at + INSERT_CHUNK])
+                    for i, user_id in enumerate(missing[at : at + INSERT_CHUNK])
                 ]
                 created += len(conn.execute(statement, rows).all())
     except exc.DBAPIError as error:
@@ -313,16 +274,20 @@ def _explain(users: UsersTable, error: Any, sample: dict[str, str]) -> tuple[Cha
         rule = f"cannot create demo users: {where} must satisfy {check.name} {check.definition}"
         left_null = tuple(name for name in check.columns if name not in sample)
         if left_null or not check.columns:
-            return ConflictError(f"{rule}, which no generated values do; seed and bench cannot create "
-                                 "users in this table"), left_null
+            return ConflictError(
+                f"{rule}, which no generated values do; seed and bench cannot create users in this table"
+            ), left_null
         shown = ", ".join(repr(sample[name]) for name in check.columns)
         if check.columns == ("id",):
-            return ConflictError(f"{rule}, which demo user ids such as {shown} do not; seed and bench "
-                                 "need ids of their own"), ()
+            return ConflictError(
+                f"{rule}, which demo user ids such as {shown} do not; seed and bench need ids of their own"
+            ), ()
         several = len(check.columns) > 1
-        return ConflictError(f"{rule}, which the generated {'values' if several else 'value'} {shown} "
-                             f"{'do' if several else 'does'} not; give the column a default that does, "
-                             "or make it nullable"), ()
+        return ConflictError(
+            f"{rule}, which the generated {'values' if several else 'value'} {shown} "
+            f"{'do' if several else 'does'} not; give the column a default that does, "
+            "or make it nullable"
+        ), ()
     if sqlstate == "23505" and constraint:
         definition = users.unique_indexes.get(constraint, "")
         on = definition.partition(" USING ")[2] or constraint

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chatdb.inspection import require_tables
-from chatdb.reports import resolve_conversation_id
+from sqlalchemy import select
+
+from chatdb.migrations import require_tables
+from chatdb.reports.conversations import resolve_conversation_id
 
 if TYPE_CHECKING:
     from chatdb.db import Database
     from chatdb.repositories import ConversationRecord, MessageRecord, MessageRepository
 
-MESSAGE_COLUMNS = ("id", "conversation_id", "user_id", "role", "content", "metadata", "created_at")
 # --all reads the transcript in pages of this many messages.
 ALL_PAGE_SIZE = 1000
 
@@ -122,7 +123,7 @@ def check_page(
 ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """The paging arguments, checked without a connection: the cursors as ids."""
     from chatdb.errors import UsageError
-    from chatdb.filters import parse_uuid
+    from chatdb.ids import parse_uuid
 
     if limit is not None and limit < 1:
         raise UsageError(f"{{limit}}: must be at least 1, got {limit}", parameters=("limit",))
@@ -138,16 +139,15 @@ def check_page(
 
 def _check_range(session: Any, before: uuid.UUID, after: uuid.UUID) -> None:
     """Both cursors given: the one for ``after`` must be the older message, or the range is empty."""
-    from sqlalchemy import select
 
     from chatdb.errors import UsageError
     from chatdb.models import Message
 
     table = Message.__table__
-    keys = dict(
-        (row.id, (row.created_at, row.id))
+    keys = {
+        row.id: (row.created_at, row.id)
         for row in session.execute(select(table.c.id, table.c.created_at).where(table.c.id.in_([before, after])))
-    )
+    }
     if before in keys and after in keys and keys[after] >= keys[before]:
         raise UsageError(
             "{after} must name an older message than {before}: between them there is nothing to show",

@@ -21,12 +21,18 @@ input function decides.
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Text, case, cast, func, literal, literal_column, select, true
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from chatdb.models import USER_MESSAGE_MAX_LENGTH
+from chatdb.repositories.statements import CONVERSATION_FIELDS, MESSAGE_FIELDS
 
-CONVERSATION_FIELDS = ("id", "user_id", "status", "created_at", "updated_at")
-MESSAGE_FIELDS = ("id", "conversation_id", "user_id", "role", "content", "metadata", "created_at")
+if TYPE_CHECKING:
+    from chatdb.filters import ConversationFilter
+
 JSON_NULL_FLAG = "metadata_is_json_null"
 
 # What PostgreSQL's JSON output writes for a timestamptz (any offset, a ``Z``, or the infinities).
@@ -38,8 +44,6 @@ TIMESTAMP_PATTERN = (
 
 def line_select(c: Any) -> Any:
     """``(id, line, message count)`` for each row of ``c`` (a conversations-shaped subquery), by id."""
-    from sqlalchemy import Text, case, cast, func, literal, literal_column, select, true
-    from sqlalchemy.dialects.postgresql import aggregate_order_by
 
     from chatdb.jobs.queries import messages
 
@@ -53,7 +57,9 @@ def line_select(c: Any) -> Any:
                 *(r.c[f] for f in MESSAGE_FIELDS if f != "created_at"),
                 true().label(JSON_NULL_FLAG),
                 r.c.created_at,
-            ).correlate(r).subquery("f")
+            )
+            .correlate(r)
+            .subquery("f")
         )
         .scalar_subquery()
     )
@@ -79,7 +85,6 @@ def line_select(c: Any) -> Any:
 
 def line_digests(ids_param: Any) -> Any:
     """``(id, sha256 of the line's UTF-8 bytes)`` for the conversations ``id = any(ids_param)``."""
-    from sqlalchemy import func, select
 
     from chatdb.jobs.queries import conversations
 
@@ -190,7 +195,10 @@ message_row AS MATERIALIZED (
 # :against_database false (prune verifying its own export) leaves out the users, the rows
 # already in the database and the ids seen before (the table ``pg_temp.chatdb_import_seen``,
 # which must exist when it is true).
-CHECK_LINES = "WITH" + _STAGES + """,
+CHECK_LINES = (
+    "WITH"
+    + _STAGES
+    + """,
 seen AS (  -- runs once, whether read or not; this statement's reads do not see its rows
     INSERT INTO pg_temp.chatdb_import_seen (id, line)
     SELECT id, n FROM conversation_row WHERE :against_database
@@ -268,14 +276,16 @@ LEFT JOIN conversations AS c ON :against_database AND c.id = r.id
 WHERE r.n NOT IN (SELECT n FROM problem)
 ORDER BY 1
 """
-
-CREATE_SEEN = (
-    "CREATE TEMPORARY TABLE chatdb_import_seen (id uuid PRIMARY KEY, line bigint NOT NULL) ON COMMIT DROP"
 )
+
+CREATE_SEEN = "CREATE TEMPORARY TABLE chatdb_import_seen (id uuid PRIMARY KEY, line bigint NOT NULL) ON COMMIT DROP"
 
 # Inserts a batch the check accepted (existing ids are skipped: the check found them identical).
 # Returns (conversations inserted, messages inserted).
-INSERT_LINES = "WITH" + _STAGES + """,
+INSERT_LINES = (
+    "WITH"
+    + _STAGES
+    + """,
 new_conversation AS (
     INSERT INTO conversations (id, user_id, status, created_at, updated_at)
     SELECT id, user_id, status, created_at, updated_at FROM conversation_row ORDER BY n
@@ -290,6 +300,7 @@ new_message AS (
 )
 SELECT (SELECT count(*) FROM new_conversation), (SELECT count(*) FROM new_message)
 """
+)
 
 
 def batch_parameters(numbers: list[int], lines: list[str], *, against_database: bool = True) -> dict[str, Any]:
@@ -300,3 +311,73 @@ def batch_parameters(numbers: list[int], lines: list[str], *, against_database: 
         "user_message_max_length": USER_MESSAGE_MAX_LENGTH,
         "against_database": against_database,
     }
+
+
+def export_batch(format: str, selection: ConversationFilter, after: uuid.UUID | None, limit: int) -> Any:
+    """The next keyset batch of the export, one row per conversation: (id, its line(s), its message count)."""
+    from chatdb.jobs.queries import conversations, messages
+
+    page = select(conversations).where(*selection.conditions(conversations))
+    if after is not None:
+        page = page.where(conversations.c.id > after)
+    c = page.order_by(conversations.c.id).limit(limit).subquery("c")
+    m = messages.alias("m")
+    if format == "csv":
+        return csv_batch(c, m)
+    return line_select(c)
+
+
+def csv_batch(c: Any, m: Any) -> Any:
+    """One row per conversation, as for jsonl: (id, its CSV lines, its number of messages).
+
+    PostgreSQL writes the CSV itself, as it writes the jsonl: values as text
+    (timestamps in ISO 8601 as in the jsonl, metadata as JSON), quoted as
+    RFC 4180 needs (a value with a comma, quote or line break; metadata
+    always). Python then only copies bytes, so csv costs about what jsonl costs.
+    """
+
+    def iso(value: Any) -> Any:
+        return func.btrim(cast(func.to_json(value), Text), literal('"'))
+
+    def quoted(value: Any) -> Any:
+        return func.concat('"', func.replace(value, '"', '""'), '"')
+
+    def free(value: Any) -> Any:
+        """Text that may hold a comma, quote or line break: quoted when it does."""
+        return case((value.op("~")(literal('[",\r\n]')), quoted(value)), else_=value)
+
+    # Ids, statuses, roles and timestamps never need quotes; JSON metadata always does.
+    head = func.concat_ws(
+        ",",
+        cast(c.c.id, Text),
+        free(c.c.user_id),
+        cast(c.c.status, Text),
+        iso(c.c.created_at),
+        iso(c.c.updated_at),
+    ).label("head")
+    body = func.concat_ws(
+        ",",
+        cast(m.c.id, Text),
+        free(m.c.user_id),
+        cast(m.c.role, Text),
+        free(m.c.content),
+        case((m.c["metadata"].is_(None), literal("")), else_=quoted(cast(m.c["metadata"], Text))),
+        iso(m.c.created_at),
+    )
+    x = select(c.c.id, head).subquery("x")
+    # Each conversation's lines come from a subquery on its own messages (through the index), as
+    # the jsonl's json_agg does: a join would read the whole messages table for every batch.
+    lines = (
+        select(
+            func.string_agg(
+                func.concat(x.c.head, ",", body, "\n"), aggregate_order_by(literal(""), m.c.created_at, m.c.id)
+            )
+        )
+        .where(m.c.conversation_id == x.c.id)
+        .correlate(x)
+        .scalar_subquery()
+    )
+    count = select(func.count()).where(m.c.conversation_id == x.c.id).correlate(x).scalar_subquery()
+    # A conversation without messages has one row, its six message columns empty.
+    alone = func.concat(x.c.head, ",,,,,,\n")
+    return select(x.c.id, func.coalesce(lines, alone), count).order_by(x.c.id)

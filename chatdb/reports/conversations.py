@@ -6,32 +6,31 @@ functions; anything they show can be had from Python too.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select, true
+
 from chatdb.errors import (
     AmbiguousError,
     ConversationNotFoundError,
-    InvalidIdError,
     UsageError,
     UserNotFoundError,
 )
 from chatdb.filters import ConversationFilter
-from chatdb.inspection import require_tables
+from chatdb.ids import uuid_prefix_range
+from chatdb.migrations import require_tables
+from chatdb.repositories.statements import CONVERSATION_FIELDS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from chatdb.db import Database
 
-# Like git's short hashes: fewer characters would match too much to be useful.
-MIN_PREFIX_LENGTH = 4
 MAX_CANDIDATES = 10
-_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,8 @@ class ConversationSummary:
         }
 
 
-CONVERSATION_COLUMNS = ("id", "user_id", "status", "created_at", "updated_at", "messages", "last_message_at")
+# A listing's columns (CSV): the conversation's own, then its message count and newest message.
+LISTING_FIELDS = (*CONVERSATION_FIELDS, "messages", "last_message_at")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ class ConversationListing:
 
 def _listing_statement(selection: ConversationFilter) -> Any:
     """Conversations matching ``selection`` with their message counts, newest activity first."""
-    from sqlalchemy import func, select, true
 
     from chatdb.models import Conversation, Message
 
@@ -163,29 +162,12 @@ def iter_conversations(
             yield _summary(row)
 
 
-def uuid_prefix_range(text: str, what: str = "conversation id") -> tuple[uuid.UUID, uuid.UUID]:
-    """The smallest and largest UUID starting with the hex digits of ``text``.
-
-    Dashes are ignored, case does not matter. Raises :class:`InvalidIdError`
-    (a usage error) for anything that is not 4 to 32 hex digits.
-    """
-    digits = text.strip().lower().replace("-", "")
-    if not digits or not _HEX.match(digits) or len(digits) > 32:
-        raise InvalidIdError(f"malformed {what} {text.strip()!r}: expected a UUID or a prefix of one")
-    if len(digits) < MIN_PREFIX_LENGTH:
-        raise InvalidIdError(
-            f"{what} prefix {text.strip()!r} is too short: give at least {MIN_PREFIX_LENGTH} hex digits"
-        )
-    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
-
-
 def conversation_prefix_query(text: str | uuid.UUID) -> Any:
     """The ids of conversations whose id is ``text`` or starts with it, smallest first.
 
     A range condition on the primary key (``id BETWEEN prefix000… AND prefixfff…``)
     rather than a text match, so the index answers it.
     """
-    from sqlalchemy import select
 
     from chatdb.models import Conversation
 
@@ -215,16 +197,13 @@ def resolve_conversation_id(conn: Connection, text: str | uuid.UUID) -> uuid.UUI
     rows = conn.execute(conversation_prefix_query(raw)).scalars().all()
     if not rows:
         whole = len(raw.replace("-", "")) >= 32
-        raise ConversationNotFoundError(
-            f"no conversation {'has id' if whole else 'id starts with'} {raw!r}"
-        )
+        raise ConversationNotFoundError(f"no conversation {'has id' if whole else 'id starts with'} {raw!r}")
     if len(rows) > 1:
         shown = ", ".join(str(r) for r in rows[:MAX_CANDIDATES])
         more = " and more" if len(rows) > MAX_CANDIDATES else ""
-        raise AmbiguousError(
-            f"conversation prefix {raw!r} is ambiguous; it matches {shown}{more} (give more digits)"
-        )
-    return rows[0]
+        raise AmbiguousError(f"conversation prefix {raw!r} is ambiguous; it matches {shown}{more} (give more digits)")
+    found: uuid.UUID = rows[0]
+    return found
 
 
 def resolve_selection(conn: Connection | Database, selection: ConversationFilter) -> ConversationFilter:
@@ -238,31 +217,30 @@ def resolve_selection(conn: Connection | Database, selection: ConversationFilter
     if not (selection.user_ids or selection.names_conversations):
         return selection
     if not hasattr(conn, "execute"):
-        with conn.connect() as opened:  # type: ignore[union-attr]
+        with conn.connect() as opened:
             return resolve_selection(opened, selection)
     from dataclasses import replace
-
-    from sqlalchemy import select
 
     from chatdb.models import Conversation, users
 
     if selection.user_ids:
         wanted = list(selection.user_ids)
-        present = set(conn.execute(select(users.c.id).where(users.c.id.in_(wanted))).scalars())  # type: ignore[union-attr]
+        present = set(conn.execute(select(users.c.id).where(users.c.id.in_(wanted))).scalars())
         missing = [u for u in wanted if u not in present]
         if missing:
             names = ", ".join(repr(u) for u in missing)
-            raise UserNotFoundError(f"no user {names} in the users table" if len(missing) == 1
-                                    else f"no users {names} in the users table")
+            raise UserNotFoundError(
+                f"no user {names} in the users table" if len(missing) == 1 else f"no users {names} in the users table"
+            )
     ids = list(selection.conversation_ids)
     problems = []
     if ids:
         table = Conversation.__table__
-        present_ids = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())  # type: ignore[union-attr]
+        present_ids = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
         problems += [f"no conversation has id '{i}'" for i in ids if i not in present_ids]
     for prefix in selection.conversation_prefixes:
         try:
-            ids.append(resolve_conversation_id(conn, prefix))  # type: ignore[arg-type]
+            ids.append(resolve_conversation_id(conn, prefix))  # type: ignore[arg-type]  # a Connection here (hasattr above)
         except ConversationNotFoundError as exc:
             problems.append(exc.message)
     if problems:

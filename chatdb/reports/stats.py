@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import exc, text
+
+from chatdb.db import server_version
+from chatdb.migrations import require_tables
 from chatdb.models import CHATDB_TABLES, ConversationStatus, MessageRole
-from chatdb.inspection import require_tables
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -109,7 +112,7 @@ class DatabaseStats:
     activity: dict[str, datetime | None]
     busiest_users: list[UserActivity]
     slow_statements: SlowStatements
-    search_index: Any = None  # a chatdb.search.SearchIndex
+    search_index: Any = None  # a chatdb.reports.search.SearchIndex
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -127,11 +130,10 @@ class DatabaseStats:
 
 def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
     """Sizes, counts, activity, the ``top`` busiest users and slowest statements."""
-    from sqlalchemy import text
 
     with db.connect() as conn:
         require_tables(conn, *CHATDB_TABLES)
-        version = str(conn.execute(text("SHOW server_version")).scalar_one())
+        version = server_version(conn)
         by_status = _counts(conn, "conversations", "status", [s.value for s in ConversationStatus])
         by_role = _counts(conn, "messages", "role", [r.value for r in MessageRole])
         rows = {"conversations": sum(by_status.values()), "messages": sum(by_role.values())}
@@ -139,7 +141,7 @@ def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
         activity = _activity(conn)
         busiest = _busiest_users(conn, top)
         slow = _slow_statements(conn, top)
-        from chatdb.search import index_status
+        from chatdb.reports.search import index_status
 
         search_index = index_status(conn)
     return DatabaseStats(
@@ -156,18 +158,14 @@ def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
 
 
 def _counts(conn: Connection, table: str, column: str, known: list[str]) -> dict[str, int]:
-    from sqlalchemy import text
-
     # Table and column names are chatdb's own constants, never user input.
-    found = dict(conn.execute(text(f"SELECT {column}, count(*) FROM {table} GROUP BY {column}")).all())
+    found: dict[Any, int] = dict(conn.execute(text(f"SELECT {column}, count(*) FROM {table} GROUP BY {column}")).all())
     counts = {value: int(found.pop(value, 0)) for value in known}
     counts.update({str(value): int(n) for value, n in sorted(found.items())})
     return counts
 
 
 def _table_stats(conn: Connection, name: str, rows: int) -> TableStats:
-    from sqlalchemy import text
-
     table = conn.execute(
         text(
             """
@@ -220,8 +218,6 @@ def _table_stats(conn: Connection, name: str, rows: int) -> TableStats:
 
 
 def _activity(conn: Connection) -> dict[str, datetime | None]:
-    from sqlalchemy import text
-
     conversations = conn.execute(
         text("SELECT min(created_at), max(created_at), max(updated_at) FROM conversations")
     ).one()
@@ -236,8 +232,6 @@ def _activity(conn: Connection) -> dict[str, datetime | None]:
 
 
 def _busiest_users(conn: Connection, top: int) -> list[UserActivity]:
-    from sqlalchemy import text
-
     rows = conn.execute(
         text(
             """
@@ -258,11 +252,7 @@ def _busiest_users(conn: Connection, top: int) -> list[UserActivity]:
 
 
 def _slow_statements(conn: Connection, top: int) -> SlowStatements:
-    from sqlalchemy import exc, text
-
-    installed = conn.execute(
-        text("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")
-    ).scalar()
+    installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")).scalar()
     if installed is None:
         return SlowStatements(
             available=False,
