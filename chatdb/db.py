@@ -231,7 +231,7 @@ class Database:
         return self._engine
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A connection inside a transaction that commits on success."""
         with self.translate(), self.engine.begin() as conn:
             yield conn
@@ -250,7 +250,7 @@ class Database:
         return translate_errors(self.settings)
 
     def server_version(self) -> str:
-        with self.connect() as conn:
+        with self.transaction() as conn:
             return server_version(conn)
 
     def dispose(self) -> None:

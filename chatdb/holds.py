@@ -176,7 +176,7 @@ def add_hold(
         conversation_ids=[conversation] if conversation is not None else None,
     )
     c = Conversation.__table__
-    with db.connect() as conn:
+    with db.transaction() as conn:
         require_current_schema(conn)
         require_writable(conn, "hold add", db.display_url)
         set_timeouts(conn, JobTimeouts.from_env())
@@ -223,7 +223,7 @@ def list_holds(db: Database) -> HoldList:
     from chatdb.migrations import require_current_schema
     from chatdb.models import holds
 
-    with db.connect() as conn:
+    with db.transaction() as conn:
         require_current_schema(conn)
         rows = conn.execute(select(*holds.c, current().label("is_current")).order_by(holds.c.id)).all()
     return HoldList(db.display_url, [_hold(row, current=bool(row.is_current)) for row in rows])
@@ -237,7 +237,7 @@ def remove_hold(db: Database, hold_id: int) -> Hold:
     from chatdb.models import holds
     from chatdb.topology import require_writable
 
-    with db.connect() as conn:
+    with db.transaction() as conn:
         require_current_schema(conn)
         require_writable(conn, "hold remove", db.display_url)
         row = conn.execute(delete(holds).where(holds.c.id == hold_id).returning(*holds.c)).one_or_none()

@@ -161,7 +161,7 @@ def current_revision(conn: Connection) -> str | None:
 
 
 def current(db: Database) -> str | None:
-    with db.connect() as conn:
+    with db.transaction() as conn:
         return current_revision(conn)
 
 

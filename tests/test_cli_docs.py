@@ -113,3 +113,36 @@ def test_the_conversations_samples_are_what_the_command_draws(migrated_db) -> No
         )
         assert shown.exit_code == 0, shown.stderr
         assert shown.stdout == _block_after(marker), columns
+
+
+def _captured_samples() -> list[tuple[list[str], list[str]]]:
+    """Each ```text block of docs/cli.md holding ``$ chatdb …`` runs: (arguments, printed lines) per run."""
+    runs = []
+    for block in re.findall(r"```text\n(.*?)\n```", DOCS, re.S):
+        for run in re.split(r"\n\n(?=\$ chatdb )", block):
+            if run.startswith("$ chatdb "):
+                first, *printed = run.splitlines()
+                runs.append((first.removeprefix("$ chatdb ").split(), printed))
+    return runs
+
+
+def _labels(lines: list[str]) -> list[str]:
+    """What a summary line says before its value ("Matched" of "Matched: 731"); rows and titles are not labels."""
+    return [line.rsplit(": ", 1)[0] for line in lines if ": " in line and "\t" not in line]
+
+
+def test_the_captured_summaries_are_what_the_commands_print(migrated_db, tmp_path, monkeypatch) -> None:
+    """Run in the order the docs show them, each run prints the same fields in the same order."""
+    runs = [
+        (args, printed)
+        for args, printed in _captured_samples()
+        if args[0] in ("status", "seed", "archive", "export", "prune", "import")
+    ]
+    assert {args[0] for args, _ in runs} == {"status", "seed", "archive", "export", "prune", "import"}
+    monkeypatch.chdir(tmp_path)
+    cli = Cli(migrated_db.url)
+    order = ["status", "seed", "archive", "export", "prune", "import"]
+    for args, printed in sorted(runs, key=lambda run: order.index(run[0][0])):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert _labels(result.stdout.splitlines()) == _labels(printed), args

@@ -87,7 +87,7 @@ def remove_own_rows(db: Database, user_id: str) -> dict[str, int]:
     from chatdb.jobs.queries import LOCAL_LOCK_TIMEOUT, delete_conversations
     from chatdb.jobs.runner import JobTimeouts
 
-    with db.connect() as conn:
+    with db.transaction() as conn:
         # Fail fast, like every job, rather than wait on a lock someone holds on these rows.
         conn.execute(text(LOCAL_LOCK_TIMEOUT), {"lock": JobTimeouts.from_env().lock})
         ids = list(conn.execute(text(OWN_CONVERSATIONS), {"user": user_id}).scalars())

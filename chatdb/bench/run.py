@@ -83,7 +83,7 @@ def run_bench(db: Database, options: BenchOptions, phase: Phase | None = None) -
     started = time.monotonic()
     prefix = f"{BENCH_USER_PREFIX}{secrets.token_hex(4)}-"
     user_id = f"{prefix}1"
-    with db.connect() as conn:
+    with db.transaction() as conn:
         require_tables(conn, "users", "conversations", "messages")
         require_current_schema(conn)
         require_writable(conn, "bench", db.display_url)  # it writes rows of its own
@@ -114,7 +114,7 @@ def _measure(
     try:
         check_stop()
         say(f"Creating the benchmark's user {user_id} and {options.clients + 1} conversations")
-        with db.connect() as conn:
+        with db.transaction() as conn:
             create_demo_users(conn, [user_id])
             created = True
             own = fixtures.create_own_rows(conn, user_id, options.clients + 1)

@@ -182,7 +182,7 @@ def job_transaction(db: Database, timeouts: JobTimeouts) -> Iterator[Connection]
     Like the batches, it waits for a table lock at most ``timeouts.lock``:
     every statement of a job fails fast behind an ``ACCESS EXCLUSIVE`` lock.
     """
-    with db.connect() as conn:
+    with db.transaction() as conn:
         set_timeouts(conn, timeouts)
         yield conn
 

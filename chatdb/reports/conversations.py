@@ -133,7 +133,7 @@ def list_conversations(
     if limit is not None and limit < 1:
         raise UsageError(f"{{limit}}: must be at least 1, got {limit}", parameters=("limit",))
     selection = selection or ConversationFilter()
-    with db.connect() as conn:
+    with db.transaction() as conn:
         require_tables(conn, "conversations", "messages")
         selection = resolve_selection(conn, selection)
         statement = _listing_statement(selection)
@@ -154,7 +154,7 @@ def iter_conversations(
     A server-side cursor keeps memory flat however many there are; the
     connection stays open until the iterator is exhausted or closed.
     """
-    with db.connect() as conn:
+    with db.transaction() as conn:
         require_tables(conn, "conversations", "messages")
         statement = _listing_statement(resolve_selection(conn, selection or ConversationFilter()))
         result = conn.execution_options(yield_per=batch).execute(statement)
@@ -217,7 +217,7 @@ def resolve_selection(conn: Connection | Database, selection: ConversationFilter
     if not (selection.user_ids or selection.names_conversations):
         return selection
     if not hasattr(conn, "execute"):
-        with conn.connect() as opened:
+        with conn.transaction() as opened:
             return resolve_selection(opened, selection)
     from dataclasses import replace
 

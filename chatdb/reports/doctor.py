@@ -65,7 +65,7 @@ def diagnose(db: Database) -> DoctorReport:
     """Run every check; a failed connection ends the report there."""
     started = time.perf_counter()
     try:
-        with db.connect() as conn:
+        with db.transaction() as conn:
             conn.exec_driver_sql("SELECT 1")
     except ChatdbError as exc:
         return DoctorReport(db.display_url, [Check("connection", "fail", exc.message)])

@@ -237,7 +237,7 @@ def index_status(conn: Connection) -> SearchIndex:
 
 
 def search_index_status(db: Database) -> SearchIndex:
-    with db.connect() as conn:
+    with db.transaction() as conn:
         return index_status(conn)
 
 
@@ -329,7 +329,7 @@ def _plan_rows(conn: Connection, statement: Any) -> int:
 def explain_search(db: Database, query: SearchQuery) -> str:
     """PostgreSQL's plan for ``query`` (EXPLAIN of the very statement :func:`search_messages` runs)."""
     query.check()
-    with db.connect() as conn:
+    with db.transaction() as conn:
         config, conversation_id = _prepare(conn, query)[:2]
         compiled = search_statement(query, config, conversation_id).compile(
             dialect=conn.dialect, compile_kwargs={"render_postcompile": True}

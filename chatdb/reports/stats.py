@@ -131,7 +131,7 @@ class DatabaseStats:
 def database_stats(db: Database, *, top: int = 10) -> DatabaseStats:
     """Sizes, counts, activity, the ``top`` busiest users and slowest statements."""
 
-    with db.connect() as conn:
+    with db.transaction() as conn:
         require_tables(conn, *CHATDB_TABLES)
         version = server_version(conn)
         by_status = _counts(conn, "conversations", "status", [s.value for s in ConversationStatus])

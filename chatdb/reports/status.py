@@ -54,7 +54,7 @@ class SchemaStatus:
 def schema_status(db: Database) -> SchemaStatus:
     """Current and newest revision, pending migrations, and chatdb's tables with exact row counts."""
 
-    with db.connect() as conn:
+    with db.transaction() as conn:
         version = server_version(conn)
         current = migrations.current_revision(conn)
         present = existing_tables(conn, CHATDB_TABLES)

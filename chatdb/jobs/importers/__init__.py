@@ -133,7 +133,7 @@ def import_export(
     messages = [m for _, ms in rows for m in ms]
     result.conversations, result.messages = len(conversations), len(messages)
     timeouts = JobTimeouts.from_env()
-    with job_lock(db, "import", wait=wait, writes=not dry_run), db.connect() as conn:
+    with job_lock(db, "import", wait=wait, writes=not dry_run), db.transaction() as conn:
         set_timeouts(conn, timeouts)
         lease = leases.held(db)
         if lease is not None:
