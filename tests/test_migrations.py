@@ -73,14 +73,14 @@ def test_migrated_catalog_is_identical_to_the_plans_sql(empty_db: TestDatabase, 
 
 
 def test_models_and_migrated_database_agree(migrated_db: TestDatabase) -> None:
-    with migrated_db.database() as db, db.connect() as conn:
+    with migrated_db.database() as db, db.transaction() as conn:
         assert migrations.schema_drift(conn) == []
 
 
 def test_drift_check_knows_chatdbs_own_lease_table(migrated_db: TestDatabase) -> None:
     """chatdb_job_lease is compared with the models like the plan's tables, never reported as unexpected."""
     migrated_db.sql("ALTER TABLE chatdb_job_lease DROP COLUMN process")
-    with migrated_db.database() as db, db.connect() as conn:
+    with migrated_db.database() as db, db.transaction() as conn:
         diffs = migrations.schema_drift(conn)
     assert [(d[0], d[2], d[3].name) for d in diffs] == [("add_column", "chatdb_job_lease", "process")]
     migrated_db.sql("DROP TABLE chatdb_job_lease")
@@ -91,7 +91,7 @@ def test_drift_check_knows_chatdbs_own_lease_table(migrated_db: TestDatabase) ->
 def test_drift_check_notices_a_changed_table(migrated_db: TestDatabase) -> None:
     migrated_db.sql("ALTER TABLE messages ADD COLUMN extra integer")
     migrated_db.sql("DROP INDEX idx_conversations_user_status")
-    with migrated_db.database() as db, db.connect() as conn:
+    with migrated_db.database() as db, db.transaction() as conn:
         kinds = {diff[0] for diff in migrations.schema_drift(conn)}
     assert {"remove_column", "add_index"} <= kinds
 
