@@ -55,6 +55,8 @@ class ConversationFilter:
     since: datetime | None = None
     conversation_ids: tuple[uuid.UUID, ...] = field(default=())
     conversation_prefixes: tuple[str, ...] = field(default=())
+    # Leave out conversations a current legal hold covers (chatdb.holds): what deleting jobs select.
+    unheld: bool = False
 
     @classmethod
     def build(
@@ -123,6 +125,10 @@ class ConversationFilter:
             found.append(table.c.updated_at >= self.since)
         if self.conversation_ids:
             found.append(table.c.id.in_(self.conversation_ids))
+        if self.unheld:
+            from chatdb.jobs.queries.holds import not_held
+
+            found.append(not_held(table))
         return found
 
     def as_dict(self) -> dict[str, Any]:

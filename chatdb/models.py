@@ -8,8 +8,9 @@ models and a database built from the plan's SQL all agree.
 references it: :data:`users` is declared here so foreign keys resolve, but
 chatdb's migrations and drift checks never treat it as chatdb's own.
 
-:data:`job_leases` is chatdb's own bookkeeping, additional to the plan: the
-lease that keeps maintenance jobs apart (see :mod:`chatdb.jobs.lease`).
+:data:`job_leases` and :data:`holds` are chatdb's own bookkeeping, additional to
+the plan: the lease that keeps maintenance jobs apart (see :mod:`chatdb.jobs.lease`)
+and the legal holds that keep conversations from being deleted (:mod:`chatdb.holds`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     MetaData,
     String,
@@ -47,7 +49,8 @@ NAMING_CONVENTION = {
 
 CHATDB_TABLES = ("conversations", "messages")  # the plan's tables
 LEASE_TABLE = "chatdb_job_lease"
-BOOKKEEPING_TABLES = (LEASE_TABLE,)  # chatdb's own, additional to the plan
+HOLD_TABLE = "chatdb_hold"
+BOOKKEEPING_TABLES = (LEASE_TABLE, HOLD_TABLE)  # chatdb's own, additional to the plan
 USER_MESSAGE_MAX_LENGTH = 1000
 
 
@@ -116,6 +119,25 @@ job_leases = Table(
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     comment="chatdb: the lease of the maintenance job running now (one row per lock)",
+    info={"owner": "chatdb"},
+)
+
+# A legal hold on one user (every conversation of theirs, present and future) or on one
+# conversation, current while ``until`` is null or later than now. No foreign keys: the
+# application may still delete its rows, and the hold stays on record when it does.
+holds = Table(
+    HOLD_TABLE,
+    Base.metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("user_id", String(255), nullable=True, index=True),
+    Column("conversation_id", UUID(as_uuid=True), nullable=True, index=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("until", DateTime(timezone=True), nullable=True),
+    Column("created_by", String(255), nullable=False),
+    CheckConstraint("num_nonnulls(user_id, conversation_id) = 1", name="chatdb_hold_target_check"),
+    CheckConstraint("length(btrim(reason)) > 0", name="chatdb_hold_reason_check"),
+    comment="chatdb: legal holds; a held conversation is never deleted by chatdb",
     info={"owner": "chatdb"},
 )
 

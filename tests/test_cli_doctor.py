@@ -78,6 +78,7 @@ def test_migrations_behind_head(migrated_db: TestDatabase) -> None:
     assert checks["migrations"]["problems"] == [
         "pending 002: Create messages table.",
         "pending 003: Create chatdb_job_lease, the lease that keeps maintenance jobs apart.",
+        "pending 004: Create chatdb_hold, the legal holds that keep conversations from being deleted.",
     ]
     assert "table messages is missing" in checks["schema: tables, columns, keys"]["problems"]
 

@@ -141,7 +141,7 @@ def test_ctrl_c_while_waiting_off_a_terminal_is_one_line(migrated_db: TestDataba
     ("revisions", "fragments"),
     [
         (["004_from_a_newer_chatdb"], ["'004_from_a_newer_chatdb'", "which this version of chatdb does not know"]),
-        (["002"], ["revision 002", "1 behind this chatdb's"]),
+        (["003"], ["revision 003", "1 behind this chatdb's"]),
         # Two rows (a newer chatdb's branch, or a hand edit): no one revision to trust.
         (["003", "004_from_a_newer_chatdb"], ["more than one revision", "'003', '004_from_a_newer_chatdb'"]),
     ],
@@ -211,10 +211,16 @@ def test_the_documented_maintenance_role_runs_every_job(migrated_db: TestDatabas
             ("import", str(export)),
             ("lock", "status"),
             ("lock", "break", "--yes"),
+            ("hold", "add", "--user", "alice", "--reason", "r"),
+            ("hold", "list"),
+            ("hold", "remove", "1"),
         ):
             result = cli(*args)
             assert result.exit_code == 0, (args, result.stderr)
         assert count(migrated_db) == 5
+        erased = cli("erase", "--user", "alice", "--no-export", "--receipt", str(tmp_path / "r.json"), "--yes")
+        assert erased.exit_code == 0, erased.stderr
+        assert count(migrated_db) == 0
     finally:
         for role in names.values():
             migrated_db.sql(f"DROP OWNED BY {role}")

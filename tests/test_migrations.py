@@ -28,11 +28,18 @@ def test_upgrade_creates_the_tables_and_records_history_in_its_own_table(empty_d
     assert result.exit_code == 0, result.stderr
     report = result.json()
     assert report["direction"] == "upgrade"
-    assert [step["id"] for step in report["steps"]] == ["001", "002", "003"]
+    assert [step["id"] for step in report["steps"]] == ["001", "002", "003", "004"]
     assert report["revision"] == migrations.head()
-    assert {"conversations", "messages", "users", "chatdb_alembic_version", "chatdb_job_lease"} <= tables_in(empty_db)
+    assert {
+        "conversations",
+        "messages",
+        "users",
+        "chatdb_alembic_version",
+        "chatdb_job_lease",
+        "chatdb_hold",
+    } <= tables_in(empty_db)
     assert "alembic_version" not in tables_in(empty_db)
-    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "003"
+    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "004"
 
 
 def test_migrated_catalog_is_identical_to_the_plans_sql(empty_db: TestDatabase, migrated_db: TestDatabase) -> None:
@@ -105,7 +112,7 @@ def test_downgrade_to_base_and_up_again(migrated_db: TestDatabase) -> None:
 
     down = cli("migrate", "base", "--yes", "--json")
     assert down.exit_code == 0, down.stderr
-    assert [step["id"] for step in down.json()["steps"]] == ["003", "002", "001"]
+    assert [step["id"] for step in down.json()["steps"]] == ["004", "003", "002", "001"]
     assert tables_in(migrated_db) == {"chatdb_alembic_version"}
 
     up = cli("migrate")
@@ -126,7 +133,7 @@ def test_migrate_to_a_revision_moves_one_step(migrated_db: TestDatabase) -> None
     report = status.json()
     assert report["current"] == "001"
     assert report["up_to_date"] is False
-    assert [rev["id"] for rev in report["pending"]] == ["002", "003"]
+    assert [rev["id"] for rev in report["pending"]] == ["002", "003", "004"]
     assert {t["name"]: t["exists"] for t in report["tables"]} == {"conversations": True, "messages": False}
 
 
@@ -154,10 +161,10 @@ def test_printed_sql_builds_the_same_schema(empty_db: TestDatabase, migrated_db:
     script = Cli(None)("migrate", "--sql", "--from", "base")
     assert script.exit_code == 0, script.stderr
     empty_db.sql(script.stdout)
-    tables = ["users", *CHATDB_TABLES, "chatdb_job_lease"]
+    tables = ["users", *CHATDB_TABLES, "chatdb_job_lease", "chatdb_hold"]
     assert catalog(empty_db, tables) == catalog(migrated_db, tables)
     assert any(row[1] == "chatdb_job_lease" for row in catalog(migrated_db, tables))
-    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "003"
+    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "004"
 
 
 def test_sql_for_a_downgrade(migrated_db: TestDatabase) -> None:
@@ -217,7 +224,7 @@ def test_phase2_database_comes_out_untouched(empty_db: TestDatabase) -> None:
     assert cli("migrate").exit_code == 0
     assert phase2_snapshot(empty_db) == before
     assert empty_db.scalar("SELECT version_num FROM alembic_version") == "4f2a9c1d7e3b"
-    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "003"
+    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "004"
 
     # chatdb works against Phase II's users.
     empty_db.sql("INSERT INTO conversations (user_id) VALUES ('u1')")
@@ -293,7 +300,7 @@ def test_concurrent_migrations_apply_once(empty_db: TestDatabase) -> None:
     assert all(code == 0 for _, _, code in outcomes), outcomes
     directions = sorted(json.loads(stdout)["direction"] for stdout, _, _ in outcomes)
     assert directions == ["none", "none", "upgrade"]
-    assert all(json.loads(stdout)["revision"] == "003" for stdout, _, _ in outcomes)
+    assert all(json.loads(stdout)["revision"] == "004" for stdout, _, _ in outcomes)
     assert empty_db.scalar("SELECT count(*) FROM chatdb_alembic_version") == 1
 
 
@@ -314,8 +321,8 @@ def test_status_on_a_bare_database(empty_db: TestDatabase) -> None:
     assert result.exit_code == 0, result.stderr
     report = result.json()
     assert report["current"] is None
-    assert report["head"] == "003"
-    assert [rev["id"] for rev in report["pending"]] == ["001", "002", "003"]
+    assert report["head"] == "004"
+    assert [rev["id"] for rev in report["pending"]] == ["001", "002", "003", "004"]
     assert all(table["exists"] is False and table["rows"] is None for table in report["tables"])
 
 
@@ -329,10 +336,10 @@ def test_status_counts_rows(migrated_db: TestDatabase) -> None:
     assert rows == {"conversations": 2, "messages": 0}
 
 
-@pytest.mark.parametrize("target", ["head", "heads", "003", "00"])
+@pytest.mark.parametrize("target", ["head", "heads", "004", "00"])
 def test_resolve_target_accepts_names_ids_and_prefixes(target: str) -> None:
     if target == "00":
         with pytest.raises(Exception, match="ambiguous"):
             migrations.resolve_target(target)
     else:
-        assert migrations.resolve_target(target) == "003"
+        assert migrations.resolve_target(target) == "004"

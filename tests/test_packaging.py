@@ -55,4 +55,4 @@ def test_wheel_ships_the_migrations_and_they_run_from_anywhere(tmp_path: Path, e
         [sys.executable, "-m", "chatdb", "migrate"], cwd=elsewhere, env=env, capture_output=True, text=True
     )
     assert migrate.returncode == 0, migrate.stderr
-    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "003"
+    assert empty_db.scalar("SELECT version_num FROM chatdb_alembic_version") == "004"

@@ -103,6 +103,7 @@ def test_read_only_commands_work_for_a_read_only_role(
         ("archive", "--older-than", "1d", "--dry-run", "--json"),
         ("prune", "--older-than", "1d", "--dry-run", "--json"),
         ("lock", "status", "--json"),
+        ("hold", "list", "--json"),
     ):
         result = read_only(*args)
         assert result.exit_code == 0, (args, result.stderr)

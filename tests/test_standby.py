@@ -130,8 +130,8 @@ def test_doctor_on_a_standby_writes_nothing_and_reports_the_replay_lag(
     assert role["status"] == "info"
     assert role["detail"].startswith("read-only standby, replay lag ")
     assert " s: " in role["detail"] and "need the primary" in role["detail"]
-    assert checks["schema: check constraints"]["detail"] == "all 3 as chatdb defines them"
-    assert checks["schema: indexes"]["detail"] == "all 9 as chatdb defines them"
+    assert checks["schema: check constraints"]["detail"] == "all 5 as chatdb defines them"
+    assert checks["schema: indexes"]["detail"] == "all 12 as chatdb defines them"
     table = Cli(on_replica.url)("doctor")
     assert "INFO" in table.stdout and "read-only standby, replay lag" in table.stdout
 

@@ -8,8 +8,10 @@ from chatdb.cli import (
     conversations,
     doctor,
     embedded,
+    erase,
     export,
     history,
+    hold,
     importing,
     lock,
     migrate,
@@ -35,6 +37,8 @@ archive.register(app)
 export.register(app)
 importing.register(app)
 prune.register(app)
+erase.register(app)
+hold.register(app)
 seed.register(app)
 bench.register(app)
 embedded.register(app)

@@ -46,6 +46,10 @@ FLAGS = {
     "source_format": "--from",
     "owner": "--user",
     "long_user_messages": "--long-user-messages",
+    "reason": "--reason",
+    "until": "--until",
+    "no_export": "--no-export",
+    "receipt": "--receipt",
 }
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")]

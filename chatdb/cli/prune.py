@@ -154,7 +154,10 @@ def prune(
         ("Matching conversations", plan.conversations),
         ("Their messages", plan.messages),
         ("Row bytes", out.human_bytes(plan.bytes) if plan.bytes is not None else "not measured (see --dry-run)"),
+        ("Held back by a legal hold", plan.held.conversations),
     ]
+    if plan.held.conversations and not as_json:
+        out.warn(plan.held.describe() + " (chatdb hold list)")
     if dry_run:
         out.job_summary(result, pairs, as_json=as_json, title="prune (dry run: nothing deleted)")
         return

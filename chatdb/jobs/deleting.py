@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -35,6 +35,29 @@ class Deleted:
 
     conversations: int = 0
     messages: int = 0
+
+
+@dataclass
+class DeletedIds:
+    """The ids the batches deleted (erase's receipt), each batch's added once its transaction committed."""
+
+    conversations: list[uuid.UUID] = field(default_factory=list)
+    messages: list[uuid.UUID] = field(default_factory=list)
+
+    def staged(self, conn: Connection, ids: list[uuid.UUID]) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """Read, in the deleting transaction, the messages about to go with ``ids``.
+
+        The conversations and all their messages are locked by then, and no
+        message can be added to a conversation whose row is locked, so these
+        are exactly the rows the batch deletes.
+        """
+        from chatdb.jobs import queries
+
+        return list(ids), queries.message_ids(conn, ids)
+
+    def add(self, batch: tuple[list[uuid.UUID], list[uuid.UUID]]) -> None:
+        self.conversations += batch[0]
+        self.messages += batch[1]
 
 
 def keyset_batches(selection: Selection, batch_size: int) -> Iterator[BatchStep]:
@@ -62,6 +85,7 @@ def delete_batches(
     *,
     total: int,
     deleted: Deleted | None = None,
+    record: DeletedIds | None = None,
 ) -> Deleted:
     """Run ``batches`` as the ``delete`` phase of ``run``, one transaction each, until one covers nothing."""
     from chatdb.jobs import queries
@@ -73,7 +97,10 @@ def delete_batches(
             with run.batch():
                 with batch_transaction(db, conn, timeouts):
                     ids, covered = step(conn)
+                    staged = record.staged(conn, ids) if record is not None else None
                     conversations, messages = queries.delete_conversations(conn, ids)
+                if record is not None and staged is not None:
+                    record.add(staged)  # only once the batch's transaction committed
                 if covered:
                     deleted.conversations += conversations
                     deleted.messages += messages

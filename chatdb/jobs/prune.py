@@ -19,6 +19,10 @@ the export (content, metadata, a timestamp, a status or user, a message added
 or deleted) keeps the conversation, counted as changed. ``resume`` finishes an
 interrupted run from its own export: the file is checked against its manifest
 and the same rule applies, so only rows still byte-identical are deleted.
+
+A conversation that a current legal hold covers (:mod:`chatdb.holds`) is never
+selected: the statements that count, export, select and lock each batch leave
+it out, and the plan says how many were held back and by which hold.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from chatdb.errors import ChatdbError, JobInterrupted, JobRefusedError, UsageError
 from chatdb.filters import ConversationFilter
-from chatdb.jobs.deleting import BatchStep, Deleted, delete_batches, keyset_batches
+from chatdb.holds import HeldBack, held_back
+from chatdb.jobs.deleting import BatchStep, Deleted, DeletedIds, delete_batches, keyset_batches
 from chatdb.jobs.export import ExportResult, write_export
 from chatdb.jobs.files import manifest_path
 from chatdb.jobs.prune_export import exported_batches, verify_export
@@ -61,6 +66,7 @@ class PrunePlan:
     conversations: int
     messages: int
     bytes: int | None  # measured for dry runs and confirmations
+    held: HeldBack = HeldBack()  # matching, but a current hold covers them: not counted above
 
     @property
     def rows(self) -> int:
@@ -115,6 +121,7 @@ class PruneResult:
             "deleted": {"conversations": self.deleted_conversations, "messages": self.deleted_messages},
             "kept": {"in_use": self.in_use, "changed": self.changed},
             "already_deleted": self.already_deleted,
+            "held_back": self.plan.held.as_dict(),
             "export": self.export.as_dict() if self.export else None,
             "export_verified": self.export_verified,
         }
@@ -222,16 +229,22 @@ def _prune(
     dry_run: bool,
     run: JobRun,
     timeouts: JobTimeouts,
+    *,
+    record: DeletedIds | None = None,
 ) -> PruneResult:
+    """The prune itself, inside its lease and ``run`` (erase runs it too, with ``record``)."""
     from chatdb.jobs import queries
 
     run.unchanged = "nothing was deleted"
-    selection = resolve_selection(db, selection)
+    selection = replace(resolve_selection(db, selection), unheld=True)
     with job_transaction(db, timeouts) as conn:
         # Row bytes need a pass over every row: only for a dry run or a person confirming.
         measure = dry_run or confirm is not None
         conversations, messages, size = queries.selection_size(conn, selection, size=measure)
-    plan = PrunePlan(db.display_url, selection, include_active, conversations, messages, size if measure else None)
+        held = held_back(conn, selection)
+    plan = PrunePlan(
+        db.display_url, selection, include_active, conversations, messages, size if measure else None, held
+    )
     result = PruneResult(plan=plan, dry_run=dry_run, resumed=resume)
     if max_rows is not None and plan.rows > max_rows:
         raise JobRefusedError(
@@ -247,7 +260,9 @@ def _prune(
         if not confirmed:
             raise ChatdbError("prune cancelled; nothing was deleted")
     if export_to is None:
-        _delete(db, keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations)
+        _delete(
+            db, keyset_batches(selection, batch_size), result, run, timeouts, total=plan.conversations, record=record
+        )
         with job_transaction(db, timeouts) as conn:
             result.in_use = queries.selection_size(conn, selection, messages=False)[0]
     else:
@@ -268,16 +283,23 @@ def _prune(
         )
         result.export_verified = True
         steps = exported_batches(export_to, marks, selection, result)
-        _delete(db, steps, result, run, timeouts, total=expected["conversations"])
+        _delete(db, steps, result, run, timeouts, total=expected["conversations"], record=record)
     return run.close(result)
 
 
 def _delete(
-    db: Database, batches: Iterator[BatchStep], result: PruneResult, run: JobRun, timeouts: JobTimeouts, *, total: int
+    db: Database,
+    batches: Iterator[BatchStep],
+    result: PruneResult,
+    run: JobRun,
+    timeouts: JobTimeouts,
+    *,
+    total: int,
+    record: DeletedIds | None = None,
 ) -> None:
     deleted = Deleted()
     try:
-        delete_batches(db, batches, run, timeouts, total=total, deleted=deleted)
+        delete_batches(db, batches, run, timeouts, total=total, deleted=deleted, record=record)
     finally:
         result.deleted_conversations += deleted.conversations
         result.deleted_messages += deleted.messages

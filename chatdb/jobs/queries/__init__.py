@@ -1,8 +1,8 @@
 """Every statement of the maintenance jobs, written once.
 
 This package is where job SQL lives: the statements every job shares are
-here; the export line's (:mod:`.lines`), seed's (:mod:`.seed`) and the users
-table's (:mod:`.users`) have their own modules. Every condition on
+here; the export line's (:mod:`.lines`), seed's (:mod:`.seed`), the users
+table's (:mod:`.users`) and the legal holds' (:mod:`.holds`) have their own modules. Every condition on
 ``conversations`` comes from :class:`ConversationFilter`, so "which
 conversations" means the same thing in every job, and every value is a bound
 parameter.
@@ -135,6 +135,13 @@ def delete_conversations(conn: Connection, ids: Sequence[uuid.UUID]) -> tuple[in
     gone_messages = conn.execute(delete(messages).where(messages.c.conversation_id == id_array(ids))).rowcount
     gone = conn.execute(delete(conversations).where(conversations.c.id == id_array(ids))).rowcount
     return int(gone), int(gone_messages)
+
+
+def message_ids(conn: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """The ids of these conversations' messages (erase reads them, locked, just before deleting them)."""
+    if not ids:
+        return []
+    return list(conn.execute(select(messages.c.id).where(messages.c.conversation_id == id_array(ids))).scalars())
 
 
 def lock_messages(conn: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
