@@ -106,9 +106,10 @@ def test_erase_is_refused_when_a_hold_covers_the_user(
 def test_unknown_user_is_an_error_for_export_and_erase(migrated_db: TestDatabase, cli: Cli, tmp_path: Path) -> None:
     seed(migrated_db, 1, user="alice")
     assert_one_line_error(cli("export", "--user", "nobody", "-o", str(tmp_path / "x.jsonl")), 1, "no user 'nobody'")
-    assert_one_line_error(
-        cli("erase", "--user", "nobody", "--export", str(tmp_path / "y.jsonl"), "--yes"), 1, "no user 'nobody'"
-    )
+    erased = cli("erase", "--user", "nobody", "--export", str(tmp_path / "y.jsonl"), "--yes")
+    assert_one_line_error(erased, 1, "no user 'nobody'")
+    # Refused before any export or deletion: nothing to resume, and the line says no more than that.
+    assert "deleting" not in erased.stderr and "--resume" not in erased.stderr, erased.stderr
     assert list(tmp_path.iterdir()) == []
 
 

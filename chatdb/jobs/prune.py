@@ -313,10 +313,10 @@ def _stopped(exc: ChatdbError, run: JobRun, export_to: Path) -> ChatdbError:
     """
     interrupted = isinstance(exc, JobInterrupted)
     cause = "interrupted" if interrupted else (exc.cause or exc.message)
-    if run.phase == "prune":  # before any export or deletion: the message says it all
+    if run.phase == run.job:  # before any export or deletion (prune's or erase's): the message says it all
         return exc
     if run.phase == "export":
-        exc.reword(f"{cause} while exporting: nothing was deleted and no export was kept; run the prune again")
+        exc.reword(f"{cause} while exporting: nothing was deleted and no export was kept; run the {run.job} again")
         return exc
     done = run.done if run.phase == "delete" else 0
     of = f" of {run.total}" if run.total is not None else ""
