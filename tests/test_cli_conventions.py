@@ -65,3 +65,15 @@ def test_no_arguments_prints_help() -> None:
     result = Cli(None)()
     assert result.exit_code == 0
     assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_number_is_read_in_chatdbs_words(path: tuple[str, ...], command) -> None:
+    """An int or float parameter without chatdb's parser answers bad input in Typer's words ("Input should be…")."""
+    bare = []
+    for param in command.params:
+        described = param.type_descriptor
+        numeric = described.annotation in (int, float, int | None, float | None)
+        if numeric and getattr(described.parameter_info, "parser", None) is None:
+            bare.append(param.name)
+    assert bare == [], f"chatdb {' '.join(path)}: give {bare} a parser from chatdb.cli._options (count_param, …)"

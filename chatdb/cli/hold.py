@@ -8,7 +8,7 @@ import typer
 
 from chatdb.cli import _output as out
 from chatdb.cli._app import state
-from chatdb.cli._options import JsonOption, instant_param
+from chatdb.cli._options import JsonOption, count_param, instant_param
 
 group = typer.Typer(
     name="hold",
@@ -114,7 +114,9 @@ def hold_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @group.command("remove")
 def hold_remove(
     ctx: typer.Context,
-    hold_id: Annotated[int, typer.Argument(metavar="HOLD_ID", help="The hold's id (chatdb hold list).")],
+    hold_id: Annotated[
+        int, typer.Argument(metavar="HOLD_ID", parser=count_param(1), help="The hold's id (chatdb hold list).")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Remove a hold: what it covered may be deleted from then on.

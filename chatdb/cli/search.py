@@ -15,6 +15,7 @@ from chatdb.cli._options import (
     OutputFormat,
     WaitOption,
     instant_param,
+    limit_option,
     output_format,
 )
 from chatdb.cli._output import Column
@@ -76,9 +77,7 @@ def search(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", metavar="N", help="Show at most N messages (the best ranked).")
-    ] = 20,
+    limit: Annotated[int, limit_option("messages (the best ranked)")] = 20,
     cursor: Annotated[
         str | None,
         typer.Option(
